@@ -1,0 +1,59 @@
+"""The edit step's interface: a proposer edits the working tree once per iteration.
+
+The loop owns everything around it (scope check, commit, run, decide); a proposer only edits
+and says what it tried. It may block (a human in manual mode, an agent CLI, later a remote
+language model asked through the client) and must return promptly once `cancel` is set.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Literal, Protocol
+
+import msgspec
+
+from ..config import Config
+from ..experiment import Experiment
+
+FailureKind = Literal["guard", "crash", "scope", "no_change"]
+
+
+class EditContext(msgspec.Struct):
+    root: Path
+    # The number the experiment will get.
+    number: int
+    config: Config
+    # This session's experiments so far, oldest first (the baseline is number 0).
+    history: list[Experiment]
+    best: Experiment | None
+    # Set when this call must fix something: guard output, a crash's log tail, ...
+    failure: str | None = None
+    failure_kind: FailureKind | None = None
+    # Discards and crashes since the last keep; at 3 the prompt says "change approach".
+    reverts_in_a_row: int = 0
+    # The user's steering text (.autoresearch/guidance.md), read at every iteration.
+    guidance: str = ""
+
+
+class EditOutcome(msgspec.Struct):
+    # One line saying what was tried; None lets the loop describe the diff itself.
+    description: str | None = None
+    # Seconds the edit step took (the agent's own time, excluded from loop overhead).
+    agent_s: float = 0.0
+    # The proposer could not produce an edit (agent exited non-zero, timed out, ...).
+    error: str | None = None
+    # Sweep parameter values tried, recorded with the experiment.
+    params: dict[str, float] = msgspec.field(default_factory=dict)
+
+
+class Proposer(Protocol):
+    name: str
+
+    def propose(self, ctx: EditContext, cancel: threading.Event) -> EditOutcome:
+        """Edit files under ctx.root (never commit). Return when done or when cancel is set."""
+        ...
+
+    def observe(self, experiment: Experiment) -> None:
+        """Told every decided experiment, the baseline included."""
+        ...

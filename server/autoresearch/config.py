@@ -1,0 +1,208 @@
+"""`autoresearch.toml`: the session config. Load, validate with errors that name the fix, save."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+import tomli_w
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+CONFIG_FILE = "autoresearch.toml"
+Direction = Literal["lower", "higher"]
+AgentKind = Literal["sweep", "manual", "command"]
+MemoryUnit = Literal["GB", "GiB", "MB", "MiB"]
+
+
+class ConfigError(ValueError):
+    """A config problem, worded for the user: what is wrong and how to fix it."""
+
+
+class Metric(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    name: str
+    direction: Direction
+    # A regex with one group; the last match in run.log wins.
+    pattern: str | None = None
+    # Or the seed's shell extraction, e.g. `grep "^val_bpb:" run.log`; the last number printed wins.
+    extract: str | None = None
+
+
+class Run(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    command: str
+    timeout: float = 600.0
+    # Peak memory as the command reports it; without it the daemon measures it.
+    memory_pattern: str | None = None
+    memory_unit: MemoryUnit = "GB"
+    guard: str | None = None
+    guard_timeout: float = 600.0
+    # A log beyond this size stops the run: a runaway printer must not fill the disk.
+    max_log_mb: float = 2048.0
+
+
+class Scope(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    files: list[str] = msgspec.field(default_factory=list)
+    off_limits: list[str] = msgspec.field(default_factory=list)
+
+
+class Protocol(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    text: str = ""
+    time_budget: float | None = None
+
+
+class SweepParam(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    name: str
+    low: float | None = None
+    high: float | None = None
+    log: bool | None = None
+
+
+class Agent(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    kind: AgentKind = "sweep"
+    # For `command`: a preset name (claude, codex, aider, gemini, opencode) or `custom`.
+    preset: str | None = None
+    # For `custom` (or to override a preset): a template with {prompt_file} and friends.
+    command: str | None = None
+    timeout: float = 900.0
+    # For `sweep`: the constants to tune; empty means every UPPER_CASE numeric constant in scope.
+    params: list[SweepParam] = msgspec.field(default_factory=list)
+    seed: int | None = None
+
+
+class Decision(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    min_improvement: float = 0.0
+    # Extra baseline runs to estimate run-to-run noise; a win must beat 2 standard deviations.
+    noise_repeats: int = 0
+    # Re-runs of a win that lies within twice the threshold; their median decides.
+    confirmation_runs: int = 0
+
+
+class Config(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    metric: Metric
+    run: Run
+    scope: Scope = msgspec.field(default_factory=Scope)
+    protocol: Protocol = msgspec.field(default_factory=Protocol)
+    constraints: str = ""
+    agent: Agent = msgspec.field(default_factory=Agent)
+    decision: Decision = msgspec.field(default_factory=Decision)
+
+
+def parse(text: str, source: str = CONFIG_FILE) -> Config:
+    """Parse and validate TOML text. Raises ConfigError naming the problem and the fix."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source} is not valid TOML: {exc}. Fix the syntax there.") from exc
+    return from_builtins(raw, source)
+
+
+def from_builtins(raw: object, source: str = CONFIG_FILE) -> Config:
+    try:
+        config = msgspec.convert(raw, Config)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{source}: {_explain(exc)}") from exc
+    validate(config, source)
+    return config
+
+
+def _explain(exc: msgspec.ValidationError) -> str:
+    message = str(exc)
+    where = re.search(r"at `\$\.?(.*)`", message)
+    hint = "; see the config reference in the README"
+    if "Object missing required field" in message:
+        field = re.search(r"field `(\w+)`", message)
+        name = field.group(1) if field else "?"
+        section = where.group(1) if where else ""
+        key = f"{section}.{name}" if section else name
+        return f"missing required setting `{key}`{hint}"
+    if "unknown field" in message:
+        field = re.search(r"unknown field `(\w+)`", message)
+        section = where.group(1) if where else ""
+        name = field.group(1) if field else "?"
+        key = f"{section}.{name}" if section else name
+        return f"unknown setting `{key}` (a typo?){hint}"
+    return f"{message}{hint}"
+
+
+def validate(config: Config, source: str = CONFIG_FILE) -> None:
+    """Checks that need no repository: regexes, numbers, contradictory settings."""
+    m, r = config.metric, config.run
+    if not m.name.strip():
+        raise ConfigError(f"{source}: metric.name is empty. Name the metric, e.g. name = \"val_bpb\".")
+    if not r.command.strip():
+        raise ConfigError(f"{source}: run.command is empty. Set the command that runs one experiment.")
+    if m.pattern and m.extract:
+        raise ConfigError(
+            f"{source}: metric.pattern and metric.extract are both set. Keep one of them."
+        )
+    if m.pattern is not None:
+        check_pattern(m.pattern, "metric.pattern", source)
+    if r.memory_pattern is not None:
+        check_pattern(r.memory_pattern, "run.memory_pattern", source)
+    for name in ("timeout", "guard_timeout", "max_log_mb"):
+        value = getattr(r, name)
+        if not value > 0:
+            raise ConfigError(
+                f"{source}: run.{name} is {value:g}; it must be a positive number"
+                f"{' of seconds' if 'timeout' in name else ''}."
+            )
+    if not config.agent.timeout > 0:
+        raise ConfigError(f"{source}: agent.timeout must be a positive number of seconds.")
+    d = config.decision
+    if d.min_improvement < 0 or d.noise_repeats < 0 or d.confirmation_runs < 0:
+        raise ConfigError(f"{source}: decision settings must not be negative.")
+    if config.agent.kind == "command" and not (config.agent.preset or config.agent.command):
+        raise ConfigError(
+            f"{source}: agent.kind is \"command\" but neither agent.preset nor agent.command is set."
+            " Pick a preset (claude, codex, aider, gemini, opencode) or write a command template."
+        )
+    if not config.scope.files:
+        raise ConfigError(
+            f"{source}: scope.files is empty. List the files the agent may edit, e.g."
+            ' files = ["train.py"].'
+        )
+    overlap = set(config.scope.files) & set(config.scope.off_limits)
+    if overlap:
+        raise ConfigError(
+            f"{source}: {', '.join(sorted(overlap))} is both in scope.files and in"
+            " scope.off_limits. Remove it from one of them."
+        )
+
+
+def check_pattern(pattern: str, key: str, source: str = CONFIG_FILE) -> re.Pattern[str]:
+    try:
+        compiled = re.compile(pattern, re.MULTILINE)
+    except re.error as exc:
+        raise ConfigError(f"{source}: {key} does not compile: {exc}. Fix the regex.") from exc
+    if compiled.groups != 1:
+        raise ConfigError(
+            f"{source}: {key} has {compiled.groups} groups; it needs exactly one, around the"
+            r" number, e.g. '^val_bpb:\s*([-+0-9.eE]+)'."
+        )
+    return compiled
+
+
+def load(root: Path) -> Config:
+    path = root / CONFIG_FILE
+    if not path.is_file():
+        raise ConfigError(
+            f"No {CONFIG_FILE} in {root}. Run `autoresearch init` there (or Start Loop in VS Code)."
+        )
+    return parse(path.read_text(encoding="utf-8"), str(path))
+
+
+def dumps(config: Config) -> str:
+    return tomli_w.dumps(msgspec.to_builtins(config))
+
+
+def save(root: Path, config: Config) -> Path:
+    validate(config)
+    path = root / CONFIG_FILE
+    path.write_text(dumps(config), encoding="utf-8")
+    return path

@@ -1,0 +1,314 @@
+"""Every JSON-RPC payload between the extension and the daemon: the single source of truth.
+
+`extension/protocol.ts` mirrors this file; `tests/extension/protocol.test.ts` checks the two
+against `schema()`, exported with `autoresearch schema`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+from .config import Config
+from .experiment import Experiment
+
+Phase = Literal[
+    "idle",
+    "setup",
+    "baseline",
+    "editing",
+    "committing",
+    "running",
+    "measuring",
+    "guarding",
+    "deciding",
+    "paused",
+    "stopped",
+    "failed",
+]
+# `loop`: this daemon runs the loop. `observer`: someone else's loop, read from disk.
+Mode = Literal["none", "loop", "observer"]
+
+
+class Method:
+    """JSON-RPC method names (DESIGN §5)."""
+
+    DETECT = "autoresearch/detect"
+    START = "autoresearch/start"
+    STOP = "autoresearch/stop"
+    PAUSE = "autoresearch/pause"
+    RESUME = "autoresearch/resume"
+    RUN_EXPERIMENT = "autoresearch/runExperiment"
+    STATE = "autoresearch/state"
+    EXPERIMENTS = "autoresearch/experiments"
+    CHANGES = "autoresearch/changes"
+    FILE_AT = "autoresearch/fileAt"
+    LOG = "autoresearch/log"
+    GPUS = "autoresearch/gpus"
+    GUIDANCE = "autoresearch/guidance"
+    # Notifications, daemon -> client.
+    STATE_CHANGED = "autoresearch/stateChanged"
+    EXPERIMENT_RECORDED = "autoresearch/experimentRecorded"
+    GPU_STATUS = "autoresearch/gpuStatus"
+    LOCKS_CHANGED = "autoresearch/locksChanged"
+    LOG_APPENDED = "autoresearch/logAppended"
+
+
+# ---- requests ---------------------------------------------------------------------------------
+
+
+class RootParams(msgspec.Struct, forbid_unknown_fields=True):
+    root: str
+
+
+class DetectParams(RootParams, forbid_unknown_fields=True):
+    pass
+
+
+class StartParams(RootParams, forbid_unknown_fields=True):
+    # Omitted: use the autoresearch.toml in root. Given: validated, saved there, then used.
+    config: Config | None = None
+    # Experiments to run after the baseline; omitted = run until stopped.
+    loop: int | None = None
+    tag: str | None = None
+
+
+class StopParams(RootParams, forbid_unknown_fields=True):
+    # False: finish the running experiment first. True: abandon it now (recorded as a crash).
+    now: bool = False
+
+
+class RunExperimentParams(RootParams, forbid_unknown_fields=True):
+    description: str = ""
+
+
+class GuidanceParams(RootParams, forbid_unknown_fields=True):
+    text: str
+
+
+class ExperimentsParams(RootParams, forbid_unknown_fields=True):
+    offset: int = 0
+    limit: int = 200
+    # A session tag; omitted = the current (or observed) session.
+    tag: str | None = None
+    # Newest first, as the tree shows them.
+    newest_first: bool = True
+
+
+class ChangesParams(RootParams, forbid_unknown_fields=True):
+    commit: str | None = None
+    number: int | None = None
+    tag: str | None = None
+
+
+class FileAtParams(RootParams, forbid_unknown_fields=True):
+    commit: str
+    path: str
+
+
+class LogParams(RootParams, forbid_unknown_fields=True):
+    # Omitted: the live run.log.
+    number: int | None = None
+    tag: str | None = None
+    max_bytes: int = 65536
+
+
+class GpusParams(msgspec.Struct, forbid_unknown_fields=True):
+    root: str | None = None
+
+
+# ---- results ----------------------------------------------------------------------------------
+
+
+class DetectResult(msgspec.Struct):
+    config: Config
+    # What was inferred and from where, one line each, for the wizard and `init`.
+    notes: list[str]
+    # Settings that could not be inferred and must be asked (direction always is).
+    ask: list[str]
+    # Candidate files for the scope multi-select.
+    candidates: list[str]
+    # An autoresearch branch + results.tsv already exist: start resumes.
+    resumable: bool = False
+
+
+class Counts(msgspec.Struct):
+    keep: int = 0
+    discard: int = 0
+    crash: int = 0
+
+
+class SessionSummary(msgspec.Struct):
+    tag: str
+    branch: str
+    total: int
+    counts: Counts
+    best: float | None = None
+    best_number: int | None = None
+
+
+class LoopState(msgspec.Struct):
+    root: str
+    phase: Phase
+    mode: Mode = "none"
+    tag: str = ""
+    branch: str = ""
+    metric: str = ""
+    direction: str = ""
+    agent: str = ""
+    iteration: int = 0
+    # The experiment being made (its number), if any.
+    current: int | None = None
+    best: float | None = None
+    best_number: int | None = None
+    baseline: float | None = None
+    counts: Counts = msgspec.field(default_factory=Counts)
+    # Bounded run: experiments left; None = unbounded.
+    remaining: int | None = None
+    message: str = ""
+    # Seconds into the running command, and its timeout, for progress.
+    elapsed_s: float | None = None
+    timeout_s: float | None = None
+    sessions: list[SessionSummary] = msgspec.field(default_factory=list)
+
+
+class ExperimentsPage(msgspec.Struct):
+    root: str
+    tag: str
+    total: int
+    offset: int
+    items: list[Experiment]
+
+
+FileStatus = Literal["added", "modified", "deleted", "renamed"]
+
+
+class FileChange(msgspec.Struct):
+    path: str
+    status: FileStatus
+    additions: int
+    deletions: int
+    old_path: str | None = None
+    binary: bool = False
+
+
+class ChangesResult(msgspec.Struct):
+    number: int | None
+    commit: str
+    parent: str
+    files: list[FileChange]
+    status: str = ""
+    metric: float | None = None
+
+
+class FileAtResult(msgspec.Struct):
+    exists: bool
+    content: str = ""
+    encoding: Literal["utf-8", "base64"] = "utf-8"
+
+
+class LogResult(msgspec.Struct):
+    path: str
+    text: str
+    size: int
+    truncated: bool
+
+
+class GpuProcess(msgspec.Struct):
+    pid: int
+    used_mib: float
+    name: str = ""
+
+
+class GpuInfo(msgspec.Struct):
+    index: int
+    name: str
+    utilization: float
+    memory_used_mib: float
+    memory_total_mib: float
+    temperature_c: float | None = None
+    power_w: float | None = None
+    processes: list[GpuProcess] = msgspec.field(default_factory=list)
+
+
+class GpuStatus(msgspec.Struct):
+    available: bool
+    message: str
+    gpus: list[GpuInfo] = msgspec.field(default_factory=list)
+
+
+class Ack(msgspec.Struct):
+    ok: bool
+    message: str = ""
+
+
+# ---- notifications ----------------------------------------------------------------------------
+
+
+class ExperimentRecorded(msgspec.Struct):
+    root: str
+    tag: str
+    experiment: Experiment
+
+
+class LocksChanged(msgspec.Struct):
+    root: str
+    # Globs (repo-relative) that are read-only in the editor now.
+    locked: list[str]
+    off_limits: list[str]
+    reason: str = ""
+
+
+class LogAppended(msgspec.Struct):
+    root: str
+    number: int | None
+    text: str
+
+
+REQUESTS: dict[str, tuple[type, type]] = {
+    Method.DETECT: (DetectParams, DetectResult),
+    Method.START: (StartParams, LoopState),
+    Method.STOP: (StopParams, LoopState),
+    Method.PAUSE: (RootParams, LoopState),
+    Method.RESUME: (RootParams, LoopState),
+    Method.RUN_EXPERIMENT: (RunExperimentParams, Ack),
+    Method.STATE: (RootParams, LoopState),
+    Method.EXPERIMENTS: (ExperimentsParams, ExperimentsPage),
+    Method.CHANGES: (ChangesParams, ChangesResult),
+    Method.FILE_AT: (FileAtParams, FileAtResult),
+    Method.LOG: (LogParams, LogResult),
+    Method.GPUS: (GpusParams, GpuStatus),
+    Method.GUIDANCE: (GuidanceParams, Ack),
+}
+
+NOTIFICATIONS: dict[str, type] = {
+    Method.STATE_CHANGED: LoopState,
+    Method.EXPERIMENT_RECORDED: ExperimentRecorded,
+    Method.GPU_STATUS: GpuStatus,
+    Method.LOCKS_CHANGED: LocksChanged,
+    Method.LOG_APPENDED: LogAppended,
+}
+
+
+def schema() -> dict[str, Any]:
+    """JSON Schema of every payload, keyed by method, for the extension's protocol test."""
+    types: list[Any] = []
+    for params, result in REQUESTS.values():
+        types += [params, result]
+    types += list(NOTIFICATIONS.values())
+    unique = list(dict.fromkeys(types))
+    refs, components = msgspec.json.schema_components(unique)
+    by_type = dict(zip(unique, refs))
+    return {
+        "requests": {
+            name: {"params": by_type[p], "result": by_type[r]} for name, (p, r) in REQUESTS.items()
+        },
+        "notifications": {name: by_type[t] for name, t in NOTIFICATIONS.items()},
+        "components": components,
+    }
+
+
+def to_wire(value: msgspec.Struct) -> Any:
+    """Plain builtins for pygls: it must never see a Struct."""
+    return msgspec.to_builtins(value)
