@@ -134,9 +134,13 @@ def validate(config: Config, source: str = CONFIG_FILE) -> None:
     """Checks that need no repository: regexes, numbers, contradictory settings."""
     m, r = config.metric, config.run
     if not m.name.strip():
-        raise ConfigError(f"{source}: metric.name is empty. Name the metric, e.g. name = \"val_bpb\".")
+        raise ConfigError(
+            f'{source}: metric.name is empty. Name the metric, e.g. name = "val_bpb".'
+        )
     if not r.command.strip():
-        raise ConfigError(f"{source}: run.command is empty. Set the command that runs one experiment.")
+        raise ConfigError(
+            f"{source}: run.command is empty. Set the command that runs one experiment."
+        )
     if m.pattern and m.extract:
         raise ConfigError(
             f"{source}: metric.pattern and metric.extract are both set. Keep one of them."
@@ -159,7 +163,7 @@ def validate(config: Config, source: str = CONFIG_FILE) -> None:
         raise ConfigError(f"{source}: decision settings must not be negative.")
     if config.agent.kind == "command" and not (config.agent.preset or config.agent.command):
         raise ConfigError(
-            f"{source}: agent.kind is \"command\" but neither agent.preset nor agent.command is set."
+            f'{source}: agent.kind is "command" but neither agent.preset nor agent.command is set.'
             " Pick a preset (claude, codex, aider, gemini, opencode) or write a command template."
         )
     if not config.scope.files:

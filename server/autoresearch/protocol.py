@@ -299,7 +299,7 @@ def schema() -> dict[str, Any]:
     types += list(NOTIFICATIONS.values())
     unique = list(dict.fromkeys(types))
     refs, components = msgspec.json.schema_components(unique)
-    by_type = dict(zip(unique, refs))
+    by_type = dict(zip(unique, refs, strict=True))
     return {
         "requests": {
             name: {"params": by_type[p], "result": by_type[r]} for name, (p, r) in REQUESTS.items()

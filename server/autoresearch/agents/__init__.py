@@ -1,0 +1,29 @@
+"""The edit step's proposers and the factory that picks one from the config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..config import Config
+from .base import EditContext, EditOutcome, Proposer
+
+
+def make_proposer(config: Config, root: Path, tracked: list[str]) -> Proposer:
+    """Raises a ValueError/RuntimeError subclass naming the fix when the agent cannot work."""
+    kind = config.agent.kind
+    if kind == "manual":
+        from .manual import ManualProposer
+
+        return ManualProposer()
+    if kind == "command":
+        from .command import CommandProposer
+
+        proposer = CommandProposer(config, root)
+        proposer.preflight()
+        return proposer
+    from .sweep import SweepProposer
+
+    return SweepProposer(config, root, tracked)
+
+
+__all__ = ["EditContext", "EditOutcome", "Proposer", "make_proposer"]

@@ -1,0 +1,150 @@
+"""Session setup as in the seed, or resume: branch, .gitignore, results.tsv header, recovery.
+
+The baseline run itself belongs to the loop; this module leaves the repository on the
+session's branch with records and git consistent, whatever a killed daemon left behind.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import msgspec
+
+from . import notes, preflight, results_tsv
+from .config import CONFIG_FILE, Config
+from .experiment import Experiment
+from .journal import Entry, Journal
+from .ledger import Ledger
+from .repo import BRANCH_PREFIX, Repo
+from .runner import kill_marked
+
+IGNORED = ("results.tsv", "run.log", ".autoresearch/")
+
+
+class Session(msgspec.Struct):
+    tag: str
+    branch: str
+    resumed: bool
+    history: list[Experiment]
+    # What recovery did, for the progress output.
+    recovered: list[str] = msgspec.field(default_factory=list)
+
+
+def default_tag(today: dt.date | None = None) -> str:
+    day = today or dt.date.today()
+    return day.strftime("%b%d").lower()
+
+
+def start(repo: Repo, config: Config, ledger: Ledger, journal: Journal, tag: str | None) -> Session:
+    current = repo.branch() or ""
+    resumable = current.startswith(BRANCH_PREFIX) and (
+        tag is None or current == BRANCH_PREFIX + tag
+    )
+    if resumable and (ledger.results.exists() or ledger.experiments(current[len(BRANCH_PREFIX) :])):
+        return resume(repo, config, ledger, journal, current[len(BRANCH_PREFIX) :])
+    return create(repo, config, ledger, journal, tag or default_tag())
+
+
+def create(repo: Repo, config: Config, ledger: Ledger, journal: Journal, tag: str) -> Session:
+    preflight.check_repo(repo)
+    preflight.check_config(repo.root, config, repo.ls_files())
+    branch = BRANCH_PREFIX + tag
+    if repo.branch_exists(branch):
+        raise preflight.PreflightError(
+            f"Branch {branch} already exists. Check it out to resume that session"
+            f" (git switch {branch}), or start a new one with another tag (--tag {tag}b)."
+        )
+    repo.create_branch(branch)
+    _ignore_loop_files(repo.root)
+    _archive_old_results(ledger, tag)
+    (repo.root / notes.NOTES_FILE).write_text(notes.render(config, tag, []), encoding="utf-8")
+    paths = [".gitignore", notes.NOTES_FILE]
+    if (repo.root / CONFIG_FILE).exists():
+        paths.append(CONFIG_FILE)
+    try:
+        repo.commit(f"autoresearch: set up session {tag}", paths)
+    except Exception as exc:
+        repo.git.reset("-q")
+        raise preflight.PreflightError(
+            f"git commit of the session setup failed: {_git_message(exc)}."
+            " Fix the repository's commit hooks or configuration, then start again."
+        ) from None
+    ledger.start_session()
+    journal.write(Entry(tag=tag, branch=branch))
+    return Session(tag=tag, branch=branch, resumed=False, history=[])
+
+
+def resume(repo: Repo, config: Config, ledger: Ledger, journal: Journal, tag: str) -> Session:
+    branch = BRANCH_PREFIX + tag
+    recovered = recover(repo, ledger, journal, tag)
+    preflight.check_repo(repo)
+    preflight.check_config(repo.root, config, repo.ls_files())
+    history = ledger.reconcile(tag)
+    keeps = [e for e in history if e.status == "keep"]
+    if keeps and repo.resolve(keeps[-1].commit) is None:
+        recovered.append(f"the last keep {keeps[-1].commit[:7]} is not in this repository")
+    journal.write(Entry(tag=tag, branch=branch))
+    return Session(tag=tag, branch=branch, resumed=True, history=history, recovered=recovered)
+
+
+def recover(repo: Repo, ledger: Ledger, journal: Journal, tag: str) -> list[str]:
+    """Complete or undo the step a killed daemon was in (see journal.Step)."""
+    entry = journal.read()
+    if entry is None or entry.tag != tag or entry.step == "idle":
+        return []
+    done: list[str] = []
+    if entry.marker and kill_marked(entry.marker):
+        done.append(f"killed the processes left running by experiment #{entry.number}")
+    repo.abort_in_progress()
+    if entry.step == "editing":
+        repo.reset_hard(entry.parent)
+        done.append(f"discarded the unfinished edit of experiment #{entry.number}")
+    elif entry.step == "committed" and entry.number > 0:
+        exp = entry.record or Experiment(number=entry.number, commit=entry.commit, status="crash")
+        exp = msgspec.structs.replace(
+            exp,
+            status="crash",
+            metric=None,
+            crash_kind="interrupted",
+            reason="the daemon stopped during this experiment",
+            tag=tag,
+        )
+        ledger.reconcile(tag)
+        ledger.record(exp)
+        repo.reset_hard(entry.parent)
+        done.append(f"recorded the interrupted experiment #{entry.number} as a crash")
+    elif entry.step == "committed":
+        done.append("the baseline was interrupted: it runs again")
+    elif entry.step == "decided" and entry.record is not None:
+        ledger.reconcile(tag)
+        ledger.record(entry.record)
+        if entry.record.status != "keep":
+            repo.reset_hard(entry.parent)
+        done.append(f"finished recording experiment #{entry.number}")
+    journal.write(Entry(tag=tag, branch=entry.branch))
+    return done
+
+
+def _ignore_loop_files(root: Path) -> None:
+    path = root / ".gitignore"
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    present = {line.strip() for line in text.splitlines()}
+    missing = [name for name in IGNORED if name not in present and name.rstrip("/") not in present]
+    if missing:
+        prefix = "" if not text or text.endswith("\n") else "\n"
+        path.write_text(text + prefix + "\n".join(missing) + "\n", encoding="utf-8")
+
+
+def _archive_old_results(ledger: Ledger, tag: str) -> None:
+    """A results.tsv from an earlier session is moved aside, never overwritten."""
+    if ledger.results.exists() and ledger.results.stat().st_size > len(results_tsv.HEADER):
+        ledger.state_dir.mkdir(exist_ok=True)
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        shutil.move(ledger.results, ledger.state_dir / f"results-before-{tag}-{stamp}.tsv")
+
+
+def _git_message(exc: Exception) -> str:
+    text = getattr(exc, "stderr", "") or str(exc)
+    return " ".join(str(text).split())[-500:]

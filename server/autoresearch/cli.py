@@ -1,0 +1,288 @@
+"""`autoresearch init | run | status | results | demo | serve | schema`: the headless face."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import msgspec
+
+from . import config as cfg
+from .detect import detect
+from .loop import Event, Loop, Progress
+from .protocol import LoopState
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXAMPLE = Path(__file__).parent / "examples" / "demo"
+
+
+class UserError(Exception):
+    """An error the user fixes; printed without a traceback."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"autoresearch: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="autoresearch",
+        description="An autonomous experiment loop: edit, commit, run, measure, keep or revert.",
+    )
+    sub = p.add_subparsers(required=True, metavar="COMMAND")
+
+    init = sub.add_parser("init", help="infer and write autoresearch.toml for a repository")
+    init.add_argument("--dir", type=Path, default=Path("."), help="repository (default: .)")
+    init.add_argument("--direction", choices=["lower", "higher"], help="which way is better")
+    init.add_argument("--metric", help="metric name, e.g. val_bpb")
+    init.add_argument("--command", dest="run_command", help="command that runs one experiment")
+    init.add_argument("--scope", nargs="+", help="files (globs) the agent may edit")
+    init.add_argument("--agent", choices=["sweep", "manual", "command"], help="the edit step")
+    init.add_argument("--preset", help="coding-agent preset for --agent command")
+    init.add_argument("--force", action="store_true", help="overwrite an existing config")
+    init.set_defaults(func=cmd_init)
+
+    run = sub.add_parser("run", help="run the loop (resumes an existing session)")
+    run.add_argument("--dir", type=Path, default=Path("."), help="repository (default: .)")
+    run.add_argument("--loop", type=int, metavar="N", help="run exactly N experiments, then stop")
+    run.add_argument("--tag", help="session tag (default: today, e.g. nov25)")
+    run.set_defaults(func=cmd_run)
+
+    status = sub.add_parser("status", help="the session's state: branch, best, counts")
+    status.add_argument("--dir", type=Path, default=Path("."))
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(func=cmd_status)
+
+    results = sub.add_parser("results", help="the experiments of a session")
+    results.add_argument("--dir", type=Path, default=Path("."))
+    results.add_argument("--json", action="store_true", help="full records as JSON lines")
+    results.add_argument("--tag", help="session tag (default: the current branch's)")
+    results.set_defaults(func=cmd_results)
+
+    demo = sub.add_parser("demo", help="run the loop on a bundled example (no LLM, no GPU)")
+    demo.add_argument("--dir", type=Path, help="where to create the example repository")
+    demo.add_argument("--loop", type=int, default=10, metavar="N", help="experiments (10)")
+    demo.set_defaults(func=cmd_demo)
+
+    serve = sub.add_parser("serve", help="the JSON-RPC daemon over stdio (VS Code starts it)")
+    serve.set_defaults(func=cmd_serve)
+
+    schema = sub.add_parser("schema", help="print the JSON schema of the protocol")
+    schema.set_defaults(func=lambda a: print(json.dumps(_schema(), indent=1)))
+    return p
+
+
+def _root(path: Path) -> Path:
+    root = path.expanduser().resolve()
+    if not root.is_dir():
+        raise UserError(f"{root} is not a directory. Pass --dir with the repository's path.")
+    return root
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    root = _root(args.dir)
+    target = root / cfg.CONFIG_FILE
+    if target.exists() and not args.force:
+        raise UserError(f"{target} exists. Edit it, or pass --force to infer a new one.")
+    result = detect(root)
+    config = result.config
+    for note in result.notes:
+        print(f"inferred {note}")
+    if args.metric:
+        config.metric.name = args.metric
+        config.metric.pattern = rf"^\s*{args.metric}\s*[:=]\s*([-+0-9.eEnaifNAIF]+)"
+    if args.run_command:
+        config.run.command = args.run_command
+    if args.scope:
+        config.scope.files = list(args.scope)
+        config.scope.off_limits = [f for f in config.scope.off_limits if f not in args.scope]
+    if args.agent:
+        config.agent.kind = args.agent
+    if args.preset:
+        config.agent.preset = args.preset
+    direction = args.direction or _ask_direction(config.metric.name)
+    config.metric.direction = direction
+    missing = {
+        "run.command": not config.run.command,
+        "metric.name": not args.metric and "metric.name" in result.ask,
+        "scope.files": not config.scope.files,
+    }
+    flags = {"run.command": "--command", "metric.name": "--metric", "scope.files": "--scope"}
+    needed = [k for k, v in missing.items() if v]
+    if needed:
+        raise UserError(
+            "could not infer "
+            + ", ".join(needed)
+            + ". Pass "
+            + " ".join(f"{flags[k]} ..." for k in needed)
+            + "."
+        )
+    try:
+        cfg.save(root, config)
+    except cfg.ConfigError as exc:
+        raise UserError(str(exc)) from None
+    print(f"wrote {target}")
+    return EXIT_OK
+
+
+def _ask_direction(metric: str) -> str:
+    if not sys.stdin.isatty():
+        raise UserError(
+            f"is a lower or a higher {metric} better? It is never guessed: pass --direction"
+            " lower or --direction higher."
+        )
+    while True:
+        answer = input(f"Is a lower or a higher {metric} better? [lower/higher] ").strip().lower()
+        if answer in ("lower", "higher"):
+            return answer
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    root = _root(args.dir)
+    if args.loop is not None and args.loop < 1:
+        raise UserError("--loop must be at least 1.")
+    return run_loop(root, args.loop, args.tag)
+
+
+def run_loop(root: Path, limit: int | None, tag: str | None) -> int:
+    from .agents import make_proposer
+    from .lock import LockError, RepoLock
+    from .repo import Repo, RepoError
+
+    try:
+        config = cfg.load(root)
+        tracked = Repo(root).ls_files()
+        proposer = make_proposer(config, root, tracked)
+    except (cfg.ConfigError, RepoError, ValueError, RuntimeError) as exc:
+        raise UserError(str(exc)) from None
+    lock = RepoLock(root)
+    try:
+        lock.acquire("autoresearch run")
+    except LockError as exc:
+        raise UserError(str(exc)) from None
+    loop = Loop(root, config, proposer, emit=_printer(), tag=tag, limit=limit)
+    interrupts = 0
+
+    def on_sigint(signum: int, frame: object) -> None:
+        nonlocal interrupts
+        interrupts += 1
+        if interrupts == 1:
+            print("\nstopping after this experiment (Ctrl-C again to abandon it now)", flush=True)
+            loop.stop(now=loop.state.phase == "editing" and config.agent.kind == "manual")
+        else:
+            print("\nabandoning the running experiment", flush=True)
+            loop.stop(now=True)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        loop.run()
+    except Exception as exc:
+        print(f"autoresearch: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        lock.release()
+    return EXIT_INTERRUPTED if interrupts else EXIT_OK
+
+
+def _printer() -> callable:  # type: ignore[valid-type]
+    last_phase = [""]
+
+    def emit(event: Event) -> None:
+        if isinstance(event, Progress):
+            print(event.text, flush=True)
+        elif isinstance(event, LoopState) and event.phase != last_phase[0]:
+            last_phase[0] = event.phase
+            if event.phase in ("setup", "baseline"):
+                print(f"[{event.phase}] {event.message}", flush=True)
+
+    return emit
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .status import read_status
+
+    try:
+        status = read_status(_root(args.dir))
+    except (cfg.ConfigError, ValueError, RuntimeError) as exc:
+        raise UserError(str(exc)) from None
+    if args.json:
+        print(json.dumps(msgspec.to_builtins(status), indent=1))
+    else:
+        print(status.text)
+    return EXIT_OK
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    from .status import read_experiments
+
+    try:
+        tag, experiments = read_experiments(_root(args.dir), args.tag)
+    except (cfg.ConfigError, ValueError, RuntimeError) as exc:
+        raise UserError(str(exc)) from None
+    if args.json:
+        for exp in experiments:
+            print(msgspec.json.encode(exp).decode())
+        return EXIT_OK
+    from .results_tsv import format_metric
+
+    print(f"session {tag}: {len(experiments)} experiments")
+    print(f"{'#':>4}  {'commit':7}  {'metric':>12}  {'mem GB':>6}  {'status':7}  description")
+    for exp in experiments:
+        print(
+            f"{exp.number:>4}  {exp.commit[:7]:7}  {format_metric(exp.metric):>12}"
+            f"  {exp.memory_gb:>6.1f}  {exp.status:7}  {exp.description}"
+        )
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    if args.loop < 1:
+        raise UserError("--loop must be at least 1.")
+    root = (args.dir or Path(tempfile.mkdtemp(prefix="autoresearch-demo-"))).resolve()
+    if root.exists() and any(root.iterdir()):
+        raise UserError(f"{root} is not empty. Pick a new --dir (or omit it for a temp dir).")
+    shutil.copytree(EXAMPLE, root, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+    git = ["git", "-c", "user.name=autoresearch demo", "-c", "user.email=demo@localhost"]
+    subprocess.run(["git", "init", "-q", "-b", "main", str(root)], check=True)
+    subprocess.run(["git", "-C", str(root), "config", "user.name", "autoresearch demo"], check=True)
+    subprocess.run(["git", "-C", str(root), "config", "user.email", "demo@localhost"], check=True)
+    subprocess.run([*git, "-C", str(root), "add", "-A"], check=True)
+    subprocess.run([*git, "-C", str(root), "commit", "-q", "-m", "demo example"], check=True)
+    print(f"demo repository: {root}")
+    print(f"running {args.loop} experiments with the sweep agent (Optuna, no LLM, no GPU)")
+    code = run_loop(root, args.loop, None)
+    print(f"\nlook around: cd {root} && cat results.tsv && git log --oneline autoresearch/*")
+    return code
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .server import serve
+
+    serve()
+    return EXIT_OK
+
+
+def _schema() -> dict[str, object]:
+    from .protocol import schema
+
+    return schema()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""One loop per repository: an exclusive lock on `.autoresearch/loop.lock`.
+
+flock is released by the kernel when its holder dies, so a killed daemon never leaves a stale
+lock; the file's content (pid, program) only serves the error message.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sys
+from pathlib import Path
+
+LOCK_FILE = ".autoresearch/loop.lock"
+
+
+class LockError(RuntimeError):
+    """Another process runs a loop in this repository."""
+
+
+class RepoLock:
+    def __init__(self, root: Path) -> None:
+        self.path = root / LOCK_FILE
+        self._fd: int | None = None
+
+    def acquire(self, owner: str = "") -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise LockError(
+                f"A loop is already running in {self.path.parent.parent} ({holder}). Stop it"
+                " first (autoresearch stop in VS Code, or Ctrl-C in its terminal)."
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()}, {owner or Path(sys.argv[0]).name}".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def held_elsewhere(self) -> str | None:
+        """Who holds the lock, when someone else does (for `status`)."""
+        if not self.path.exists():
+            return None
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return os.read(fd, 200).decode(errors="replace").strip() or "another process"
+        finally:
+            os.close(fd)
+        return None
+
+    def __enter__(self) -> RepoLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.release()

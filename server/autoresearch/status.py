@@ -1,0 +1,87 @@
+"""What `autoresearch status` and `results` show, read from disk without running anything."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+
+from . import config as cfg
+from .experiment import Experiment
+from .ledger import Ledger
+from .lock import RepoLock
+from .loop import summarize_sessions
+from .protocol import SessionSummary
+from .repo import BRANCH_PREFIX, Repo
+from .results_tsv import format_metric
+
+
+class Status(msgspec.Struct):
+    root: str
+    branch: str
+    tag: str
+    running: str | None
+    metric: str
+    direction: str
+    sessions: list[SessionSummary]
+    text: str = ""
+
+
+def _current_tag(root: Path) -> tuple[str, str]:
+    repo = Repo(root)
+    try:
+        branch = repo.branch() or "(detached)"
+    finally:
+        repo.close()
+    tag = branch[len(BRANCH_PREFIX) :] if branch.startswith(BRANCH_PREFIX) else ""
+    return branch, tag
+
+
+def read_experiments(root: Path, tag: str | None) -> tuple[str, list[Experiment]]:
+    config = cfg.load(root) if (root / cfg.CONFIG_FILE).exists() else None
+    ledger = Ledger(root, config.metric.name if config else None)
+    ledger.load()
+    if tag is None:
+        _, tag = _current_tag(root)
+    if not tag:
+        tags = list(ledger.sessions)
+        if not tags:
+            raise ValueError(
+                f"No autoresearch session in {root}. Start one with `autoresearch run`."
+            )
+        tag = tags[-1]
+    return tag, ledger.experiments(tag)
+
+
+def read_status(root: Path) -> Status:
+    config = cfg.load(root)
+    branch, tag = _current_tag(root)
+    ledger = Ledger(root, config.metric.name)
+    ledger.load()
+    sessions = summarize_sessions(ledger, config.metric.direction)
+    running = RepoLock(root).held_elsewhere()
+    lines = [
+        f"repository: {root}",
+        f"branch: {branch}",
+        f"loop: {'running (' + running + ')' if running else 'not running'}",
+        f"metric: {config.metric.name} ({config.metric.direction} is better)",
+    ]
+    for s in sessions:
+        mark = "*" if s.tag == tag else " "
+        lines.append(
+            f"{mark} {s.branch}: {s.total} experiments, best {format_metric(s.best)}"
+            f" (#{s.best_number}), {s.counts.keep} keeps / {s.counts.discard} discards"
+            f" / {s.counts.crash} crashes"
+        )
+    if not sessions:
+        lines.append("no session yet: `autoresearch run` starts one")
+    return Status(
+        root=str(root),
+        branch=branch,
+        tag=tag,
+        running=running,
+        metric=config.metric.name,
+        direction=config.metric.direction,
+        sessions=sessions,
+        text="\n".join(lines),
+    )
