@@ -1,0 +1,402 @@
+"""The `command` proposer: one fresh, short call of a coding-agent CLI per iteration.
+
+It writes the prompt, runs the agent in the repository in its own process group with a
+timeout, keeps a bounded log of its output (`.autoresearch/agents/<n>.log`, never all of it in
+memory), and reads the one-line description the agent leaves. The loop does everything else.
+"""
+
+from __future__ import annotations
+
+import collections
+import fnmatch
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Literal
+
+import psutil
+
+from ..config import Config
+from ..experiment import Experiment
+from ..prompt import DESCRIPTION_FILE, PROMPT_FILE, build_prompt
+from ..triage import log_tail
+from .base import EditContext, EditOutcome
+from .presets import Resolved, Values, render_argv, render_shell, resolve
+
+AGENTS_DIR = ".autoresearch/agents"
+# Every process the agent starts carries this in its environment, so ones that leave the
+# process group (setsid, double fork) are still found and killed.
+MARKER = "AUTORESEARCH_AGENT_ID"
+LOG_HEAD_BYTES = 256 * 1024
+LOG_TAIL_BYTES = 768 * 1024
+KILL_GRACE_S = 2.0
+POLL_S = 0.05
+_CHUNK = 64 * 1024
+_ERROR_TAIL = 2_000
+_MAX_DESCRIPTION = 200
+Ending = Literal["exited", "timeout", "cancelled"]
+_SHELL_WORDS = {"cd", "env", "exec", "export", "set", "source", ".", "time", "nice", "nohup"}
+
+
+class AgentUnavailable(RuntimeError):
+    """The agent cannot start here (binary missing or not executable): stop, do not retry."""
+
+
+class CommandProposer:
+    name = "command"
+
+    def __init__(
+        self,
+        config: Config,
+        root: Path,
+        *,
+        kill_grace_s: float = KILL_GRACE_S,
+        log_head_bytes: int = LOG_HEAD_BYTES,
+        log_tail_bytes: int = LOG_TAIL_BYTES,
+    ) -> None:
+        self.config = config
+        self.root = root.resolve()
+        # A bad template is a config error: raise (TemplateError) now, not mid-loop.
+        self.command: Resolved = resolve(config.agent)
+        self.kill_grace_s = kill_grace_s
+        self.log_head_bytes = log_head_bytes
+        self.log_tail_bytes = log_tail_bytes
+
+    def preflight(self) -> None:
+        """Raise AgentUnavailable when the agent's binary is not installed."""
+        program = self._program()
+        if program and not _findable(program, self.root):
+            raise AgentUnavailable(self._not_found(program))
+
+    def propose(self, ctx: EditContext, cancel: threading.Event) -> EditOutcome:
+        """Run the agent once. The template comes from the constructor's config; the
+        timeout, scope and prompt from `ctx` (the loop may have reloaded the config)."""
+        if cancel.is_set():
+            return EditOutcome(error="agent cancelled")
+        started = time.monotonic()
+        root = ctx.root.resolve()
+        prompt_path = root / PROMPT_FILE
+        description_path = root / DESCRIPTION_FILE
+        prompt_path.parent.mkdir(parents=True, exist_ok=True)
+        prompt = build_prompt(ctx)
+        prompt_path.write_text(prompt, encoding="utf-8")
+        description_path.unlink(missing_ok=True)  # a stale one would describe the last edit
+        values = Values(
+            prompt_file=str(prompt_path),
+            prompt=prompt,
+            root=str(root),
+            description_file=str(description_path),
+            files=tuple(scope_files(root, ctx.config.scope.files)),
+            number=ctx.number,
+        )
+        log_path = root / AGENTS_DIR / f"{ctx.number}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        argv = self._argv(values)
+        display = self._display(values)
+        marker = uuid.uuid4().hex
+        env = {**os.environ, **self._env(values), MARKER: marker}
+        with BoundedLog(log_path, self.log_head_bytes, self.log_tail_bytes) as log:
+            log.note(f"$ {display}\n")
+            try:
+                proc = subprocess.Popen(
+                    argv,
+                    cwd=root,
+                    env=env,
+                    stdin=subprocess.DEVNULL,  # some CLIs read stdin when it is not a TTY
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,  # its own process group, killed as a whole
+                )
+            except OSError as exc:
+                message = self._not_found(argv[0], exc)
+                log.note(message + "\n")
+                raise AgentUnavailable(message) from exc
+            reader = threading.Thread(target=_pump, args=(proc, log), daemon=True)
+            reader.start()
+            state = self._wait(proc, cancel, started + ctx.config.agent.timeout)
+            _kill_all(proc, marker, self.kill_grace_s, only_leftovers=state == "exited")
+            # Something outside our reach may still hold the pipe: then leave the reader be
+            # (its later writes are dropped once the log is closed).
+            reader.join(timeout=2.0)
+        agent_s = time.monotonic() - started
+        code = proc.returncode
+        description = read_description(description_path)
+        if state == "timeout":
+            error = f"agent timed out after {ctx.config.agent.timeout:g} s (its processes killed)"
+        elif state == "cancelled":
+            error = "agent cancelled"
+        elif code in (126, 127):
+            raise AgentUnavailable(self._not_found(argv[0], tail=log_tail(log_path, _ERROR_TAIL)))
+        elif code != 0:
+            error = f"agent exited with code {code}"
+        else:
+            error = None
+        if error and state != "cancelled":
+            error += f"; log {log_path.relative_to(root)}, last output:\n"
+            error += log_tail(log_path, _ERROR_TAIL)
+        return EditOutcome(description=description, agent_s=agent_s, error=error)
+
+    def observe(self, experiment: Experiment) -> None:
+        """Nothing to learn: each call is fresh and the prompt carries the history."""
+
+    def _wait(
+        self, proc: subprocess.Popen[bytes], cancel: threading.Event, deadline: float
+    ) -> Ending:
+        while True:
+            try:
+                proc.wait(timeout=POLL_S)
+                return "exited"
+            except subprocess.TimeoutExpired:
+                pass
+            if cancel.is_set():
+                return "cancelled"
+            if time.monotonic() > deadline:
+                return "timeout"
+
+    def _argv(self, values: Values) -> list[str]:
+        template = self.command.template
+        if isinstance(template, str):
+            return [_shell(), "-c", render_shell(template, values)]
+        return render_argv(template, values)
+
+    def _display(self, values: Values) -> str:
+        # The prompt text would swamp the log header; name the file instead.
+        shown = Values(
+            prompt_file=values.prompt_file,
+            prompt=f"<{PROMPT_FILE}>",
+            root=values.root,
+            description_file=values.description_file,
+            files=values.files,
+            number=values.number,
+        )
+        template = self.command.template
+        if isinstance(template, str):
+            return render_shell(template, shown)
+        return shlex.join(render_argv(template, shown))
+
+    def _env(self, values: Values) -> dict[str, str]:
+        return {
+            **self.command.env,
+            "AUTORESEARCH_PROMPT_FILE": values.prompt_file,
+            "AUTORESEARCH_DESCRIPTION_FILE": values.description_file,
+            "AUTORESEARCH_ROOT": values.root,
+            "AUTORESEARCH_NUMBER": str(values.number),
+            # An agent that runs `git commit` or `git merge` must not hang in an editor.
+            "GIT_EDITOR": "true",
+            "GIT_MERGE_AUTOEDIT": "no",
+            "GIT_TERMINAL_PROMPT": "0",
+            "NO_COLOR": "1",
+        }
+
+    def _program(self) -> str | None:
+        """The binary the command starts, when it can be told without running it."""
+        template = self.command.template
+        if not isinstance(template, str):
+            return template[0]
+        try:
+            words = shlex.split(template)
+        except ValueError:
+            return None
+        if not words or "=" in words[0] or words[0] in _SHELL_WORDS or "{" in words[0]:
+            return None
+        return words[0]
+
+    def _not_found(self, program: str, exc: OSError | None = None, tail: str = "") -> str:
+        what = (
+            "was not found"
+            if exc is None or isinstance(exc, FileNotFoundError)
+            else (f"could not be started ({exc.strerror or exc})")
+        )
+        if tail:
+            what = "could not start (exit 126/127)"
+        how = f"install it ({self.command.install})" if self.command.install else "install it"
+        message = (
+            f'The agent command "{program}" {what} (agent preset "{self.command.name}").'
+            f" To fix: {how}, make sure it is on PATH for the daemon, or choose another"
+            " agent.preset / agent.command in autoresearch.toml."
+        )
+        return f"{message}\nLast output:\n{tail}" if tail else message
+
+
+class BoundedLog:
+    """The agent's output on disk: the first `head` bytes, then only the last `tail` bytes.
+
+    The head is written as it arrives (readable live); beyond it, output is kept in a rolling
+    in-memory tail of at most `tail` bytes and written when the log closes.
+    """
+
+    def __init__(self, path: Path, head: int, tail: int) -> None:
+        self.path = path
+        self.head = head
+        self.tail = tail
+        self._file = open(path, "wb")  # noqa: SIM115 - closed in close()
+        self._written = 0
+        self._chunks: collections.deque[bytes] = collections.deque()
+        self._held = 0
+        self._dropped = 0
+        self._lock = threading.Lock()
+
+    def note(self, text: str) -> None:
+        """A line of our own (header, error), outside the output budget."""
+        with self._lock:
+            self._file.write(text.encode("utf-8", errors="replace"))
+            self._file.flush()
+
+    def write(self, data: bytes) -> None:
+        with self._lock:
+            if self._file.closed:
+                return
+            room = self.head - self._written
+            if room > 0:
+                self._file.write(data[:room])
+                self._file.flush()
+                self._written += min(room, len(data))
+                data = data[room:]
+            if not data:
+                return
+            self._chunks.append(data)
+            self._held += len(data)
+            while self._held - len(self._chunks[0]) >= self.tail:
+                self._dropped += len(self._chunks[0])
+                self._held -= len(self._chunks.popleft())
+            excess = self._held - self.tail
+            if excess > 0:  # trim the oldest chunk so the tail holds exactly `tail` bytes
+                self._chunks[0] = self._chunks[0][excess:]
+                self._held -= excess
+                self._dropped += excess
+
+    def close(self) -> None:
+        with self._lock:
+            if self._file.closed:
+                return
+            if self._dropped:
+                self._file.write(f"\n[... {self._dropped} bytes of output omitted ...]\n".encode())
+            for chunk in self._chunks:
+                self._file.write(chunk)
+            self._chunks.clear()
+            self._file.close()
+
+    def __enter__(self) -> BoundedLog:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def read_description(path: Path) -> str | None:
+    """The first non-empty line the agent wrote, stripped and capped; None when there is none."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(4 * _MAX_DESCRIPTION)
+    except OSError:
+        return None
+    for line in data.decode("utf-8", errors="replace").splitlines():
+        text = " ".join(line.split())
+        if text:
+            return text[:_MAX_DESCRIPTION]
+    return None
+
+
+def scope_files(root: Path, patterns: list[str]) -> list[str]:
+    """Scope entries as paths: plain names as written, globs expanded over tracked files."""
+    out: list[str] = []
+    tracked: list[str] | None = None
+    for pattern in patterns:
+        if not any(ch in pattern for ch in "*?["):
+            out.append(pattern)
+            continue
+        if tracked is None:
+            tracked = _tracked(root)
+        out.extend(p for p in tracked if fnmatch.fnmatchcase(p, pattern))
+    return list(dict.fromkeys(out))
+
+
+def _tracked(root: Path) -> list[str]:
+    try:
+        done = subprocess.run(
+            ["git", "ls-files", "-z"], cwd=root, capture_output=True, check=True, timeout=30
+        )
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [p for p in done.stdout.decode("utf-8", errors="replace").split("\0") if p]
+
+
+def _pump(proc: subprocess.Popen[bytes], log: BoundedLog) -> None:
+    """Copy the agent's output to the log in chunks: never more than one chunk in hand."""
+    assert proc.stdout is not None
+    with proc.stdout:
+        fd = proc.stdout.fileno()
+        while chunk := os.read(fd, _CHUNK):
+            log.write(chunk)
+
+
+def _kill_all(
+    proc: subprocess.Popen[bytes], marker: str, grace: float, only_leftovers: bool
+) -> None:
+    """End the agent's process group and marked processes: SIGTERM, `grace` s, SIGKILL."""
+    if only_leftovers and not _survivors(proc.pid, marker):
+        return
+    _signal_group(proc.pid, signal.SIGTERM)
+    for p in _survivors(proc.pid, marker):
+        _send(p, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if proc.poll() is not None and not _survivors(proc.pid, marker):
+            break
+        time.sleep(POLL_S)
+    _signal_group(proc.pid, signal.SIGKILL)
+    for p in _survivors(proc.pid, marker):
+        _send(p, signal.SIGKILL)
+    proc.wait()
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pgid, sig)  # start_new_session made the agent its group's leader
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _survivors(pgid: int, marker: str) -> list[psutil.Process]:
+    """Live processes of the agent: in its group or carrying its marker (zombies are done).
+
+    Orphans' zombies can linger in the group until init reaps them, so `killpg(pgid, 0)`
+    alone would report a finished group as alive.
+    """
+    me = os.getpid()
+    found = []
+    for p in psutil.process_iter():
+        if p.pid == me:
+            continue
+        try:
+            if p.status() == psutil.STATUS_ZOMBIE:
+                continue
+            if os.getpgid(p.pid) == pgid or p.environ().get(MARKER) == marker:
+                found.append(p)
+        except (psutil.Error, OSError):
+            continue
+    return found
+
+
+def _send(p: psutil.Process, sig: signal.Signals) -> None:
+    try:
+        p.send_signal(sig)
+    except psutil.Error:
+        pass
+
+
+def _findable(program: str, root: Path) -> bool:
+    if "/" in program:
+        path = Path(program) if os.path.isabs(program) else root / program
+        return path.is_file()
+    return shutil.which(program) is not None
+
+
+def _shell() -> str:
+    return "/bin/bash" if os.path.exists("/bin/bash") else "/bin/sh"
