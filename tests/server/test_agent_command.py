@@ -126,7 +126,7 @@ def test_cancel_is_honoured_promptly(repo: Path, tmp_path: Path) -> None:
     outcome = proposer.propose(context(repo, config), cancel)
     returned = time.monotonic()
     assert outcome.error == "agent cancelled"
-    assert returned - set_at[0] < 0.6
+    assert returned - set_at[0] < 1.0
     parent, child = map(int, pids.read_text().split())
     assert gone(parent) and gone(child)
 
