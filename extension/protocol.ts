@@ -1,0 +1,421 @@
+// Method names and payload types of the JSON-RPC protocol between the extension and the daemon.
+// The single TypeScript definition; it mirrors server/autoresearch/protocol.py (with config.py and
+// experiment.py), and tests/extension/protocol.test.ts checks every name, field, optionality and
+// type here against the daemon's exported schema. Keep it declarations only: no vscode import.
+
+/** A JSON integer (the schema's "integer"); `number` alone means any JSON number. */
+export type Int = number;
+
+// ---- config.py --------------------------------------------------------------------------------
+
+export type Direction = "lower" | "higher";
+export type AgentKind = "sweep" | "manual" | "command";
+export type MemoryUnit = "GB" | "GiB" | "MB" | "MiB";
+
+export interface Metric {
+  name: string;
+  direction: Direction;
+  pattern?: string | null;
+  extract?: string | null;
+}
+
+export interface Run {
+  command: string;
+  timeout?: number;
+  memory_pattern?: string | null;
+  memory_unit?: MemoryUnit;
+  guard?: string | null;
+  guard_timeout?: number;
+  max_log_mb?: number;
+}
+
+export interface Scope {
+  files?: string[];
+  off_limits?: string[];
+}
+
+export interface Protocol {
+  text?: string;
+  time_budget?: number | null;
+}
+
+export interface SweepParam {
+  name: string;
+  low?: number | null;
+  high?: number | null;
+  log?: boolean | null;
+}
+
+export interface Agent {
+  kind?: AgentKind;
+  preset?: string | null;
+  command?: string | null;
+  timeout?: number;
+  params?: SweepParam[];
+  seed?: Int | null;
+}
+
+export interface Decision {
+  min_improvement?: number;
+  noise_repeats?: Int;
+  confirmation_runs?: Int;
+}
+
+export interface Config {
+  metric: Metric;
+  run: Run;
+  scope?: Scope;
+  protocol?: Protocol;
+  constraints?: string;
+  agent?: Agent;
+  decision?: Decision;
+}
+
+// ---- experiment.py ----------------------------------------------------------------------------
+
+export type Status = "keep" | "discard" | "crash";
+export type CrashKind =
+  | "timeout"
+  | "oom"
+  | "missing_metric"
+  | "exit"
+  | "interrupted"
+  | "log_limit"
+  | "invalid"
+  | "environment";
+export type GuardResult = "passed" | "failed" | "skipped";
+
+export interface DiffStats {
+  files?: Int;
+  additions?: Int;
+  deletions?: Int;
+}
+
+export interface Experiment {
+  number: Int;
+  commit: string;
+  status: Status;
+  metric?: number | null;
+  memory_gb?: number;
+  description?: string;
+  tag?: string;
+  parent?: string;
+  reason?: string;
+  crash_kind?: CrashKind | null;
+  exit_code?: Int | null;
+  runtime_s?: number;
+  agent_s?: number;
+  peak_rss_gb?: number;
+  peak_gpu_gb?: number;
+  diff?: DiffStats;
+  confirmation?: number[];
+  guard?: GuardResult | null;
+  events?: string[];
+  params?: Record<string, number>;
+  started?: string;
+  finished?: string;
+  extra?: Record<string, string>;
+}
+
+// ---- protocol.py: requests --------------------------------------------------------------------
+
+export type Phase =
+  | "idle"
+  | "setup"
+  | "baseline"
+  | "editing"
+  | "committing"
+  | "running"
+  | "measuring"
+  | "guarding"
+  | "deciding"
+  | "paused"
+  | "stopped"
+  | "failed";
+/** `loop`: this daemon runs the loop. `observer`: someone else's loop, read from disk. */
+export type Mode = "none" | "loop" | "observer";
+
+export interface RootParams {
+  root: string;
+}
+
+export interface DetectParams {
+  root: string;
+}
+
+export interface StartParams {
+  root: string;
+  /** Omitted: use the autoresearch.toml in root. Given: validated, saved there, then used. */
+  config?: Config | null;
+  /** Experiments to run after the baseline; omitted = run until stopped. */
+  loop?: Int | null;
+  tag?: string | null;
+}
+
+export interface StopParams {
+  root: string;
+  /** False: finish the running experiment first. True: abandon it now (recorded as a crash). */
+  now?: boolean;
+}
+
+export interface RunExperimentParams {
+  root: string;
+  description?: string;
+}
+
+export interface GuidanceParams {
+  root: string;
+  text: string;
+}
+
+export interface ExperimentsParams {
+  root: string;
+  offset?: Int;
+  limit?: Int;
+  /** A session tag; omitted = the current (or observed) session. */
+  tag?: string | null;
+  newest_first?: boolean;
+}
+
+export interface ChangesParams {
+  root: string;
+  commit?: string | null;
+  number?: Int | null;
+  tag?: string | null;
+}
+
+export interface FileAtParams {
+  root: string;
+  commit: string;
+  path: string;
+}
+
+export interface LogParams {
+  root: string;
+  /** Omitted: the live run.log. */
+  number?: Int | null;
+  tag?: string | null;
+  max_bytes?: Int;
+}
+
+export interface GpusParams {
+  root?: string | null;
+}
+
+// ---- protocol.py: results ---------------------------------------------------------------------
+
+export interface DetectResult {
+  config: Config;
+  /** What was inferred and from where, one line each. */
+  notes: string[];
+  /** Settings that could not be inferred and must be asked (direction always is). */
+  ask: string[];
+  /** Candidate files for the scope multi-select. */
+  candidates: string[];
+  /** An autoresearch branch + results.tsv already exist: start resumes. */
+  resumable?: boolean;
+}
+
+export interface Counts {
+  keep?: Int;
+  discard?: Int;
+  crash?: Int;
+}
+
+export interface SessionSummary {
+  tag: string;
+  branch: string;
+  total: Int;
+  counts: Counts;
+  best?: number | null;
+  best_number?: Int | null;
+}
+
+export interface LoopState {
+  root: string;
+  phase: Phase;
+  mode?: Mode;
+  tag?: string;
+  branch?: string;
+  metric?: string;
+  direction?: string;
+  agent?: string;
+  iteration?: Int;
+  /** The experiment being made (its number), if any. */
+  current?: Int | null;
+  best?: number | null;
+  best_number?: Int | null;
+  baseline?: number | null;
+  counts?: Counts;
+  /** Bounded run: experiments left; null = unbounded. */
+  remaining?: Int | null;
+  message?: string;
+  /** Seconds into the running command, and its timeout, for progress. */
+  elapsed_s?: number | null;
+  timeout_s?: number | null;
+  sessions?: SessionSummary[];
+}
+
+export interface ExperimentsPage {
+  root: string;
+  tag: string;
+  total: Int;
+  offset: Int;
+  items: Experiment[];
+}
+
+export type FileStatus = "added" | "modified" | "deleted" | "renamed";
+
+export interface FileChange {
+  path: string;
+  status: FileStatus;
+  additions: Int;
+  deletions: Int;
+  old_path?: string | null;
+  binary?: boolean;
+}
+
+export interface ChangesResult {
+  number: Int | null;
+  commit: string;
+  parent: string;
+  files: FileChange[];
+  status?: string;
+  metric?: number | null;
+}
+
+export interface FileAtResult {
+  exists: boolean;
+  content?: string;
+  encoding?: "utf-8" | "base64";
+}
+
+export interface LogResult {
+  path: string;
+  text: string;
+  size: Int;
+  truncated: boolean;
+}
+
+export interface GpuProcess {
+  pid: Int;
+  used_mib: number;
+  name?: string;
+}
+
+export interface GpuInfo {
+  index: Int;
+  name: string;
+  utilization: number;
+  memory_used_mib: number;
+  memory_total_mib: number;
+  temperature_c?: number | null;
+  power_w?: number | null;
+  processes?: GpuProcess[];
+}
+
+export interface GpuStatus {
+  available: boolean;
+  message: string;
+  gpus?: GpuInfo[];
+}
+
+export interface Ack {
+  ok: boolean;
+  message?: string;
+}
+
+// ---- protocol.py: notifications ---------------------------------------------------------------
+
+export interface ExperimentRecorded {
+  root: string;
+  tag: string;
+  experiment: Experiment;
+}
+
+export interface LocksChanged {
+  root: string;
+  /** Globs (repo-relative) that are read-only in the editor now. */
+  locked: string[];
+  off_limits: string[];
+  reason?: string;
+}
+
+export interface LogAppended {
+  root: string;
+  number: Int | null;
+  text: string;
+}
+
+// ---- methods ----------------------------------------------------------------------------------
+
+/** Method names (DESIGN §5), as in protocol.py's class Method. */
+export const Method = {
+  detect: "autoresearch/detect",
+  start: "autoresearch/start",
+  stop: "autoresearch/stop",
+  pause: "autoresearch/pause",
+  resume: "autoresearch/resume",
+  runExperiment: "autoresearch/runExperiment",
+  state: "autoresearch/state",
+  experiments: "autoresearch/experiments",
+  changes: "autoresearch/changes",
+  fileAt: "autoresearch/fileAt",
+  log: "autoresearch/log",
+  gpus: "autoresearch/gpus",
+  guidance: "autoresearch/guidance",
+  stateChanged: "autoresearch/stateChanged",
+  experimentRecorded: "autoresearch/experimentRecorded",
+  gpuStatus: "autoresearch/gpuStatus",
+  locksChanged: "autoresearch/locksChanged",
+  logAppended: "autoresearch/logAppended",
+} as const;
+
+/** Requests (client -> daemon): params and result of each, as in protocol.py's REQUESTS. */
+export interface Requests {
+  "autoresearch/detect": { params: DetectParams; result: DetectResult };
+  "autoresearch/start": { params: StartParams; result: LoopState };
+  "autoresearch/stop": { params: StopParams; result: LoopState };
+  "autoresearch/pause": { params: RootParams; result: LoopState };
+  "autoresearch/resume": { params: RootParams; result: LoopState };
+  "autoresearch/runExperiment": { params: RunExperimentParams; result: Ack };
+  "autoresearch/state": { params: RootParams; result: LoopState };
+  "autoresearch/experiments": { params: ExperimentsParams; result: ExperimentsPage };
+  "autoresearch/changes": { params: ChangesParams; result: ChangesResult };
+  "autoresearch/fileAt": { params: FileAtParams; result: FileAtResult };
+  "autoresearch/log": { params: LogParams; result: LogResult };
+  "autoresearch/gpus": { params: GpusParams; result: GpuStatus };
+  "autoresearch/guidance": { params: GuidanceParams; result: Ack };
+}
+
+/** Notifications (daemon -> client), as in protocol.py's NOTIFICATIONS. */
+export interface Notifications {
+  "autoresearch/stateChanged": LoopState;
+  "autoresearch/experimentRecorded": ExperimentRecorded;
+  "autoresearch/gpuStatus": GpuStatus;
+  "autoresearch/locksChanged": LocksChanged;
+  "autoresearch/logAppended": LogAppended;
+}
+
+export type RequestMethod = keyof Requests;
+export type NotificationMethod = keyof Notifications;
+export type ParamsOf<M extends RequestMethod> = Requests[M]["params"];
+export type ResultOf<M extends RequestMethod> = Requests[M]["result"];
+
+/** What the rest of the extension needs from the daemon connection: the seam tests fake. */
+export interface DaemonApi {
+  request<M extends RequestMethod>(method: M, params: ParamsOf<M>): Promise<ResultOf<M>>;
+}
+
+/** Phases in which the loop is alive (running, or paused and resumable). */
+export const ACTIVE_PHASES: readonly Phase[] = [
+  "setup",
+  "baseline",
+  "editing",
+  "committing",
+  "running",
+  "measuring",
+  "guarding",
+  "deciding",
+  "paused",
+];
