@@ -1,0 +1,155 @@
+// The chart panel: a webview running dist/chart.js (uPlot, bundled: no CDN) under a strict
+// content security policy with a nonce. Sent every experiment of the current session once, then
+// each new one as it is recorded; a click on a point opens that experiment's changes.
+import { randomBytes } from "node:crypto";
+import * as vscode from "vscode";
+import { ChartSeries, toPoint, type FromWebview, type ToWebview } from "./chartData";
+import type { Experiment } from "./protocol";
+import type { ResultsModel } from "./treeModel";
+
+export class ChartPanel implements vscode.Disposable {
+  private panel: vscode.WebviewPanel | undefined;
+  private ready = false;
+  private tag: string | undefined;
+  /** What the webview has now (kept here to count points and to notice a new session). */
+  private series = new ChartSeries("lower");
+  private readonly changed = new vscode.EventEmitter<void>();
+  readonly onDidChange = this.changed.event;
+
+  constructor(
+    private readonly extensionUri: vscode.Uri,
+    private readonly model: ResultsModel,
+    private readonly openExperiment: (tag: string, number: number) => Promise<void>,
+    private readonly log: vscode.LogOutputChannel,
+  ) {}
+
+  get open(): boolean {
+    return this.panel !== undefined;
+  }
+
+  get points(): number {
+    return this.series.size;
+  }
+
+  show(): void {
+    if (this.panel) {
+      this.panel.reveal(undefined, true);
+      return;
+    }
+    const dist = vscode.Uri.joinPath(this.extensionUri, "dist");
+    const panel = vscode.window.createWebviewPanel(
+      "autoresearch.chart",
+      "Autoresearch Chart",
+      { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true },
+      { enableScripts: true, retainContextWhenHidden: true, localResourceRoots: [dist] },
+    );
+    panel.iconPath = vscode.Uri.joinPath(this.extensionUri, "media", "autoresearch.svg");
+    panel.webview.html = html(panel.webview, dist);
+    panel.webview.onDidReceiveMessage((message: FromWebview) => this.onMessage(message));
+    panel.onDidDispose(() => {
+      this.panel = undefined;
+      this.ready = false;
+      this.series = new ChartSeries("lower");
+      this.changed.fire();
+    });
+    this.panel = panel;
+    this.changed.fire();
+  }
+
+  private onMessage(message: FromWebview): void {
+    if (message.type === "ready") {
+      this.ready = true;
+      void this.reset();
+    } else if (message.type === "open" && this.tag !== undefined) {
+      void this.openExperiment(this.tag, message.number);
+    }
+  }
+
+  /** Send the whole current session (on open, on a new session, after a daemon restart). */
+  async reset(): Promise<void> {
+    if (!this.panel || !this.ready) return;
+    const tag = this.model.currentTag;
+    this.tag = tag;
+    const state = this.model.state;
+    let experiments: Experiment[] = [];
+    try {
+      experiments = tag === undefined ? [] : await this.model.all(tag);
+    } catch (error) {
+      this.log.warn(`chart: ${String(error)}`);
+    }
+    if (this.tag !== tag) return; // a newer reset won
+    const direction = state?.direction || "lower";
+    this.series = ChartSeries.from(direction, experiments.map(toPoint));
+    this.panel.title = `Autoresearch Chart${state?.metric ? `: ${state.metric}` : ""}`;
+    this.post({ type: "reset", metric: state?.metric ?? "", direction, points: this.series.points });
+  }
+
+  /** A recorded experiment: appended when it belongs to the charted session. */
+  add(tag: string, experiment: Experiment): void {
+    if (!this.panel || !this.ready) return;
+    if (tag !== this.tag) {
+      if (tag === this.model.currentTag) void this.reset();
+      return;
+    }
+    const point = toPoint(experiment);
+    if (!this.series.append([point])) {
+      this.series = ChartSeries.from(this.series.direction, [...this.series.points, point]);
+    }
+    this.post({ type: "append", points: [point] });
+  }
+
+  private post(message: ToWebview): void {
+    void this.panel?.webview.postMessage(message);
+    this.changed.fire();
+  }
+
+  dispose(): void {
+    this.panel?.dispose();
+    this.changed.dispose();
+  }
+}
+
+function html(webview: vscode.Webview, dist: vscode.Uri): string {
+  const nonce = randomBytes(16).toString("base64");
+  const script = webview.asWebviewUri(vscode.Uri.joinPath(dist, "chart.js"));
+  const style = webview.asWebviewUri(vscode.Uri.joinPath(dist, "chart.css"));
+  const csp = [
+    "default-src 'none'",
+    `style-src ${webview.cspSource} 'nonce-${nonce}'`,
+    `script-src 'nonce-${nonce}'`,
+    `img-src ${webview.cspSource} data:`,
+    `font-src ${webview.cspSource}`,
+  ].join("; ");
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="UTF-8">
+<meta http-equiv="Content-Security-Policy" content="${csp}">
+<meta name="viewport" content="width=device-width, initial-scale=1.0">
+<link rel="stylesheet" href="${style}" nonce="${nonce}">
+<style nonce="${nonce}">
+  html, body { height: 100%; margin: 0; padding: 0; overflow: hidden; }
+  body { color: var(--vscode-foreground); background: var(--vscode-editor-background);
+         font-family: var(--vscode-font-family); font-size: var(--vscode-font-size);
+         display: flex; flex-direction: column; }
+  #summary { padding: 6px 12px; color: var(--vscode-descriptionForeground); }
+  #chart { flex: 1; min-height: 0; padding: 0 8px 8px 0; }
+  #empty { display: none; padding: 24px; color: var(--vscode-descriptionForeground); }
+  #tooltip { position: fixed; display: none; pointer-events: none; white-space: pre-wrap; max-width: 420px;
+             padding: 4px 8px; z-index: 10; color: var(--vscode-editorHoverWidget-foreground);
+             background: var(--vscode-editorHoverWidget-background);
+             border: 1px solid var(--vscode-editorHoverWidget-border); }
+  .u-legend { color: var(--vscode-foreground); }
+  .u-over { cursor: pointer; }
+</style>
+<title>Autoresearch Chart</title>
+</head>
+<body>
+<div id="summary">Loading…</div>
+<div id="empty">No experiments yet.</div>
+<div id="chart"></div>
+<div id="tooltip"></div>
+<script nonce="${nonce}" src="${script}"></script>
+</body>
+</html>`;
+}

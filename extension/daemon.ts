@@ -1,0 +1,233 @@
+// The daemon's lifecycle: `<python> -m autoresearch serve` over stdio with vscode-languageclient,
+// typed requests and notifications (protocol.ts), restart on crash with back-off, Restart Daemon.
+import * as vscode from "vscode";
+import {
+  CloseAction,
+  ErrorAction,
+  LanguageClient,
+  RevealOutputChannelOn,
+  State,
+  TransportKind,
+  type LanguageClientOptions,
+  type ServerOptions,
+} from "vscode-languageclient/node";
+import {
+  Method,
+  type DaemonApi,
+  type NotificationMethod,
+  type Notifications,
+  type ParamsOf,
+  type RequestMethod,
+  type ResultOf,
+} from "./protocol";
+
+export type DaemonStatus = "stopped" | "starting" | "ready" | "crashed" | "failed";
+
+const NOTIFICATION_METHODS: NotificationMethod[] = [
+  Method.stateChanged,
+  Method.experimentRecorded,
+  Method.gpuStatus,
+  Method.locksChanged,
+  Method.logAppended,
+];
+const MAX_BACKOFF_MS = 30_000;
+const STABLE_MS = 60_000;
+const READY_TIMEOUT_MS = 60_000;
+
+type Handler<M extends NotificationMethod> = (params: Notifications[M]) => void;
+
+export class Daemon implements DaemonApi, vscode.Disposable {
+  private client: LanguageClient | undefined;
+  private starting: Promise<void> | undefined;
+  private stopping = false;
+  private disposed = false;
+  private failures = 0;
+  private restartTimer: ReturnType<typeof setTimeout> | undefined;
+  private stableTimer: ReturnType<typeof setTimeout> | undefined;
+  private readonly handlers = new Map<NotificationMethod, Set<(params: never) => void>>();
+  private readonly statusEmitter = new vscode.EventEmitter<DaemonStatus>();
+  readonly onDidChangeStatus = this.statusEmitter.event;
+  private readonly notifyEmitter = new vscode.EventEmitter<NotificationMethod>();
+  /** Fires the method name of every notification, after its handlers ran. */
+  readonly onDidNotify = this.notifyEmitter.event;
+  status: DaemonStatus = "stopped";
+
+  constructor(
+    private readonly log: vscode.LogOutputChannel,
+    /** An interpreter that imports autoresearch; interactive: the user may be asked. */
+    private readonly python: (interactive: boolean) => Promise<string | undefined>,
+    private readonly folder: () => vscode.WorkspaceFolder | undefined,
+  ) {}
+
+  private setStatus(status: DaemonStatus): void {
+    if (this.status === status) return;
+    this.status = status;
+    this.log.info(`Daemon ${status}`);
+    this.statusEmitter.fire(status);
+  }
+
+  onNotification<M extends NotificationMethod>(method: M, handler: Handler<M>): vscode.Disposable {
+    let set = this.handlers.get(method);
+    if (!set) this.handlers.set(method, (set = new Set()));
+    const stored = handler as (params: never) => void;
+    set.add(stored);
+    return new vscode.Disposable(() => set!.delete(stored));
+  }
+
+  private dispatch(method: NotificationMethod, params: unknown): void {
+    for (const handler of this.handlers.get(method) ?? []) {
+      try {
+        (handler as (p: unknown) => void)(params);
+      } catch (error) {
+        this.log.error(`Handling ${method} failed: ${String(error)}`);
+      }
+    }
+    this.notifyEmitter.fire(method);
+  }
+
+  /** Start the daemon unless it runs or is starting. */
+  start(interactive = true): Promise<void> {
+    if (this.client && this.status === "ready") return Promise.resolve();
+    this.starting ??= this.doStart(interactive).finally(() => (this.starting = undefined));
+    return this.starting;
+  }
+
+  private async doStart(interactive: boolean): Promise<void> {
+    if (this.disposed) return;
+    this.setStatus("starting");
+    const folder = this.folder();
+    const python = await this.python(interactive);
+    if (!python) {
+      this.setStatus("failed");
+      return;
+    }
+    const config = vscode.workspace.getConfiguration("autoresearch", folder?.uri);
+    const args = config.get<string[]>("daemon.args", []);
+    const env = config.get<Record<string, string>>("daemon.env", {});
+    const serverOptions: ServerOptions = {
+      command: python,
+      args: ["-m", "autoresearch", "serve", ...args],
+      transport: TransportKind.stdio,
+      options: { cwd: folder?.uri.fsPath, env: { ...process.env, PYTHONUNBUFFERED: "1", ...env } },
+    };
+    const clientOptions: LanguageClientOptions = {
+      documentSelector: [],
+      outputChannel: this.log,
+      revealOutputChannelOn: RevealOutputChannelOn.Never,
+      workspaceFolder: folder,
+      initializationOptions: { extensionVersion: vscode.extensions.getExtension("autoresearch.autoresearch")?.packageJSON?.version },
+      errorHandler: {
+        error: (error, _message, count) => {
+          this.log.error(`Daemon connection error (${count ?? 1}): ${error.message}`);
+          return { action: (count ?? 1) <= 3 ? ErrorAction.Continue : ErrorAction.Shutdown, handled: true };
+        },
+        closed: () => {
+          this.onClosed();
+          return { action: CloseAction.DoNotRestart, handled: true };
+        },
+      },
+    };
+    const client = new LanguageClient("autoresearch", "Autoresearch Daemon", serverOptions, clientOptions);
+    for (const method of NOTIFICATION_METHODS) {
+      client.onNotification(method, (params: unknown) => this.dispatch(method, params));
+    }
+    this.client = client;
+    this.log.info(`Starting ${python} -m autoresearch serve ${args.join(" ")}`.trim());
+    try {
+      await client.start();
+    } catch (error) {
+      this.log.error(`Daemon failed to start: ${String(error)}`);
+      if (this.client === client) this.client = undefined;
+      void client.dispose().catch(() => undefined);
+      this.setStatus("crashed");
+      this.scheduleRestart();
+      return;
+    }
+    if (this.client !== client || client.state !== State.Running) return;
+    this.setStatus("ready");
+    clearTimeout(this.stableTimer);
+    this.stableTimer = setTimeout(() => (this.failures = 0), STABLE_MS);
+  }
+
+  private onClosed(): void {
+    if (this.stopping || this.disposed) return;
+    this.log.error("The daemon exited unexpectedly.");
+    clearTimeout(this.stableTimer);
+    const old = this.client;
+    this.client = undefined;
+    if (old) void old.dispose(1000).catch(() => undefined);
+    this.setStatus("crashed");
+    this.scheduleRestart();
+  }
+
+  private scheduleRestart(): void {
+    const enabled = vscode.workspace
+      .getConfiguration("autoresearch", this.folder()?.uri)
+      .get<boolean>("daemon.restartOnCrash", true);
+    if (!enabled || this.disposed) return;
+    const delay = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** this.failures);
+    this.failures += 1;
+    this.log.info(`Restarting the daemon in ${delay / 1000} s (attempt ${this.failures})`);
+    clearTimeout(this.restartTimer);
+    this.restartTimer = setTimeout(() => void this.start(false), delay);
+  }
+
+  async stop(): Promise<void> {
+    clearTimeout(this.restartTimer);
+    clearTimeout(this.stableTimer);
+    const client = this.client;
+    this.client = undefined;
+    if (client) {
+      this.stopping = true;
+      try {
+        if (client.state !== State.Stopped) await client.stop(3000);
+      } catch (error) {
+        this.log.warn(`Stopping the daemon: ${String(error)}`);
+      } finally {
+        this.stopping = false;
+      }
+    }
+    this.setStatus("stopped");
+  }
+
+  /** The Restart Daemon command, a settings change or an interpreter change. */
+  async restart(): Promise<void> {
+    this.failures = 0;
+    await this.stop();
+    await this.start(true);
+  }
+
+  private async ready(): Promise<LanguageClient> {
+    if (this.client && this.status === "ready") return this.client;
+    if (this.status === "stopped" || this.status === "failed") void this.start(true);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        listener.dispose();
+        reject(new Error("The Autoresearch daemon is not running (see the Autoresearch log)."));
+      }, READY_TIMEOUT_MS);
+      const listener = this.onDidChangeStatus((status) => {
+        if (status === "ready" && this.client) {
+          clearTimeout(timer);
+          listener.dispose();
+          resolve(this.client);
+        } else if (status === "failed") {
+          clearTimeout(timer);
+          listener.dispose();
+          reject(new Error("The Autoresearch daemon could not start (see the Autoresearch log)."));
+        }
+      });
+    });
+  }
+
+  async request<M extends RequestMethod>(method: M, params: ParamsOf<M>): Promise<ResultOf<M>> {
+    const client = await this.ready();
+    return client.sendRequest<ResultOf<M>>(method, params);
+  }
+
+  dispose(): void {
+    this.disposed = true;
+    void this.stop();
+    this.statusEmitter.dispose();
+    this.notifyEmitter.dispose();
+  }
+}

@@ -1,0 +1,270 @@
+// How numbers, durations, phases and experiments read in the UI. Pure: no vscode import, so the
+// tree, the status bar, the chart and the e2e state dump all word things the same way.
+import type { Experiment, GpuInfo, GpuStatus, LoopState, Phase, Status } from "./protocol";
+
+export function formatMetric(value: number | null | undefined): string {
+  if (value === null || value === undefined || !Number.isFinite(value)) return "—";
+  const abs = Math.abs(value);
+  if (abs !== 0 && (abs >= 1e6 || abs < 1e-4)) return value.toExponential(3);
+  return String(Number(value.toPrecision(6)));
+}
+
+/** Signed difference from the best, e.g. "+0.0123" or "−0.5"; "" when either is missing. */
+export function formatDelta(value: number | null | undefined, best: number | null | undefined) {
+  if (value === null || value === undefined || best === null || best === undefined) return "";
+  const delta = value - best;
+  if (delta === 0) return "±0";
+  const text = formatMetric(Math.abs(delta));
+  return `${delta > 0 ? "+" : "−"}${text}`;
+}
+
+export function formatMemoryGb(gb: number | undefined): string {
+  if (!gb) return "";
+  return `${gb >= 100 ? gb.toFixed(0) : gb.toFixed(1)} GB`;
+}
+
+export function formatMib(mib: number): string {
+  return mib >= 1024 ? `${(mib / 1024).toFixed(1)} GB` : `${mib.toFixed(0)} MB`;
+}
+
+export function formatDuration(seconds: number | null | undefined): string {
+  if (seconds === null || seconds === undefined || !Number.isFinite(seconds) || seconds < 0) {
+    return "";
+  }
+  const s = Math.floor(seconds);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const rest = String(s % 60).padStart(2, "0");
+  return h > 0 ? `${h}:${String(m).padStart(2, "0")}:${rest}` : `${m}:${rest}`;
+}
+
+const PHASE_LABELS: Record<Phase, string> = {
+  idle: "Idle",
+  setup: "Setting up",
+  baseline: "Baseline",
+  editing: "Editing",
+  committing: "Committing",
+  running: "Running",
+  measuring: "Measuring",
+  guarding: "Guard",
+  deciding: "Deciding",
+  paused: "Paused",
+  stopped: "Stopped",
+  failed: "Failed",
+};
+
+export function phaseLabel(phase: Phase): string {
+  return PHASE_LABELS[phase] ?? phase;
+}
+
+/** Is `a` better than `b` under the direction? ("higher" or anything else = lower). */
+export function isBetter(a: number, b: number, direction: string | undefined): boolean {
+  return direction === "higher" ? a > b : a < b;
+}
+
+export const STATUS_ICONS: Record<Status | "running", { icon: string; color: string }> = {
+  keep: { icon: "pass-filled", color: "testing.iconPassed" },
+  discard: { icon: "circle-slash", color: "disabledForeground" },
+  crash: { icon: "error", color: "testing.iconFailed" },
+  running: { icon: "loading~spin", color: "" },
+};
+
+/** What one row of the tree shows; the view turns it into a TreeItem, the e2e dump into JSON. */
+export interface Row {
+  id: string;
+  label: string;
+  description: string;
+  tooltip: string;
+  icon: string;
+  color: string;
+  contextValue: string;
+}
+
+/** One line of text that fits a tree row: tabs and newlines folded, long text cut. */
+export function oneLine(text: string, max = 120): string {
+  const flat = text.replace(/\s+/g, " ").trim();
+  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
+}
+
+export function experimentRow(
+  experiment: Experiment,
+  best: number | null | undefined,
+  bestNumber: number | null | undefined,
+  metricName: string,
+): Row {
+  const status = experiment.status;
+  const { icon, color } = STATUS_ICONS[status] ?? STATUS_ICONS.discard;
+  const isBest = bestNumber !== null && bestNumber !== undefined && experiment.number === bestNumber;
+  const delta = isBest ? "best" : formatDelta(experiment.metric, best);
+  const parts = [
+    delta && `Δ ${delta}`.replace("Δ best", "★ best"),
+    formatMemoryGb(experiment.memory_gb),
+    oneLine(experiment.description ?? ""),
+  ].filter((part) => part);
+  const metric = status === "crash" ? (experiment.crash_kind ?? "crash") : formatMetric(experiment.metric);
+  return {
+    id: experimentId(experiment.tag ?? "", experiment.number),
+    label: `#${experiment.number} ${metric}`,
+    description: parts.join(" · "),
+    tooltip: experimentTooltip(experiment, best, metricName),
+    icon,
+    color,
+    contextValue: `autoresearch.experiment.${status}`,
+  };
+}
+
+export function experimentId(tag: string, number: number): string {
+  return `experiment:${tag}:${number}`;
+}
+
+/** The full record, as Markdown for the tree's tooltip. */
+export function experimentTooltip(
+  e: Experiment,
+  best: number | null | undefined,
+  metricName: string,
+): string {
+  const lines: string[] = [`**#${e.number} · ${e.status}** · \`${e.commit.slice(0, 7)}\``, ""];
+  const row = (name: string, value: string | number | undefined | null) => {
+    if (value !== undefined && value !== null && value !== "") lines.push(`- ${name}: ${value}`);
+  };
+  row(metricName || "metric", formatMetric(e.metric));
+  row("vs best", formatDelta(e.metric, best));
+  row("memory", formatMemoryGb(e.memory_gb));
+  row("description", e.description ? oneLine(e.description, 400) : "");
+  row("reason", e.reason);
+  row("crash", e.crash_kind);
+  row("exit code", e.exit_code);
+  row("runtime", formatDuration(e.runtime_s || null));
+  row("agent time", formatDuration(e.agent_s || null));
+  row("peak RSS", formatMemoryGb(e.peak_rss_gb));
+  row("peak GPU memory", formatMemoryGb(e.peak_gpu_gb));
+  if (e.diff && (e.diff.files || e.diff.additions || e.diff.deletions)) {
+    row("diff", `${e.diff.files ?? 0} files, +${e.diff.additions ?? 0} −${e.diff.deletions ?? 0}`);
+  }
+  if (e.confirmation && e.confirmation.length) {
+    row("confirmation runs", e.confirmation.map((v) => formatMetric(v)).join(", "));
+  }
+  row("guard", e.guard);
+  if (e.params && Object.keys(e.params).length) {
+    row("params", Object.entries(e.params).map(([k, v]) => `${k}=${formatMetric(v)}`).join(", "));
+  }
+  for (const event of e.events ?? []) row("event", event);
+  row("parent", e.parent ? `\`${e.parent.slice(0, 7)}\`` : "");
+  row("started", e.started);
+  row("finished", e.finished);
+  for (const [key, value] of Object.entries(e.extra ?? {})) row(key, value);
+  return lines.join("\n");
+}
+
+export function runningRow(state: LoopState): Row {
+  const number = state.current ?? 0;
+  const progress =
+    state.elapsed_s !== null && state.elapsed_s !== undefined
+      ? `${formatDuration(state.elapsed_s)}${state.timeout_s ? ` / ${formatDuration(state.timeout_s)}` : ""}`
+      : "";
+  return {
+    id: experimentId(state.tag ?? "", number) + ":running",
+    label: `#${number} ${phaseLabel(state.phase).toLowerCase()}`,
+    description: [progress, oneLine(state.message ?? "")].filter((p) => p).join(" · "),
+    tooltip: `Experiment #${number} is being made: ${phaseLabel(state.phase)}`,
+    icon: STATUS_ICONS.running.icon,
+    color: "",
+    contextValue: "autoresearch.running",
+  };
+}
+
+// ---- status bar -------------------------------------------------------------------------------
+
+export interface StatusText {
+  text: string;
+  tooltip: string;
+  warning: boolean;
+}
+
+export const MEMORY_WARNING = 0.9;
+
+function memoryFraction(gpu: GpuInfo): number {
+  return gpu.memory_total_mib > 0 ? gpu.memory_used_mib / gpu.memory_total_mib : 0;
+}
+
+export function gpuLine(gpu: GpuInfo): string {
+  const temp =
+    gpu.temperature_c !== null && gpu.temperature_c !== undefined
+      ? ` · ${gpu.temperature_c.toFixed(0)}°C`
+      : "";
+  const power = gpu.power_w ? ` · ${gpu.power_w.toFixed(0)} W` : "";
+  return (
+    `${gpu.utilization.toFixed(0)}% · ${formatMib(gpu.memory_used_mib)}/` +
+    `${formatMib(gpu.memory_total_mib)}${temp}${power}`
+  );
+}
+
+export function gpuStatusText(status: GpuStatus | undefined): StatusText {
+  const gpus = status?.gpus ?? [];
+  if (!status || !status.available || gpus.length === 0) {
+    return {
+      text: "$(circle-slash) No GPU",
+      tooltip: status?.message || "No NVIDIA GPU found on this machine.",
+      warning: false,
+    };
+  }
+  const warning = gpus.some((gpu) => memoryFraction(gpu) > MEMORY_WARNING);
+  const tooltip = gpus.map((gpu) => `GPU ${gpu.index} ${gpu.name}: ${gpuLine(gpu)}`).join("\n");
+  if (gpus.length === 1) {
+    const gpu = gpus[0]!;
+    const temp =
+      gpu.temperature_c !== null && gpu.temperature_c !== undefined
+        ? ` ${gpu.temperature_c.toFixed(0)}°C`
+        : "";
+    return {
+      text: `$(pulse) ${gpu.utilization.toFixed(0)}% ${formatMib(gpu.memory_used_mib)}/${formatMib(gpu.memory_total_mib)}${temp}`,
+      tooltip,
+      warning,
+    };
+  }
+  const avg = gpus.reduce((sum, gpu) => sum + gpu.utilization, 0) / gpus.length;
+  const maxMem = Math.max(...gpus.map(memoryFraction));
+  const temps = gpus.map((gpu) => gpu.temperature_c).filter((t): t is number => typeof t === "number");
+  const hottest = temps.length ? ` ${Math.max(...temps).toFixed(0)}°C` : "";
+  return {
+    text: `$(pulse) ${gpus.length} GPUs ${avg.toFixed(0)}% mem ≤${(maxMem * 100).toFixed(0)}%${hottest}`,
+    tooltip,
+    warning,
+  };
+}
+
+export function loopStatusText(state: LoopState | undefined): StatusText | undefined {
+  if (!state || (state.mode ?? "none") === "none") return undefined;
+  if (state.mode === "observer") {
+    return {
+      text: `$(eye) ${state.tag || "results.tsv"}`,
+      tooltip: `Observing a loop run by another tool (${state.counts?.keep ?? 0} keep, ` +
+        `${state.counts?.discard ?? 0} discard, ${state.counts?.crash ?? 0} crash)`,
+      warning: false,
+    };
+  }
+  const icon =
+    state.phase === "paused"
+      ? "$(debug-pause)"
+      : state.phase === "failed"
+        ? "$(error)"
+        : state.phase === "stopped" || state.phase === "idle"
+          ? "$(beaker)"
+          : "$(sync~spin)";
+  const number = state.current !== null && state.current !== undefined ? ` #${state.current}` : "";
+  const progress =
+    state.elapsed_s !== null && state.elapsed_s !== undefined && state.phase === "running"
+      ? ` ${formatDuration(state.elapsed_s)}${state.timeout_s ? `/${formatDuration(state.timeout_s)}` : ""}`
+      : "";
+  const best = state.best !== null && state.best !== undefined ? ` · best ${formatMetric(state.best)}` : "";
+  const left =
+    state.remaining !== null && state.remaining !== undefined ? `, ${state.remaining} left` : "";
+  return {
+    text: `${icon} ${phaseLabel(state.phase)}${number}${progress}`,
+    tooltip:
+      `Autoresearch ${state.tag ? `(${state.branch || state.tag}) ` : ""}` +
+      `${phaseLabel(state.phase)}, iteration ${state.iteration ?? 0}${left}${best}` +
+      (state.message ? `\n${state.message}` : ""),
+    warning: state.phase === "failed",
+  };
+}

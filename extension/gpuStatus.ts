@@ -1,0 +1,94 @@
+// The status bar: GPU utilisation / memory / temperature (from gpuStatus notifications; a warning
+// background when memory is nearly full; "No GPU" when there is none), and the loop's phase and
+// iteration. Clicking the GPU item lists each GPU's details.
+import * as vscode from "vscode";
+import { formatMib, gpuLine, gpuStatusText, loopStatusText, MEMORY_WARNING } from "./format";
+import type { GpuStatus, LoopState } from "./protocol";
+
+export class StatusBar implements vscode.Disposable {
+  private readonly gpuItem = vscode.window.createStatusBarItem("autoresearch.gpu", vscode.StatusBarAlignment.Left, 50);
+  private readonly loopItem = vscode.window.createStatusBarItem("autoresearch.loop", vscode.StatusBarAlignment.Left, 51);
+  private gpu: GpuStatus | undefined;
+  private readonly changed = new vscode.EventEmitter<void>();
+  readonly onDidChange = this.changed.event;
+
+  constructor() {
+    this.gpuItem.name = "Autoresearch GPU";
+    this.gpuItem.command = "autoresearch.showGpus";
+    this.loopItem.name = "Autoresearch Loop";
+    this.loopItem.command = "autoresearch.showLoopActions";
+    this.setGpu(undefined);
+  }
+
+  get gpuText(): string {
+    return this.gpuItem.text;
+  }
+
+  get gpuTooltip(): string {
+    return typeof this.gpuItem.tooltip === "string" ? this.gpuItem.tooltip : "";
+  }
+
+  get gpuWarning(): boolean {
+    return this.gpuItem.backgroundColor !== undefined;
+  }
+
+  get loopText(): string {
+    return this.loopItem.text;
+  }
+
+  setGpu(status: GpuStatus | undefined): void {
+    this.gpu = status;
+    const shown = vscode.workspace.getConfiguration("autoresearch").get<boolean>("statusBar.gpu", true);
+    const text = gpuStatusText(status);
+    this.gpuItem.text = status ? text.text : "$(pulse) GPU …";
+    this.gpuItem.tooltip = status ? text.tooltip : "Waiting for the Autoresearch daemon";
+    this.gpuItem.backgroundColor = text.warning ? new vscode.ThemeColor("statusBarItem.warningBackground") : undefined;
+    if (shown) this.gpuItem.show();
+    else this.gpuItem.hide();
+    this.changed.fire();
+  }
+
+  setLoop(state: LoopState | undefined): void {
+    const text = loopStatusText(state);
+    if (!text) {
+      this.loopItem.text = "";
+      this.loopItem.hide();
+    } else {
+      this.loopItem.text = text.text;
+      this.loopItem.tooltip = text.tooltip;
+      this.loopItem.backgroundColor = text.warning ? new vscode.ThemeColor("statusBarItem.errorBackground") : undefined;
+      this.loopItem.show();
+    }
+    this.changed.fire();
+  }
+
+  /** The quick pick behind the GPU item: one entry per GPU with its processes. */
+  async showDetails(): Promise<void> {
+    const status = this.gpu;
+    const gpus = status?.gpus ?? [];
+    if (!status || !status.available || gpus.length === 0) {
+      void vscode.window.showInformationMessage(status?.message || "No NVIDIA GPU found on this machine.");
+      return;
+    }
+    await vscode.window.showQuickPick(
+      gpus.map((gpu) => {
+        const full = gpu.memory_total_mib > 0 && gpu.memory_used_mib / gpu.memory_total_mib > MEMORY_WARNING;
+        const processes = (gpu.processes ?? [])
+          .map((p) => `${p.name || "pid"} ${p.pid}: ${formatMib(p.used_mib)}`)
+          .join(", ");
+        return {
+          label: `${full ? "$(warning)" : "$(pulse)"} GPU ${gpu.index}: ${gpu.name}`,
+          description: gpuLine(gpu),
+          detail: processes ? `Processes: ${processes}` : "No processes",
+        };
+      }),
+      { title: "GPUs", placeHolder: status.message || `${gpus.length} GPU${gpus.length > 1 ? "s" : ""}` },
+    );
+  }
+
+  dispose(): void {
+    this.gpuItem.dispose();
+    this.loopItem.dispose();
+    this.changed.dispose();
+  }
+}

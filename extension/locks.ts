@@ -1,0 +1,141 @@
+// File locks while the loop runs: the locked globs go into the workspace's files.readonlyInclude
+// (the user's value saved in workspaceState and restored on stop, on a daemon crash and at the
+// next activation after a crash), and lock / shield badges on locked / off-limits files.
+import { existsSync, readFileSync, readdirSync, rmdirSync, unlinkSync } from "node:fs";
+import * as path from "node:path";
+import * as vscode from "vscode";
+import { GlobSet, LockBook, type LockChange, type ReadonlyInclude, type SavedLocks } from "./lockState";
+import type { LocksChanged } from "./protocol";
+
+const STATE_KEY = "autoresearch.savedReadonlyInclude";
+export const LOCK_BADGE = "🔒";
+export const OFF_LIMITS_BADGE = "🛡";
+
+export class Locks implements vscode.FileDecorationProvider, vscode.Disposable {
+  private locked = new GlobSet([]);
+  private offLimits = new GlobSet([]);
+  private reason = "";
+  private readonly book: LockBook;
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly emitter = new vscode.EventEmitter<vscode.Uri | vscode.Uri[] | undefined>();
+  readonly onDidChangeFileDecorations = this.emitter.event;
+  private readonly changed = new vscode.EventEmitter<void>();
+  /** Fires after the globs or the setting changed (for the e2e dump). */
+  readonly onDidChange = this.changed.event;
+
+  constructor(
+    memento: vscode.Memento,
+    private readonly folder: () => vscode.WorkspaceFolder | undefined,
+    private readonly log: vscode.LogOutputChannel,
+  ) {
+    this.book = new LockBook({
+      get: () => memento.get<SavedLocks>(STATE_KEY),
+      set: async (value) => memento.update(STATE_KEY, value),
+    });
+  }
+
+  get lockedGlobs(): readonly string[] {
+    return this.locked.globs;
+  }
+
+  get offLimitsGlobs(): readonly string[] {
+    return this.offLimits.globs;
+  }
+
+  /** A locksChanged notification: badges now, the setting in order. */
+  apply(event: LocksChanged): Promise<void> {
+    this.locked = new GlobSet(event.locked);
+    this.offLimits = new GlobSet(event.off_limits);
+    this.reason = event.reason ?? "";
+    this.emitter.fire(undefined);
+    this.changed.fire();
+    const enabled = vscode.workspace.getConfiguration("autoresearch").get<boolean>("locks.readonly", true);
+    const globs = enabled ? event.locked : [];
+    return this.enqueue(() => this.book.lock(globs, this.current(), this.settingsFileExists()));
+  }
+
+  /** Loop stopped, daemon crashed, extension deactivating, or activation after a crash. */
+  release(why: string): Promise<void> {
+    if (this.locked.globs.length) {
+      this.locked = new GlobSet([]);
+      this.emitter.fire(undefined);
+      this.changed.fire();
+    }
+    if (!this.book.locked) return this.queue.then(() => undefined);
+    this.log.info(`Unlocking files (${why})`);
+    return this.enqueue(() => this.book.unlock(this.current()));
+  }
+
+  private enqueue(work: () => Promise<LockChange>): Promise<void> {
+    const next = this.queue.then(async () => {
+      const change = await work();
+      if (change.kind === "write") await this.write(change.value, change.removeSettingsFileIfEmpty);
+    });
+    this.queue = next.catch((error) => this.log.error(`files.readonlyInclude: ${String(error)}`));
+    return this.queue.then(() => this.changed.fire());
+  }
+
+  private target(): vscode.ConfigurationTarget {
+    return vscode.workspace.workspaceFile ? vscode.ConfigurationTarget.WorkspaceFolder : vscode.ConfigurationTarget.Workspace;
+  }
+
+  current(): ReadonlyInclude | undefined {
+    const inspected = vscode.workspace
+      .getConfiguration("files", this.folder()?.uri)
+      .inspect<ReadonlyInclude>("readonlyInclude");
+    return this.target() === vscode.ConfigurationTarget.WorkspaceFolder
+      ? inspected?.workspaceFolderValue
+      : inspected?.workspaceValue;
+  }
+
+  private settingsPath(): string | undefined {
+    const folder = this.folder();
+    return folder ? path.join(folder.uri.fsPath, ".vscode", "settings.json") : undefined;
+  }
+
+  private settingsFileExists(): boolean {
+    const file = this.settingsPath();
+    return !!file && existsSync(file);
+  }
+
+  private async write(value: ReadonlyInclude | undefined, removeIfEmpty: boolean): Promise<void> {
+    const config = vscode.workspace.getConfiguration("files", this.folder()?.uri);
+    await config.update("readonlyInclude", value, this.target());
+    this.log.info(`files.readonlyInclude = ${JSON.stringify(value ?? null)}`);
+    const file = this.settingsPath();
+    if (!removeIfEmpty || !file || !existsSync(file)) return;
+    // The settings file did not exist before the loop: leave no empty one behind.
+    try {
+      if (readFileSync(file, "utf-8").replace(/\/\/.*$/gm, "").replace(/\s/g, "") === "{}") {
+        unlinkSync(file);
+        const dir = path.dirname(file);
+        if (readdirSync(dir).length === 0) rmdirSync(dir);
+      }
+    } catch (error) {
+      this.log.warn(`Could not tidy ${file}: ${String(error)}`);
+    }
+  }
+
+  provideFileDecoration(uri: vscode.Uri): vscode.FileDecoration | undefined {
+    if (uri.scheme !== "file") return undefined;
+    const folder = this.folder();
+    if (!folder) return undefined;
+    const relative = path.relative(folder.uri.fsPath, uri.fsPath);
+    if (!relative || relative.startsWith("..")) return undefined;
+    if (this.locked.globs.length && this.locked.matches(relative)) {
+      return {
+        badge: LOCK_BADGE,
+        tooltip: `Locked by Autoresearch: ${this.reason || "the experiment loop is editing this file"}`,
+      };
+    }
+    if (this.offLimits.globs.length && this.offLimits.matches(relative)) {
+      return { badge: OFF_LIMITS_BADGE, tooltip: "Off-limits: the experiment loop never edits this file" };
+    }
+    return undefined;
+  }
+
+  dispose(): void {
+    this.emitter.dispose();
+    this.changed.dispose();
+  }
+}

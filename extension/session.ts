@@ -1,0 +1,96 @@
+// The loop as the extension knows it: the workspace root the daemon is asked about, the latest
+// LoopState (fetched when the daemon is ready, then pushed by stateChanged), and the context keys.
+import { existsSync } from "node:fs";
+import * as vscode from "vscode";
+import { contextKeys, type ContextKeys } from "./contextKeys";
+import type { Daemon } from "./daemon";
+import { Method, type LoopState } from "./protocol";
+
+export class Session implements vscode.Disposable {
+  state: LoopState | undefined;
+  private readonly emitter = new vscode.EventEmitter<LoopState | undefined>();
+  /** Fires after every state change (the new state; undefined when the daemon went away). */
+  readonly onDidChangeState = this.emitter.event;
+  private readonly disposables: vscode.Disposable[] = [];
+  private keys: Partial<ContextKeys> = {};
+  hasSessions = false;
+
+  constructor(
+    private readonly daemon: Daemon,
+    private readonly log: vscode.LogOutputChannel,
+  ) {
+    this.disposables.push(
+      this.emitter,
+      daemon.onNotification(Method.stateChanged, (state) => {
+        if (this.isMine(state.root)) this.set(state);
+      }),
+      daemon.onDidChangeStatus((status) => {
+        if (status === "ready") void this.refresh();
+        else if (status === "crashed" || status === "stopped" || status === "failed") this.set(undefined);
+        this.updateKeys();
+      }),
+    );
+    this.updateKeys();
+  }
+
+  /** The workspace folder the loop runs in: the first with autoresearch.toml, else the first. */
+  get folder(): vscode.WorkspaceFolder | undefined {
+    return pickFolder();
+  }
+
+  get root(): string | undefined {
+    return this.folder?.uri.fsPath;
+  }
+
+  /** Same folder? (The daemon may resolve symlinks; compare loosely.) */
+  isMine(root: string): boolean {
+    const mine = this.root;
+    return !!mine && (root === mine || root.replace(/\/+$/, "") === mine.replace(/\/+$/, ""));
+  }
+
+  requireRoot(): string {
+    const root = this.root;
+    if (!root) throw new Error("Open a folder (a git repository) to use Autoresearch.");
+    return root;
+  }
+
+  async refresh(): Promise<void> {
+    const root = this.root;
+    if (!root) return;
+    try {
+      this.set(await this.daemon.request(Method.state, { root }));
+    } catch (error) {
+      this.log.warn(`state: ${String(error)}`);
+    }
+  }
+
+  set(state: LoopState | undefined): void {
+    this.state = state;
+    this.updateKeys();
+    this.emitter.fire(state);
+  }
+
+  setHasSessions(value: boolean): void {
+    if (this.hasSessions === value) return;
+    this.hasSessions = value;
+    this.updateKeys();
+  }
+
+  private updateKeys(): void {
+    const next = contextKeys(this.state, this.daemon.status, this.hasSessions);
+    for (const [key, value] of Object.entries(next) as [keyof ContextKeys, string | boolean][]) {
+      if (this.keys[key] !== value) void vscode.commands.executeCommand("setContext", key, value);
+    }
+    this.keys = next;
+  }
+
+  dispose(): void {
+    for (const d of this.disposables) d.dispose();
+  }
+}
+
+export function pickFolder(): vscode.WorkspaceFolder | undefined {
+  const folders = vscode.workspace.workspaceFolders ?? [];
+  // Workspace folders are local to the extension host here (extensionKind: workspace).
+  return folders.find((f) => existsSync(vscode.Uri.joinPath(f.uri, "autoresearch.toml").fsPath)) ?? folders[0];
+}

@@ -1,0 +1,368 @@
+// The results tree's model: sessions, their experiments fetched page by page, live updates from
+// notifications. Pure (no vscode import): resultsTree.ts renders it, tests drive it with a fake
+// fetch. Never holds a TreeItem per experiment: a session shows its newest HEAD experiments, and
+// older ones in groups of GROUP that load when expanded, so 10,000 experiments stay smooth.
+import { experimentRow, formatMetric, isBetter, oneLine, runningRow, type Row } from "./format";
+import type {
+  Counts,
+  Experiment,
+  ExperimentRecorded,
+  ExperimentsPage,
+  FileChange,
+  LoopState,
+  SessionSummary,
+} from "./protocol";
+import { ACTIVE_PHASES } from "./protocol";
+
+export const HEAD = 200;
+export const GROUP = 500;
+
+export type Node =
+  | { kind: "session"; tag: string }
+  | { kind: "running"; tag: string }
+  | { kind: "experiment"; tag: string; number: number }
+  /** Older experiments at ledger positions [start, end) (oldest first). */
+  | { kind: "group"; tag: string; start: number; end: number }
+  | { kind: "file"; tag: string; number: number; commit: string; parent: string; change: FileChange }
+  | { kind: "message"; id: string; text: string };
+
+export type FetchPage = (
+  tag: string | null,
+  offset: number,
+  limit: number,
+  newestFirst: boolean,
+) => Promise<ExperimentsPage>;
+
+class Session {
+  branch = "";
+  total = 0;
+  totalKnown = false;
+  counts: Counts = {};
+  best: number | null = null;
+  bestNumber: number | null = null;
+  /** Experiments by ledger position (oldest first); holes are not loaded yet. */
+  readonly items: (Experiment | undefined)[] = [];
+  readonly byNumber = new Map<number, number>();
+  readonly inflight = new Map<string, Promise<void>>();
+
+  constructor(readonly tag: string) {}
+
+  put(offset: number, experiment: Experiment): void {
+    const previous = this.items[offset];
+    if (previous && previous.number !== experiment.number) this.byNumber.delete(previous.number);
+    this.items[offset] = experiment;
+    this.byNumber.set(experiment.number, offset);
+  }
+
+  missing(start: number, end: number): boolean {
+    for (let i = start; i < end; i++) if (!this.items[i]) return true;
+    return false;
+  }
+}
+
+export class ResultsModel {
+  private sessions = new Map<string, Session>();
+  private order: string[] = [];
+  state: LoopState | undefined;
+  private readonly listeners: ((tag: string | undefined) => void)[] = [];
+
+  constructor(private readonly fetchPage: FetchPage) {}
+
+  /** Called with a session tag whose children changed, or undefined when the roots changed. */
+  onChange(listener: (tag: string | undefined) => void): void {
+    this.listeners.push(listener);
+  }
+
+  private emit(tag: string | undefined): void {
+    for (const listener of this.listeners) listener(tag);
+  }
+
+  /** Forget everything (daemon restarted, root changed): the next reads fetch anew. */
+  reset(): void {
+    this.sessions.clear();
+    this.order = [];
+    this.state = undefined;
+    this.emit(undefined);
+  }
+
+  get currentTag(): string | undefined {
+    if (!this.state || (this.state.mode ?? "none") === "none") return this.order[0];
+    return this.state.tag ?? "";
+  }
+
+  get direction(): string | undefined {
+    return this.state?.direction || undefined;
+  }
+
+  private session(tag: string): Session {
+    let session = this.sessions.get(tag);
+    if (!session) {
+      session = new Session(tag);
+      this.sessions.set(tag, session);
+    }
+    return session;
+  }
+
+  setState(state: LoopState): void {
+    const before = this.order.join("\n");
+    const runningBefore = this.runningNumber();
+    this.state = state;
+    const summaries: SessionSummary[] = [...(state.sessions ?? [])];
+    const mode = state.mode ?? "none";
+    if (mode !== "none" && !summaries.some((s) => s.tag === (state.tag ?? ""))) {
+      summaries.unshift({
+        tag: state.tag ?? "",
+        branch: state.branch ?? "",
+        total: -1,
+        counts: state.counts ?? {},
+        best: state.best ?? null,
+        best_number: state.best_number ?? null,
+      });
+    }
+    const changed = new Set<string>();
+    for (const summary of summaries) {
+      const session = this.session(summary.tag);
+      session.branch = summary.branch;
+      session.counts = summary.counts;
+      if (summary.total >= 0) {
+        if (summary.total !== session.total || !session.totalKnown) changed.add(summary.tag);
+        session.total = Math.max(summary.total, session.items.length);
+        session.totalKnown = true;
+      }
+      if (summary.best !== undefined) session.best = summary.best ?? null;
+      if (summary.best_number !== undefined) session.bestNumber = summary.best_number ?? null;
+    }
+    if (mode !== "none") {
+      const current = this.session(state.tag ?? "");
+      if (state.best !== undefined && state.best !== null) current.best = state.best;
+      if (state.best_number !== undefined && state.best_number !== null) {
+        current.bestNumber = state.best_number;
+      }
+      if (runningBefore !== this.runningNumber()) changed.add(state.tag ?? "");
+    }
+    // The current session first, then the others as the daemon lists them (newest first).
+    const tags = summaries.map((s) => s.tag);
+    const current = mode !== "none" ? (state.tag ?? "") : undefined;
+    this.order = current === undefined ? tags : [current, ...tags.filter((t) => t !== current)];
+    for (const tag of [...this.sessions.keys()]) {
+      if (!this.order.includes(tag)) this.sessions.delete(tag);
+    }
+    if (before !== this.order.join("\n")) this.emit(undefined);
+    else for (const tag of changed) this.emit(tag);
+  }
+
+  /** The number of the experiment being made, when the loop is making one. */
+  runningNumber(): number | undefined {
+    const state = this.state;
+    if (!state || state.mode !== "loop" || state.current === null || state.current === undefined) {
+      return undefined;
+    }
+    if (!ACTIVE_PHASES.includes(state.phase) || state.phase === "paused") return undefined;
+    const session = this.sessions.get(state.tag ?? "");
+    if (session?.byNumber.has(state.current)) return undefined;
+    return state.current;
+  }
+
+  record(event: ExperimentRecorded): void {
+    const tag = event.tag;
+    if (!this.sessions.has(tag)) {
+      this.order.push(tag);
+      this.emit(undefined);
+    }
+    const session = this.session(tag);
+    const experiment = { ...event.experiment, tag: event.experiment.tag || tag };
+    const known = session.byNumber.get(experiment.number);
+    if (known !== undefined) {
+      session.put(known, experiment);
+    } else {
+      // A stateChanged may already have counted it (its slot at the end is still empty).
+      const last = session.total - 1;
+      const offset = last >= 0 && !session.items[last] && last >= session.items.length - 1 ? last : session.total;
+      session.put(offset, experiment);
+      session.total = Math.max(session.total, offset + 1);
+      session.counts = { ...session.counts, [experiment.status]: (session.counts[experiment.status] ?? 0) + 1 };
+    }
+    const direction = tag === this.currentTag ? this.direction : undefined;
+    const metric = experiment.metric;
+    if (
+      experiment.status === "keep" &&
+      metric !== null &&
+      metric !== undefined &&
+      (session.best === null || (direction !== undefined && isBetter(metric, session.best, direction)))
+    ) {
+      session.best = metric;
+      session.bestNumber = experiment.number;
+    }
+    this.emit(tag);
+  }
+
+  roots(): Node[] {
+    return this.order.map((tag) => ({ kind: "session", tag }));
+  }
+
+  hasSessions(): boolean {
+    return this.order.length > 0;
+  }
+
+  summary(tag: string): { branch: string; total: number; counts: Counts; best: number | null; bestNumber: number | null } {
+    const s = this.session(tag);
+    return { branch: s.branch, total: s.total, counts: s.counts, best: s.best, bestNumber: s.bestNumber };
+  }
+
+  experiment(tag: string, number: number): Experiment | undefined {
+    const session = this.sessions.get(tag);
+    const offset = session?.byNumber.get(number);
+    return offset === undefined ? undefined : session!.items[offset];
+  }
+
+  /** Loaded experiments of a session, oldest first (for the chart and quick picks). */
+  loaded(tag: string): Experiment[] {
+    return (this.sessions.get(tag)?.items ?? []).filter((e): e is Experiment => e !== undefined);
+  }
+
+  private async ensureTotal(session: Session): Promise<void> {
+    if (session.totalKnown) return;
+    await this.load(session, "head", async () => {
+      const page = await this.fetchPage(session.tag || null, 0, HEAD, true);
+      this.absorbNewestFirst(session, page);
+    });
+  }
+
+  private absorbNewestFirst(session: Session, page: ExperimentsPage): void {
+    session.total = Math.max(page.total, session.items.length);
+    session.totalKnown = true;
+    page.items.forEach((experiment, i) => {
+      const offset = page.total - 1 - (page.offset + i);
+      if (offset >= 0) session.put(offset, { ...experiment, tag: experiment.tag || session.tag });
+    });
+  }
+
+  /** Make sure ledger positions [start, end) are loaded, in one request. */
+  private async ensureRange(session: Session, start: number, end: number): Promise<void> {
+    if (end <= start || !session.missing(start, end)) return;
+    await this.load(session, `${start}:${end}`, async () => {
+      const page = await this.fetchPage(session.tag || null, start, end - start, false);
+      page.items.forEach((experiment, i) =>
+        session.put(page.offset + i, { ...experiment, tag: experiment.tag || session.tag }),
+      );
+      if (page.total > session.total) session.total = page.total;
+    });
+  }
+
+  private load(session: Session, key: string, work: () => Promise<void>): Promise<void> {
+    let pending = session.inflight.get(key);
+    if (!pending) {
+      pending = work().finally(() => session.inflight.delete(key));
+      session.inflight.set(key, pending);
+    }
+    return pending;
+  }
+
+  async sessionChildren(tag: string): Promise<Node[]> {
+    const session = this.session(tag);
+    await this.ensureTotal(session);
+    const total = session.total;
+    const headStart = Math.max(0, total - HEAD);
+    await this.ensureRange(session, headStart, total);
+    const nodes: Node[] = [];
+    if (tag === this.currentTag && this.runningNumber() !== undefined) nodes.push({ kind: "running", tag });
+    for (let offset = total - 1; offset >= headStart; offset--) {
+      const experiment = session.items[offset];
+      if (experiment) nodes.push({ kind: "experiment", tag, number: experiment.number });
+    }
+    const groups = Math.ceil(headStart / GROUP);
+    for (let g = groups - 1; g >= 0; g--) {
+      nodes.push({ kind: "group", tag, start: g * GROUP, end: Math.min(headStart, (g + 1) * GROUP) });
+    }
+    if (nodes.length === 0) {
+      nodes.push({ kind: "message", id: `empty:${tag}`, text: "No experiments yet" });
+    }
+    return nodes;
+  }
+
+  async groupChildren(tag: string, start: number, end: number): Promise<Node[]> {
+    const session = this.session(tag);
+    await this.ensureRange(session, start, end);
+    const nodes: Node[] = [];
+    for (let offset = end - 1; offset >= start; offset--) {
+      const experiment = session.items[offset];
+      if (experiment) nodes.push({ kind: "experiment", tag, number: experiment.number });
+    }
+    return nodes;
+  }
+
+  /** All experiments of a session, oldest first, loading what is missing in large pages. */
+  async all(tag: string, pageSize = 2000): Promise<Experiment[]> {
+    const session = this.session(tag);
+    await this.ensureTotal(session);
+    for (let start = 0; start < session.total; start += pageSize) {
+      await this.ensureRange(session, start, Math.min(session.total, start + pageSize));
+    }
+    return this.loaded(tag);
+  }
+
+  // ---- rows: what each node shows ---------------------------------------------------------------
+
+  sessionRow(tag: string): Row {
+    const s = this.summary(tag);
+    const current = tag === this.currentTag && this.state && (this.state.mode ?? "none") !== "none";
+    const observer = current && this.state?.mode === "observer";
+    const active = current && this.state && ACTIVE_PHASES.includes(this.state.phase);
+    const counts = `${s.counts.keep ?? 0} keep · ${s.counts.discard ?? 0} discard · ${s.counts.crash ?? 0} crash`;
+    const best = s.best !== null ? `best ${formatMetric(s.best)}${s.bestNumber !== null ? ` (#${s.bestNumber})` : ""} · ` : "";
+    return {
+      id: `session:${tag}`,
+      label: s.branch || (tag ? `autoresearch/${tag}` : "results.tsv"),
+      description: `${best}${counts}`,
+      tooltip:
+        `${s.branch || tag || "results.tsv"}: ${s.total} experiments (${counts})` +
+        (s.best !== null ? `\nbest ${this.state?.metric || "metric"} ${formatMetric(s.best)}` : "") +
+        (observer ? "\nObserved: written by another tool" : ""),
+      icon: observer ? "eye" : active ? "beaker" : "git-branch",
+      color: "",
+      contextValue: `autoresearch.session${current ? ".current" : ""}`,
+    };
+  }
+
+  experimentRow(tag: string, number: number): Row | undefined {
+    const experiment = this.experiment(tag, number);
+    if (!experiment) return undefined;
+    const s = this.sessions.get(tag)!;
+    const metricName = tag === this.currentTag ? (this.state?.metric ?? "") : "";
+    return experimentRow(experiment, s.best, s.bestNumber, metricName);
+  }
+
+  groupRow(tag: string, start: number, end: number): Row {
+    return {
+      id: `group:${tag}:${start}:${end}`,
+      label: `#${start}–#${end - 1}`,
+      description: `${end - start} experiments`,
+      tooltip: `Older experiments, positions ${start} to ${end - 1} of the ledger`,
+      icon: "history",
+      color: "",
+      contextValue: "autoresearch.group",
+    };
+  }
+
+  /** What the current session shows now, as rows (for the e2e state dump). */
+  async currentRows(): Promise<{ session: Row | undefined; items: Row[] }> {
+    const tag = this.currentTag;
+    if (tag === undefined) return { session: undefined, items: [] };
+    const items: Row[] = [];
+    for (const node of await this.sessionChildren(tag)) {
+      if (node.kind === "experiment") {
+        const row = this.experimentRow(tag, node.number);
+        if (row) items.push(row);
+      } else if (node.kind === "running" && this.state) {
+        items.push(runningRow(this.state));
+      } else if (node.kind === "group") {
+        items.push(this.groupRow(tag, node.start, node.end));
+      }
+    }
+    return { session: this.sessionRow(tag), items };
+  }
+
+  messageRow(id: string, text: string): Row {
+    return { id, label: oneLine(text), description: "", tooltip: text, icon: "info", color: "", contextValue: "" };
+  }
+}

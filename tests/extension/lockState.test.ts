@@ -1,0 +1,87 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { GlobSet, globToRegExp, LockBook, type SavedLocks } from "../../extension/lockState";
+
+function memoryStore() {
+  let value: SavedLocks | undefined;
+  return { get: () => value, set: async (v: SavedLocks | undefined) => void (value = v ? structuredClone(v) : undefined) };
+}
+
+test("globs match like VS Code's: relative to the folder, ** across folders", () => {
+  const set = new GlobSet(["train.py", "src/**/*.py", "conf/{a,b}.yaml", "data?.csv"]);
+  assert.ok(set.matches("train.py"));
+  assert.ok(!set.matches("other/train.py"));
+  assert.ok(set.matches("src/model.py"));
+  assert.ok(set.matches("src/deep/er/model.py"));
+  assert.ok(!set.matches("src/model.pyc"));
+  assert.ok(set.matches("conf/a.yaml") && set.matches("conf/b.yaml") && !set.matches("conf/c.yaml"));
+  assert.ok(set.matches("data1.csv") && !set.matches("data12.csv"));
+  assert.ok(globToRegExp("**/*.py").test("a.py"));
+  assert.ok(globToRegExp("**/*.py").test("x/y/a.py"));
+  assert.ok(set.matches("./train.py"));
+});
+
+test("locking saves the user's value and restoring puts it back exactly", async () => {
+  const book = new LockBook(memoryStore());
+  const user = { "vendor/**": true, "train.py": false };
+  const locked = await book.lock(["train.py", "model.py"], user, true);
+  assert.deepEqual(locked, {
+    kind: "write",
+    value: { "vendor/**": true, "train.py": true, "model.py": true },
+    removeSettingsFileIfEmpty: false,
+  });
+  assert.ok(book.locked);
+  const restored = await book.unlock({ "vendor/**": true, "train.py": true, "model.py": true });
+  assert.deepEqual(restored, { kind: "write", value: { "vendor/**": true, "train.py": false }, removeSettingsFileIfEmpty: false });
+  assert.ok(!book.locked);
+  assert.deepEqual(await book.unlock({}), { kind: "none" });
+});
+
+test("no previous value: the setting is unset again and an empty settings file may go", async () => {
+  const book = new LockBook(memoryStore());
+  await book.lock(["train.py"], undefined, false);
+  const restored = await book.unlock({ "train.py": true });
+  assert.deepEqual(restored, { kind: "write", value: undefined, removeSettingsFileIfEmpty: true });
+});
+
+test("what the user added while locked survives the restore", async () => {
+  const book = new LockBook(memoryStore());
+  await book.lock(["train.py"], undefined, true);
+  const restored = await book.unlock({ "train.py": true, "docs/**": true });
+  assert.deepEqual(restored, { kind: "write", value: { "docs/**": true }, removeSettingsFileIfEmpty: false });
+});
+
+test("a new lock set replaces the previous one without losing the user's value", async () => {
+  const book = new LockBook(memoryStore());
+  await book.lock(["a.py"], { "x/**": true }, true);
+  const second = await book.lock(["b.py"], { "x/**": true, "a.py": true }, true);
+  assert.deepEqual(second, { kind: "write", value: { "x/**": true, "b.py": true }, removeSettingsFileIfEmpty: false });
+  assert.deepEqual(await book.unlock({ "x/**": true, "b.py": true }), {
+    kind: "write",
+    value: { "x/**": true },
+    removeSettingsFileIfEmpty: false,
+  });
+});
+
+test("an empty lock list unlocks (manual mode's edit phase)", async () => {
+  const book = new LockBook(memoryStore());
+  await book.lock(["train.py"], undefined, true);
+  assert.deepEqual(await book.lock([], { "train.py": true }, true), {
+    kind: "write",
+    value: undefined,
+    removeSettingsFileIfEmpty: false,
+  });
+});
+
+test("after a crash the saved value is still there for the next activation", async () => {
+  const store = memoryStore();
+  await new LockBook(store).lock(["train.py"], { "keep/**": true }, true);
+  // A new window: a new LockBook over the same workspaceState.
+  const next = new LockBook(store);
+  assert.ok(next.locked);
+  assert.deepEqual(await next.unlock({ "keep/**": true, "train.py": true }), {
+    kind: "write",
+    value: { "keep/**": true },
+    removeSettingsFileIfEmpty: false,
+  });
+});

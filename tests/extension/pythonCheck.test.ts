@@ -1,0 +1,39 @@
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { checkImport, folderVenvPython, installPlan, isAutoresearchProject } from "../../extension/pythonCheck";
+import { python, pythonEnv, repoRoot } from "./helpers";
+
+test("this repository's pyproject is recognised; others are not", () => {
+  assert.ok(isAutoresearchProject('[project]\nname = "autoresearch"\nversion = "0.1.0"\n'));
+  assert.ok(!isAutoresearchProject('[project]\nname = "autoresearch-x"\n'));
+  assert.ok(!isAutoresearchProject('[tool.x]\nname = "autoresearch"\n[project]\nname = "other"\n'));
+});
+
+test("install plan: editable install of a workspace holding the project, else from PyPI", () => {
+  assert.deepEqual(installPlan([repoRoot()]).args, ["-m", "pip", "install", "-e", repoRoot()]);
+  const other = mkdtempSync(join(tmpdir(), "ar-other-"));
+  writeFileSync(join(other, "pyproject.toml"), '[project]\nname = "other"\n');
+  assert.deepEqual(installPlan([other]), { args: ["-m", "pip", "install", "autoresearch"], label: "pip install autoresearch" });
+});
+
+test("a workspace .venv is found", () => {
+  const folder = mkdtempSync(join(tmpdir(), "ar-venv-"));
+  assert.equal(folderVenvPython(folder), undefined);
+  mkdirSync(join(folder, ".venv", "bin"), { recursive: true });
+  writeFileSync(join(folder, ".venv", "bin", "python"), "");
+  assert.equal(folderVenvPython(folder, "linux"), join(folder, ".venv", "bin", "python"));
+});
+
+test("the import check tells a missing interpreter from a missing package", async () => {
+  const missing = await checkImport("/nonexistent/python3");
+  assert.equal(missing.ok, false);
+  assert.equal(!missing.ok && missing.reason, "no-python");
+  const bare = await checkImport(python(), { env: { ...process.env, PYTHONPATH: "", PYTHONNOUSERSITE: "1" }, cwd: tmpdir() });
+  // The project's venv has the package installed (editable), so this passes there; elsewhere it says why.
+  if (!bare.ok) assert.equal(bare.reason, "no-package");
+  const ok = await checkImport(python(), { env: pythonEnv() });
+  assert.equal(ok.ok, true, JSON.stringify(ok));
+});

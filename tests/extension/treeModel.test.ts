@@ -1,0 +1,134 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { Experiment, ExperimentsPage, LoopState } from "../../extension/protocol";
+import { GROUP, HEAD, ResultsModel, type Node } from "../../extension/treeModel";
+
+function ledger(n: number, tag = "nov25"): Experiment[] {
+  return Array.from({ length: n }, (_, i) => ({
+    number: i,
+    commit: `c${i}`.padEnd(40, "0"),
+    status: i % 3 === 0 ? "keep" : i % 3 === 1 ? "discard" : "crash",
+    metric: i % 3 === 2 ? null : 2 - i / n,
+    tag,
+  }));
+}
+
+/** A fake daemon over a ledger, counting requests and rows sent. */
+function fakeDaemon(rows: Experiment[]) {
+  const calls: { offset: number; limit: number; newestFirst: boolean }[] = [];
+  let sent = 0;
+  const fetch = async (tag: string | null, offset: number, limit: number, newestFirst: boolean): Promise<ExperimentsPage> => {
+    calls.push({ offset, limit, newestFirst });
+    const ordered = newestFirst ? [...rows].reverse() : rows;
+    const items = ordered.slice(offset, offset + limit);
+    sent += items.length;
+    return { root: "/r", tag: tag ?? "nov25", total: rows.length, offset, items };
+  };
+  return { fetch, calls, sent: () => sent };
+}
+
+const state = (extra: Partial<LoopState> = {}): LoopState => ({
+  root: "/r",
+  phase: "running",
+  mode: "loop",
+  tag: "nov25",
+  branch: "autoresearch/nov25",
+  direction: "lower",
+  metric: "val_bpb",
+  ...extra,
+});
+
+test("a session lists its newest experiments first", async () => {
+  const daemon = fakeDaemon(ledger(5));
+  const model = new ResultsModel(daemon.fetch);
+  model.setState(state({ current: null, sessions: [{ tag: "nov25", branch: "autoresearch/nov25", total: 5, counts: {} }] }));
+  assert.deepEqual(model.roots(), [{ kind: "session", tag: "nov25" }]);
+  const children = await model.sessionChildren("nov25");
+  assert.deepEqual(children.map((n) => (n.kind === "experiment" ? n.number : n.kind)), [4, 3, 2, 1, 0]);
+});
+
+test("10,000 experiments: only the newest page is fetched, older ones in lazy groups", async () => {
+  const daemon = fakeDaemon(ledger(10_000));
+  const model = new ResultsModel(daemon.fetch);
+  model.setState(state({ sessions: [{ tag: "nov25", branch: "b", total: 10_000, counts: {} }] }));
+  const children = await model.sessionChildren("nov25");
+  const experiments = children.filter((n) => n.kind === "experiment");
+  const groups = children.filter((n): n is Extract<Node, { kind: "group" }> => n.kind === "group");
+  assert.equal(experiments.length, HEAD);
+  assert.equal(groups.length, Math.ceil((10_000 - HEAD) / GROUP));
+  assert.equal(daemon.sent(), HEAD, "one page, not the whole ledger");
+  assert.deepEqual(groups[0], { kind: "group", tag: "nov25", start: 9500, end: 9800 });
+  assert.deepEqual(groups[groups.length - 1], { kind: "group", tag: "nov25", start: 0, end: 500 });
+  const oldest = await model.groupChildren("nov25", 0, 500);
+  assert.equal(oldest.length, 500);
+  assert.deepEqual(oldest[0], { kind: "experiment", tag: "nov25", number: 499 });
+  assert.equal(daemon.calls.length, 2);
+  // Expanding again costs nothing.
+  await model.groupChildren("nov25", 0, 500);
+  await model.sessionChildren("nov25");
+  assert.equal(daemon.calls.length, 2);
+});
+
+test("a recorded experiment goes on top without a fetch, and moves the best", async () => {
+  const rows = ledger(3);
+  const daemon = fakeDaemon(rows);
+  const model = new ResultsModel(daemon.fetch);
+  model.setState(state({ current: 3, best: 2, best_number: 0, sessions: [{ tag: "nov25", branch: "b", total: 3, counts: { keep: 1, discard: 1, crash: 1 }, best: 2, best_number: 0 }] }));
+  let first = await model.sessionChildren("nov25");
+  assert.deepEqual(first[0], { kind: "running", tag: "nov25" });
+  const changed: (string | undefined)[] = [];
+  model.onChange((tag) => changed.push(tag));
+  model.record({ root: "/r", tag: "nov25", experiment: { number: 3, commit: "d", status: "keep", metric: 0.5 } });
+  assert.deepEqual(changed, ["nov25"]);
+  first = await model.sessionChildren("nov25");
+  assert.deepEqual(first.slice(0, 2), [
+    { kind: "experiment", tag: "nov25", number: 3 },
+    { kind: "experiment", tag: "nov25", number: 2 },
+  ]);
+  assert.equal(daemon.calls.length, 1);
+  assert.equal(model.summary("nov25").best, 0.5);
+  assert.equal(model.summary("nov25").bestNumber, 3);
+  assert.equal(model.summary("nov25").total, 4);
+  assert.equal(model.summary("nov25").counts.keep, 2);
+  assert.equal(model.experimentRow("nov25", 3)?.description, "★ best");
+  assert.equal(model.experimentRow("nov25", 0)?.description, "Δ +1.5");
+});
+
+test("stateChanged counting an experiment before its record does not count it twice", async () => {
+  const rows = ledger(2);
+  const model = new ResultsModel(fakeDaemon(rows).fetch);
+  model.setState(state({ sessions: [{ tag: "nov25", branch: "b", total: 2, counts: {} }] }));
+  await model.sessionChildren("nov25");
+  model.setState(state({ sessions: [{ tag: "nov25", branch: "b", total: 3, counts: {} }] }));
+  model.record({ root: "/r", tag: "nov25", experiment: { number: 2, commit: "x", status: "discard", metric: 3 } });
+  assert.equal(model.summary("nov25").total, 3);
+  const children = await model.sessionChildren("nov25");
+  assert.deepEqual(children.map((n) => (n.kind === "experiment" ? n.number : n.kind)), [2, 1, 0]);
+});
+
+test("observer mode without a tag shows results.tsv as the session", async () => {
+  const model = new ResultsModel(fakeDaemon(ledger(2, "")).fetch);
+  model.setState({ root: "/r", phase: "idle", mode: "observer", tag: "", sessions: [] });
+  assert.deepEqual(model.roots(), [{ kind: "session", tag: "" }]);
+  assert.equal(model.sessionRow("").label, "results.tsv");
+  assert.equal(model.sessionRow("").icon, "eye");
+  assert.equal((await model.sessionChildren("")).length, 2);
+});
+
+test("the rows of the current session are what the e2e dump reports", async () => {
+  const model = new ResultsModel(fakeDaemon(ledger(4)).fetch);
+  model.setState(state({ current: 4, sessions: [{ tag: "nov25", branch: "autoresearch/nov25", total: 4, counts: { keep: 2, discard: 1, crash: 1 } }] }));
+  const rows = await model.currentRows();
+  assert.equal(rows.session?.label, "autoresearch/nov25");
+  assert.match(rows.session!.description, /2 keep · 1 discard · 1 crash/);
+  assert.deepEqual(rows.items.map((r) => r.icon), ["loading~spin", "pass-filled", "error", "circle-slash", "pass-filled"]);
+});
+
+test("reset forgets everything", async () => {
+  const daemon = fakeDaemon(ledger(3));
+  const model = new ResultsModel(daemon.fetch);
+  model.setState(state({ sessions: [{ tag: "nov25", branch: "b", total: 3, counts: {} }] }));
+  await model.sessionChildren("nov25");
+  model.reset();
+  assert.deepEqual(model.roots(), []);
+});

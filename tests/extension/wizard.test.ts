@@ -1,0 +1,95 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { Config } from "../../extension/protocol";
+import {
+  AGENT_CHOICES,
+  agentChoiceFor,
+  buildConfig,
+  checkExtraction,
+  extractionText,
+  parseExtraction,
+  parseLoopCount,
+  scopeItems,
+} from "../../extension/wizard";
+
+const detected: Config = {
+  metric: { name: "val_bpb", direction: "lower", pattern: "^val_bpb:\\s*([0-9.]+)" },
+  run: { command: "python train.py", timeout: 300 },
+  scope: { files: ["train.py"], off_limits: ["prepare.py", "model.py"] },
+  agent: { kind: "sweep", timeout: 100 },
+  decision: { noise_repeats: 2 },
+};
+
+test("extraction: a regex, or `$ ` and a shell command", () => {
+  assert.deepEqual(parseExtraction("^loss: (\\d+)"), { pattern: "^loss: (\\d+)", extract: null });
+  assert.deepEqual(parseExtraction("$ grep '^val' run.log"), { pattern: null, extract: "grep '^val' run.log" });
+  assert.equal(extractionText(detected), "^val_bpb:\\s*([0-9.]+)");
+  assert.equal(extractionText({ ...detected, metric: { name: "m", direction: "lower", extract: "tail -1 run.log" } }), "$ tail -1 run.log");
+});
+
+test("a regex needs exactly one group; Python's named groups are fine", () => {
+  assert.equal(checkExtraction("^loss: ([0-9.]+)"), undefined);
+  assert.equal(checkExtraction("^loss: (?P<v>[0-9.]+)"), undefined);
+  assert.match(checkExtraction("^(loss): ([0-9.]+)")!, /2 groups/);
+  assert.match(checkExtraction("loss")!, /0 groups/);
+  assert.ok(checkExtraction(""));
+  assert.ok(checkExtraction("$ "));
+});
+
+test("loop count: empty is unbounded, else a positive integer", () => {
+  assert.equal(parseLoopCount(""), null);
+  assert.equal(parseLoopCount(" 3 "), 3);
+  assert.ok(parseLoopCount("0") instanceof Error);
+  assert.ok(parseLoopCount("-1") instanceof Error);
+  assert.ok(parseLoopCount("2.5") instanceof Error);
+});
+
+test("the config keeps what was detected and takes the answers", () => {
+  const config = buildConfig(detected, {
+    metric: " val_loss ",
+    direction: "higher",
+    command: "python train.py --fast",
+    extraction: "$ grep val_loss run.log",
+    files: ["train.py", "model.py"],
+    guard: "",
+    agent: AGENT_CHOICES.find((c) => c.id === "claude")!,
+  });
+  assert.deepEqual(config.metric, { name: "val_loss", direction: "higher", pattern: null, extract: "grep val_loss run.log" });
+  assert.deepEqual(config.run, { command: "python train.py --fast", timeout: 300, guard: null });
+  assert.deepEqual(config.scope, { files: ["train.py", "model.py"], off_limits: ["prepare.py"] });
+  assert.deepEqual(config.agent, { kind: "command", preset: "claude", command: null, timeout: 100 });
+  assert.deepEqual(config.decision, { noise_repeats: 2 });
+});
+
+test("a custom agent keeps its template; sweep and manual carry no preset", () => {
+  const custom = buildConfig(detected, {
+    metric: "m", direction: "lower", command: "c", extraction: "(x)", files: ["a"], guard: "pytest",
+    agent: AGENT_CHOICES.find((c) => c.id === "custom")!, customCommand: "my-agent {prompt_file}",
+  });
+  assert.deepEqual(custom.agent, { kind: "command", preset: "custom", command: "my-agent {prompt_file}", timeout: 100 });
+  assert.equal(custom.run.guard, "pytest");
+  const manual = buildConfig(detected, {
+    metric: "m", direction: "lower", command: "c", extraction: "(x)", files: ["a"], guard: "",
+    agent: AGENT_CHOICES.find((c) => c.id === "manual")!,
+  });
+  assert.deepEqual(manual.agent, { kind: "manual", preset: null, command: null, timeout: 100 });
+});
+
+test("the detected agent is offered first", () => {
+  assert.equal(agentChoiceFor(undefined).id, "sweep");
+  assert.equal(agentChoiceFor({ kind: "command", preset: "aider" }).id, "aider");
+  assert.equal(agentChoiceFor({ kind: "command", command: "x {prompt_file}" }).id, "custom");
+  assert.deepEqual(
+    AGENT_CHOICES.map((c) => c.id),
+    ["sweep", "manual", "claude", "codex", "aider", "gemini", "opencode", "custom"],
+  );
+});
+
+test("scope items: selected and suggested first, then the workspace, no duplicates", () => {
+  assert.deepEqual(scopeItems(["model.py", "train.py"], ["train.py"], ["z.py", "train.py", "a.py"]), [
+    { path: "train.py", picked: true, candidate: true },
+    { path: "model.py", picked: false, candidate: true },
+    { path: "a.py", picked: false, candidate: false },
+    { path: "z.py", picked: false, candidate: false },
+  ]);
+});
