@@ -166,6 +166,13 @@ def validate(config: Config, source: str = CONFIG_FILE) -> None:
             f'{source}: agent.kind is "command" but neither agent.preset nor agent.command is set.'
             " Pick a preset (claude, codex, aider, gemini, opencode) or write a command template."
         )
+    if config.agent.kind == "command":
+        from .agents.presets import TemplateError, resolve
+
+        try:
+            resolve(config.agent)
+        except TemplateError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
     if not config.scope.files:
         raise ConfigError(
             f"{source}: scope.files is empty. List the files the agent may edit, e.g."

@@ -293,7 +293,12 @@ class Loop:
             guidance=self._guidance(),
         )
         started = time.monotonic()
-        outcome = self.proposer.propose(ctx, self.cancel)
+        try:
+            outcome = self.proposer.propose(ctx, self.cancel)
+        except RuntimeError as exc:  # the agent cannot run here (AgentUnavailable): stop
+            self.repo.reset_hard(parent)
+            self.journal.write(Entry(tag=self.tag, branch=self.branch))
+            raise LoopStopped(f"Stopped: {exc}") from None
         if not outcome.agent_s:
             outcome.agent_s = time.monotonic() - started
         self._locks(locked=True)

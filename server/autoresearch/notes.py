@@ -17,6 +17,7 @@ TRIED_LIMIT = 40
 def render(config: Config, tag: str, history: list[Experiment]) -> str:
     m, r = config.metric, config.run
     extraction = f"regex `{m.pattern}`" if m.pattern else f"`{m.extract}`"
+    memory = f"`{r.memory_pattern}` in {r.memory_unit}" if r.memory_pattern else "measured"
     lines = [
         f"# Autoresearch: {m.name} ({tag})",
         "",
@@ -26,7 +27,7 @@ def render(config: Config, tag: str, history: list[Experiment]) -> str:
         "",
         "## Metrics",
         f"- Primary: `{m.name}`, {m.direction} is better, extracted with {extraction}.",
-        f"- Memory: {'`' + r.memory_pattern + '` in ' + r.memory_unit if r.memory_pattern else 'measured by the daemon'}.",
+        f"- Memory: {memory}.",
         "",
         "## How to Run",
         f"`{r.command} > run.log 2>&1` (timeout {r.timeout:g} s).",

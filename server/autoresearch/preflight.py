@@ -26,7 +26,8 @@ def check_repo(repo: Repo) -> None:
         )
     if repo.branch() is None:
         raise PreflightError(
-            "HEAD is detached. Check out a branch first (git switch -c my-branch or git switch main)."
+            "HEAD is detached. Check out a branch first"
+            " (git switch -c my-branch, or git switch main)."
         )
     state = repo.in_progress()
     if state:

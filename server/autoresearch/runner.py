@@ -105,6 +105,10 @@ class LocalRunner:
                 if on_tick:
                     on_tick(elapsed)
             waiter.join()
+            if log_limit:  # output written between two polls is cut: the bound is exact
+                os.ftruncate(log.fileno(), spec.max_log_bytes)
+                os.lseek(log.fileno(), spec.max_log_bytes, os.SEEK_SET)
+                os.write(log.fileno(), b"\n[autoresearch: run.log cut at its size limit]\n")
             proc.returncode = status[0] if status else -1  # reaped by wait4, not by Popen
         runtime = time.monotonic() - started
         # Whatever outlived the command (background jobs, double-forked daemons) goes too.

@@ -77,7 +77,7 @@ def distribution(const: Constant, declared: SweepParam | None) -> BaseDistributi
 
 def render(value: float, integer: bool) -> str:
     if integer:
-        return str(int(round(value)))
+        return str(round(value))
     text = f"{value:.3g}"
     return text if any(c in text for c in ".e") else text + ".0"
 
@@ -190,5 +190,5 @@ def _clip(params: dict[str, float], dists: dict[str, BaseDistribution]) -> dict[
         d = dists[k]
         if isinstance(d, IntDistribution | FloatDistribution):
             v = min(max(v, d.low), d.high)
-            out[k] = int(round(v)) if isinstance(d, IntDistribution) else v
+            out[k] = round(v) if isinstance(d, IntDistribution) else v
     return out

@@ -1,0 +1,48 @@
+# The verbs people guess. `make demo` and `make test` set everything up themselves.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: demo test lint test-python test-extension test-e2e vsix bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+demo: $(STAMP)
+	$(VENV)/bin/autoresearch demo $(if $(DIR),--dir $(DIR)) $(if $(N),--loop $(N))
+
+lint: $(STAMP) $(NODE_STAMP)
+	$(VENV)/bin/ruff check server tests
+	$(VENV)/bin/ruff format --check server tests
+	npm run --silent typecheck
+
+test-python: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider tests/server
+
+test-extension: $(STAMP) $(NODE_STAMP)
+	AUTORESEARCH_PYTHON=$(abspath $(PY)) npm run --silent test:unit
+
+vsix: $(NODE_STAMP)
+	npm run --silent package
+
+test-e2e: $(STAMP) vsix
+	bash tests/e2e/setup.sh
+	AUTORESEARCH_PYTHON=$(abspath $(PY)) node tests/e2e/run.mjs
+
+test: lint test-python test-extension test-e2e
+
+bench: $(STAMP)
+	$(PY) tests/bench/run.py
+
+clean:
+	rm -rf $(VENV) node_modules dist *.vsix tests/e2e/screenshots .pytest_cache .ruff_cache
