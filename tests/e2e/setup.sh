@@ -26,17 +26,20 @@ mkdir -p "$MARKERS" "$LOGS"
 
 STEP=""
 START=$(date +%s)
+exec 3>&2 # the EXIT trap may run while a step's output is redirected to its log
 on_exit() {
   local rc=$?
   if [ "$rc" -ne 0 ]; then
-    echo "" >&2
-    echo "e2e setup FAILED at step '$STEP' (exit $rc)." >&2
-    if [ -n "$STEP" ] && [ -f "$LOGS/$STEP.log" ]; then
-      echo "---- last lines of $LOGS/$STEP.log ----" >&2
-      tail -n 40 "$LOGS/$STEP.log" >&2
-      echo "---- end of log ----" >&2
-    fi
-    echo "Fix the cause and re-run: bash tests/e2e/setup.sh (completed steps are kept)." >&2
+    {
+      echo ""
+      echo "e2e setup FAILED at step '$STEP' (exit $rc)."
+      if [ -n "$STEP" ] && [ -f "$LOGS/$STEP.log" ]; then
+        echo "---- last lines of $LOGS/$STEP.log ----"
+        tail -n 40 "$LOGS/$STEP.log"
+        echo "---- end of log ----"
+      fi
+      echo "Fix the cause and re-run: bash tests/e2e/setup.sh (completed steps are kept)."
+    } >&3
   fi
 }
 trap on_exit EXIT
@@ -77,7 +80,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   } >"$LOGS/apt.log" 2>&1
   echo "e2e setup: apt done"
 fi
-command -v chromium >/dev/null || { echo "chromium not on PATH after install" >"$LOGS/apt.log"; exit 1; }
+command -v chromium >/dev/null || { echo "chromium not on PATH after install" >>"$LOGS/apt.log"; exit 1; }
 
 # --- 2. Node 24 ---
 install_node() {
@@ -114,7 +117,8 @@ cs_vscode() {
 }
 cs_extensions() { cd "$CS_DIR/lib/vscode/extensions" && npm install --omit=dev --no-audit --no-fund; }
 cs_check() {
-  "$NODE_DIR/bin/node" "$CS_DIR/out/node/entry.js" --version
+  # --config: without it code-server writes ~/.config/code-server/config.yaml
+  XDG_DATA_HOME="$CACHE/xdg-data" "$NODE_DIR/bin/node" "$CS_DIR/out/node/entry.js" --config "$CACHE/code-server-check.yaml" --version
 }
 # A changed unpack invalidates the later steps.
 if ! is_done "cs-$CODE_SERVER_VERSION-unpack"; then
@@ -138,13 +142,19 @@ install_tools() {
 run_step "tools-pw$PLAYWRIGHT_VERSION-vsce$VSCE_VERSION" install_tools
 
 STEP="env"
-cat >"$CACHE/env.sh" <<EOF
-# written by tests/e2e/setup.sh
-export AUTORESEARCH_E2E_CACHE="$CACHE"
-export AUTORESEARCH_E2E_NODE="$NODE_DIR/bin/node"
-export AUTORESEARCH_E2E_CODE_SERVER="$CS_DIR/out/node/entry.js"
-export AUTORESEARCH_E2E_TOOLS="$TOOLS_DIR"
-export AUTORESEARCH_E2E_CHROMIUM="$(command -v chromium)"
+# What the harness reads (tests/e2e/harness.mjs: paths()).
+VSCODE_VERSION=$("$NODE_DIR/bin/node" -p "require('$CS_DIR/lib/vscode/package.json').version")
+cat >"$CACHE/env.json.tmp" <<EOF
+{
+  "cache": "$CACHE",
+  "node": "$NODE_DIR/bin/node",
+  "codeServer": "$CS_DIR/out/node/entry.js",
+  "codeServerVersion": "$CODE_SERVER_VERSION",
+  "vscodeVersion": "$VSCODE_VERSION",
+  "tools": "$TOOLS_DIR",
+  "chromium": "$(command -v chromium)"
+}
 EOF
+mv "$CACHE/env.json.tmp" "$CACHE/env.json"
 STEP=""
 echo "e2e setup: ready in $(( $(date +%s) - START ))s (cache: $CACHE)"
