@@ -139,7 +139,11 @@ function html(webview: vscode.Webview, dist: vscode.Uri): string {
              padding: 4px 8px; z-index: 10; color: var(--vscode-editorHoverWidget-foreground);
              background: var(--vscode-editorHoverWidget-background);
              border: 1px solid var(--vscode-editorHoverWidget-border); }
-  .u-legend { color: var(--vscode-foreground); }
+  .key { margin-left: 10px; }
+  .key.keep { color: var(--vscode-charts-green); }
+  .key.discard { color: var(--vscode-disabledForeground); }
+  .key.crash { color: var(--vscode-charts-red); }
+  .key.best { color: var(--vscode-charts-blue); }
   .u-over { cursor: pointer; }
 </style>
 <title>Autoresearch Chart</title>

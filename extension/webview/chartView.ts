@@ -57,10 +57,10 @@ function build(): void {
     width: Math.max(200, root.clientWidth),
     height: Math.max(150, root.clientHeight),
     scales: { x: { time: false } },
-    legend: { show: true, live: false },
+    legend: { show: false },
     cursor: { drag: { x: true, y: false }, points: { show: false } },
     axes: [
-      { ...axis, label: "experiment" },
+      { ...axis, label: "experiment", incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000] },
       { ...axis, label: metric, size: 70, values: (_u, values) => values.map((v) => format(v)) },
     ],
     series: [
@@ -108,7 +108,22 @@ function showTooltip(u: uPlot): void {
 function refreshText(): void {
   const c = series.columns;
   const best = c.best.length ? c.best[c.best.length - 1]! : null;
-  summary.textContent = `${series.size} experiments · best ${metric} ${format(best)} · click a point to open its changes`;
+  const counts = { keep: 0, discard: 0, crash: 0 };
+  for (const point of series.points) counts[point.status]++;
+  const key = (cls: string, text: string) => {
+    const span = document.createElement("span");
+    span.className = `key ${cls}`;
+    span.textContent = text;
+    return span;
+  };
+  summary.replaceChildren(
+    `${series.size} experiments · best ${metric} ${format(best)} `,
+    key("keep", `● ${counts.keep} keep`),
+    key("discard", `● ${counts.discard} discard`),
+    key("crash", `● ${counts.crash} crash`),
+    key("best", "— best"),
+    " · click a point to open its changes",
+  );
   empty.style.display = series.size ? "none" : "block";
 }
 
