@@ -40,10 +40,13 @@ function playwright() {
   return cachedPlaywright;
 }
 
-/** A fresh temp directory (removed by the session's close unless AUTORESEARCH_E2E_KEEP=1). */
+/** A fresh temp directory, removed when the test process exits (unless AUTORESEARCH_E2E_KEEP=1). */
 export function makeTempDir(prefix = 'ar-e2e-') {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  tempDirs.add(dir);
+  return dir;
 }
+const tempDirs = new Set();
 
 /**
  * Package an extension folder into a .vsix with @vscode/vsce (run on Node 24 from the cache).
@@ -149,6 +152,10 @@ const liveSessions = new Set();
 function killLiveSessions() {
   for (const id of liveSessions) killSessionProcesses(id);
   liveSessions.clear();
+  if (!KEEP) {
+    for (const d of tempDirs) { try { fs.rmSync(d, { recursive: true, force: true }); } catch { /* best effort */ } }
+    tempDirs.clear();
+  }
 }
 process.on('exit', killLiveSessions);
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { killSessionProcesses, paths } from './harness.mjs';
+import { killSessionProcesses, paths, sessionProcesses } from './harness.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const dir = path.join(here, 'scenarios');
@@ -51,6 +51,11 @@ const failed = count('fail') + count('cancelled');
 const skipped = count('skipped') + count('todo');
 fs.rmSync(path.dirname(tap), { recursive: true, force: true });
 
+// Give processes of an interrupted test a moment to clean up, then kill what is left.
+const graceEnd = Date.now() + 10_000;
+while (Date.now() < graceEnd && sessionProcesses(undefined, { run: runId }).length) {
+  await new Promise((r) => setTimeout(r, 200));
+}
 const strays = killSessionProcesses(undefined, { run: runId });
 if (strays.length) {
   console.error(`e2e: ${strays.length} process(es) left behind by the scenarios (killed now):`);

@@ -8,8 +8,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  answerInput, focusView, makeTempDir, packageVsix, pickItem, runCommand, screenshot,
-  sessionProcesses, statusBarItems, waitFor, waitForNotification, waitForTree, withVSCode,
+  answerInput, editorText, focusView, makeTempDir, packageVsix, pickItem, runCommand, screenshot,
+  sessionProcesses, statusBarItems, waitFor, waitForNotification, waitForTree, webviewFrame, withVSCode,
 } from '../harness.mjs';
 
 const FIXTURE = fileURLToPath(new URL('../fixtures/smoke-extension', import.meta.url));
@@ -53,6 +53,19 @@ test('smoke: palette command, notification, file write, view, status bar, quick 
       const ask = path.join(workspace, 'smoke-ask.txt');
       await waitFor(() => fs.existsSync(ask), { message: 'smoke-ask.txt' });
       assert.equal(fs.readFileSync(ask, 'utf8'), 'Ada Lovelace green\n');
+
+      // A diff editor: both sides readable.
+      await runCommand(page, 'E2E Smoke: Diff');
+      await waitFor(async () => (await editorText(page, { side: 'modified' })).includes('new line'), { message: 'the diff editor' });
+      assert.equal(await editorText(page, { side: 'original' }), 'same\nold line\nsame\n');
+      assert.equal(await editorText(page, { side: 'modified' }), 'same\nnew line\nsame\n');
+      await screenshot(page, 'smoke-diff');
+
+      // A webview's content.
+      await runCommand(page, 'E2E Smoke: Webview');
+      const web = webviewFrame(page);
+      await web.locator('#title').waitFor();
+      assert.equal(await web.locator('#points li').count(), 3);
 
       // The extension's LogOutputChannel is readable from the test.
       assert.match(logs('E2E Smoke'), /hello written/);
