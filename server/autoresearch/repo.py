@@ -179,6 +179,8 @@ class Repo:
             blob = self._repo.commit(rev).tree / path
         except (KeyError, ValueError, git.BadName):
             return None
+        if blob.type != "blob":  # a directory (or submodule) is no file's content
+            return None
         return blob.data_stream.read()
 
     def subject(self, sha: str) -> str:
