@@ -1,0 +1,264 @@
+"""Observer mode: someone else's loop (a coding agent following the autoresearch skill, or an
+`autoresearch run` in a terminal), read from results.tsv and git.
+
+A thread polls the stat of results.tsv, .git/HEAD and the loop lock about once a second (no
+inotify: it must work the same over Remote-SSH and network file systems) and rebuilds the
+snapshot only when one of them changed. Commits are resolved in two batched git calls per
+change, so a table of 10,000 rows costs two processes, not 20,000.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import msgspec
+
+from . import results_tsv
+from .experiment import Experiment
+from .lock import RepoLock
+from .records import Records
+from .repo import BRANCH_PREFIX
+
+log = logging.getLogger(__name__)
+
+JSONL = ".autoresearch/experiments.jsonl"
+
+# (full sha, parent sha or "") by the commit as results.tsv spells it.
+Resolved = dict[str, tuple[str, str]]
+Stamp = tuple[object, ...]
+
+
+class Snapshot(msgspec.Struct):
+    tag: str
+    branch: str
+    # The metric's column name in results.tsv (e.g. val_bpb in Karpathy's files).
+    metric: str
+    experiments: list[Experiment]
+    # True when the rows are not all a finished session of this tool: someone else writes them.
+    external: bool
+    # Who holds the loop lock, when another process runs our loop here.
+    holder: str | None = None
+
+
+# Called with the new snapshot and the rows appended since the last one (None: not an append,
+# e.g. another branch was checked out or the table was rewritten).
+OnChange = Callable[[Snapshot | None, list[Experiment] | None], None]
+
+
+class Observer:
+    def __init__(
+        self,
+        root: Path,
+        records: Records,
+        metric_name: Callable[[], str | None],
+        on_change: OnChange,
+        interval: float = 1.0,
+    ) -> None:
+        self.root = root
+        self._records = records
+        self._metric_name = metric_name
+        self._on_change = on_change
+        self._interval = interval
+        self._resolved: Resolved = {}
+        self._lock = threading.Lock()
+        self._stamp: Stamp | None = None
+        self._snapshot: Snapshot | None = None
+        self._stopping = threading.Event()
+        self._paused = False
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._watch, name=f"observer {self.root.name}", daemon=True
+            )
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def pause(self) -> None:
+        """A loop of this daemon runs here: it tells the client itself."""
+        self._paused = True
+
+    def resume(self) -> None:
+        with self._lock:
+            self._paused = False
+            self._stamp = None  # rebuild silently: the loop's own events told the story
+
+    def snapshot(self) -> Snapshot | None:
+        """The current snapshot, refreshed first if the files changed since the last poll."""
+        self.check(notify=False)
+        return self._snapshot
+
+    def check(self, notify: bool = True) -> None:
+        with self._lock:
+            stamp = self._read_stamp()
+            if stamp == self._stamp:
+                return
+            first = self._stamp is None
+            self._stamp = stamp
+            before = self._snapshot
+            try:
+                after = self._build()
+            except Exception:
+                log.exception("observer: cannot read %s", self.root)
+                after = None
+            self._snapshot = after
+        if notify and not first:
+            self._on_change(after, _appended(before, after))
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(self._interval):
+            if self._paused:
+                continue
+            try:
+                self.check()
+            except Exception:
+                log.exception("observer: polling %s failed", self.root)
+
+    def _read_stamp(self) -> Stamp:
+        parts: list[object] = []
+        head = _head_file(self.root)
+        for path in (self.root / results_tsv.RESULTS_FILE, head, self.root / JSONL):
+            try:
+                st = path.stat()
+                parts.append((st.st_mtime_ns, st.st_size, st.st_ino))
+            except OSError:
+                parts.append(None)
+        parts.append(RepoLock(self.root).held_elsewhere() if parts[1] is not None else None)
+        return tuple(parts)
+
+    def _build(self) -> Snapshot | None:
+        branch = _current_branch(self.root)
+        if branch is None:
+            return None
+        path = self.root / results_tsv.RESULTS_FILE
+        on_session_branch = branch.startswith(BRANCH_PREFIX)
+        if not path.exists() and not on_session_branch:
+            return None
+        tag = branch[len(BRANCH_PREFIX) :] if on_session_branch else branch
+        name = self._metric_name()
+        rows: list[Experiment] = []
+        metric = name or "metric"
+        if path.exists():
+            rows = results_tsv.read(path, name, strict=False)
+            metric = _metric_column(path, name)
+        ours = self._records.session(tag)
+        if rows and not _same_session(ours, rows):
+            # results.tsv is untracked, so it stays when another branch is checked out: find
+            # the session of ours it belongs to, if any.
+            for other in self._records.tags():
+                if _same_session(self._records.session(other), rows):
+                    tag, branch = other, BRANCH_PREFIX + other
+                    ours = self._records.session(other)
+                    break
+        self._resolve([r.commit for r in rows])
+        experiments = [self._experiment(row, tag, ours) for row in rows]
+        holder = RepoLock(self.root).held_elsewhere()
+        mine = len(ours) >= len(rows) and all(
+            ours[i].commit.startswith(rows[i].commit) for i in range(len(rows))
+        )
+        return Snapshot(
+            tag=tag,
+            branch=branch,
+            metric=metric,
+            experiments=experiments,
+            external=holder is not None or not mine,
+            holder=holder,
+        )
+
+    def _experiment(self, row: Experiment, tag: str, ours: list[Experiment]) -> Experiment:
+        n = row.number
+        if n < len(ours) and ours[n].commit.startswith(row.commit):
+            return ours[n]  # our own record has everything (diff stats, runtime, reason...)
+        full, parent = self._resolved.get(row.commit, (row.commit, ""))
+        return msgspec.structs.replace(row, commit=full, parent=parent, tag=tag)
+
+    def _resolve(self, commits: list[str]) -> None:
+        missing = sorted({c for c in commits if c not in self._resolved})
+        if missing:
+            self._resolved.update(resolve_commits(self.root, missing))
+
+
+def resolve_commits(root: Path, commits: list[str]) -> Resolved:
+    """Full shas and first parents of abbreviated commits, in two git processes."""
+    found = _git(root, ["cat-file", "--batch-check=%(objectname) %(objecttype)"], commits)
+    full: dict[str, str] = {}
+    for short, line in zip(commits, found.splitlines(), strict=False):
+        sha, _, kind = line.partition(" ")
+        if kind == "commit":
+            full[short] = sha
+    parents: dict[str, str] = {}
+    if full:
+        out = _git(root, ["rev-list", "--no-walk=unsorted", "--parents", "--stdin"], full.values())
+        for line in out.splitlines():
+            shas = line.split()
+            if shas:
+                parents[shas[0]] = shas[1] if len(shas) > 1 else ""
+    return {short: (sha, parents.get(sha, "")) for short, sha in full.items()}
+
+
+def _git(root: Path, args: list[str], lines: object) -> str:
+    text = "".join(f"{line}\n" for line in lines)  # type: ignore[attr-defined]
+    done = subprocess.run(
+        ["git", "-C", str(root), *args],
+        input=text,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout if done.returncode == 0 else ""
+
+
+def _current_branch(root: Path) -> str | None:
+    """The checked-out branch from HEAD, without a git process (read every second)."""
+    try:
+        head = _head_file(root).read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    prefix = "ref: refs/heads/"
+    return head[len(prefix) :] if head.startswith(prefix) else "(detached)"
+
+
+def _head_file(root: Path) -> Path:
+    dotgit = root / ".git"
+    if dotgit.is_file():  # a linked worktree: `.git` names the real git directory
+        text = dotgit.read_text(encoding="utf-8").strip()
+        if text.startswith("gitdir:"):
+            return (root / text[len("gitdir:") :].strip()) / "HEAD"
+    return dotgit / "HEAD"
+
+
+def _metric_column(path: Path, metric_name: str | None) -> str:
+    """The metric's header name, found the way results_tsv.read finds its column."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        header = [c.strip() for c in f.readline().rstrip("\r\n").split("\t")]
+    lower = [c.lower() for c in header]
+    if metric_name and metric_name.lower() in lower:
+        return header[lower.index(metric_name.lower())]
+    if "metric" in lower:
+        return metric_name or "metric"
+    if "commit" in lower and lower.index("commit") + 1 < len(header):
+        return header[lower.index("commit") + 1]
+    return metric_name or "metric"
+
+
+def _same_session(ours: list[Experiment], rows: list[Experiment]) -> bool:
+    """Both start from the same baseline commit."""
+    return bool(ours and rows) and ours[0].commit.startswith(rows[0].commit)
+
+
+def _appended(before: Snapshot | None, after: Snapshot | None) -> list[Experiment] | None:
+    if before is None or after is None or before.tag != after.tag:
+        return None
+    old, new = before.experiments, after.experiments
+    if len(new) < len(old) or any(a.commit != b.commit for a, b in zip(old, new, strict=False)):
+        return None
+    return new[len(old) :]

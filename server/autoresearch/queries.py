@@ -1,0 +1,127 @@
+"""Read-only answers over the repository and the records: pages, changes, files, log tails.
+
+Pure functions of their arguments (a Repo, an experiment list, a path), shared by the loop
+mode and the observer mode, so both answer the same way.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+
+import msgspec
+
+from .experiment import Experiment
+from .protocol import ChangesResult, FileAtResult, FileChange, LogResult
+from .repo import Repo
+
+# `git hash-object -t tree /dev/null`: what a root commit is compared with.
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+# A log request may ask for less, never for more: one answer must stay one small message.
+MAX_LOG_BYTES = 4 * 1024 * 1024
+
+_decoder = msgspec.json.Decoder(Experiment)
+
+
+class QueryError(ValueError):
+    """A request names something that is not there; the message says what and what to do."""
+
+
+def page(items: list[Experiment], offset: int, limit: int, newest_first: bool) -> list[Experiment]:
+    """One page without copying the list: O(limit), however many experiments there are."""
+    total = len(items)
+    if newest_first:
+        first = total - 1 - offset
+        last = max(first - limit, -1)
+        return [items[i] for i in range(first, last, -1)]
+    return items[offset : offset + limit]
+
+
+def read_records(jsonl: Path) -> dict[str, list[Experiment]]:
+    """experiments.jsonl by session, read-only: a line still being written is skipped, never cut
+    off (Ledger.load truncates, which only the loop that owns the file may do)."""
+    sessions: dict[str, list[Experiment]] = {}
+    try:
+        data = jsonl.read_bytes()
+    except FileNotFoundError:
+        return sessions
+    for line in data[: data.rfind(b"\n") + 1].splitlines():
+        if not line.strip():
+            continue
+        try:
+            exp = _decoder.decode(line)
+        except msgspec.DecodeError:
+            continue
+        sessions.setdefault(exp.tag, []).append(exp)
+    return sessions
+
+
+def changes(repo: Repo, commit: str, exp: Experiment | None) -> ChangesResult:
+    """The files one experiment changed, parent -> commit, with line counts."""
+    sha = repo.resolve(commit)
+    if sha is None:
+        raise QueryError(
+            f"commit {commit} is not in this repository (garbage-collected, or recorded elsewhere)."
+        )
+    parent = exp.parent if exp and exp.parent else ""
+    if parent and parent == sha:
+        # The baseline is recorded against itself (nothing edited): show what its commit did.
+        parent = ""
+    parent = (repo.resolve(parent) if parent else None) or repo.parent(sha) or EMPTY_TREE
+    files = [
+        FileChange(
+            path=f.path,
+            status=f.status,  # type: ignore[arg-type]
+            additions=f.additions,
+            deletions=f.deletions,
+            old_path=f.old_path,
+            binary=f.binary,
+        )
+        for f in repo.diff_files(parent, sha)
+    ]
+    return ChangesResult(
+        number=exp.number if exp else None,
+        commit=sha,
+        parent=parent,
+        files=files,
+        status=exp.status if exp else "",
+        metric=exp.metric if exp else None,
+    )
+
+
+def file_at(repo: Repo, commit: str, path: str) -> FileAtResult:
+    """A file's content at a revision: text when it is UTF-8, else base64."""
+    if commit == EMPTY_TREE:
+        return FileAtResult(exists=False)
+    if repo.resolve(commit) is None:
+        raise QueryError(f"commit {commit} is not in this repository.")
+    rel = path.replace("\\", "/").lstrip("/")
+    if not rel or any(part == ".." for part in rel.split("/")):
+        raise QueryError(f"path {path!r} must be relative to the repository root.")
+    data = repo.file_at(commit, rel)
+    if data is None:
+        return FileAtResult(exists=False)
+    if b"\0" not in data:
+        try:
+            return FileAtResult(exists=True, content=data.decode("utf-8"))
+        except UnicodeDecodeError:
+            pass
+    return FileAtResult(exists=True, content=base64.b64encode(data).decode(), encoding="base64")
+
+
+def tail(path: Path, max_bytes: int, shown: str) -> LogResult:
+    """The last `max_bytes` of a log (which may be gigabytes), read from its end."""
+    want = max(0, min(max_bytes, MAX_LOG_BYTES))
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            start = max(0, size - want)
+            f.seek(start)
+            data = f.read(want)
+    except FileNotFoundError:
+        return LogResult(path=shown, text="", size=0, truncated=False)
+    text = data.decode("utf-8", errors="replace")
+    if start > 0 and text[:1] == "\ufffd":
+        text = text.lstrip("\ufffd")  # the cut fell inside a multi-byte character
+    return LogResult(path=shown, text=text, size=size, truncated=start > 0)
