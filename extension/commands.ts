@@ -230,9 +230,10 @@ async function loopCount(n: number): Promise<number | null> {
 
 async function askConfig(detected: DetectResult): Promise<Config> {
   const config = detected.config;
-  const notes = detected.notes.length ? ` (${detected.notes[0]})` : "";
+  // What detect could not infer says so; the rest is prefilled and taken with Enter.
+  const guess = (key: string) => (detected.ask.includes(key) ? " — not detected, please fill in" : "");
   const metric = await input(1, {
-    prompt: `The metric's name, as the command prints it${notes}`,
+    prompt: `The metric's name, as the command prints it${guess("metric.name")}`,
     value: config.metric.name,
     validateInput: (value) => (value.trim() ? undefined : "Name the metric, e.g. val_bpb."),
   });
@@ -245,7 +246,7 @@ async function askConfig(detected: DetectResult): Promise<Config> {
     `Is a lower or a higher ${metric.trim()} better?`,
   );
   const command = await input(3, {
-    prompt: "The command that runs one experiment (its output goes to run.log)",
+    prompt: `The command that runs one experiment (its output goes to run.log)${guess("run.command")}`,
     value: config.run.command,
     validateInput: (value) => (value.trim() ? undefined : "Set the command that runs one experiment."),
   });
@@ -263,7 +264,12 @@ async function askConfig(detected: DetectResult): Promise<Config> {
         picked: item.picked,
         description: item.candidate ? "suggested" : undefined,
       })),
-      { title: step(5), placeHolder: "Files the agent may edit (in scope)", canPickMany: true, ignoreFocusOut: true },
+      {
+        title: step(5),
+        placeHolder: `Files the agent may edit (in scope)${guess("scope.files")}`,
+        canPickMany: true,
+        ignoreFocusOut: true,
+      },
     );
     if (picked === undefined) throw new Cancelled();
     files = picked.map((item) => item.label);

@@ -7,7 +7,6 @@ import {
   LanguageClient,
   RevealOutputChannelOn,
   State,
-  TransportKind,
   type LanguageClientOptions,
   type ServerOptions,
 } from "vscode-languageclient/node";
@@ -107,7 +106,7 @@ export class Daemon implements DaemonApi, vscode.Disposable {
     const serverOptions: ServerOptions = {
       command: python,
       args: ["-m", "autoresearch", "serve", ...args],
-      transport: TransportKind.stdio,
+      // No `transport`: plain stdio, without the `--stdio` flag TransportKind.stdio would append.
       options: { cwd: folder?.uri.fsPath, env: { ...process.env, PYTHONUNBUFFERED: "1", ...env } },
     };
     const clientOptions: LanguageClientOptions = {
@@ -153,9 +152,9 @@ export class Daemon implements DaemonApi, vscode.Disposable {
     if (this.stopping || this.disposed) return;
     this.log.error("The daemon exited unexpectedly.");
     clearTimeout(this.stableTimer);
-    const old = this.client;
+    // The old client stops by itself (DoNotRestart); disposing it here would try a shutdown
+    // request over the closed connection.
     this.client = undefined;
-    if (old) void old.dispose(1000).catch(() => undefined);
     this.setStatus("crashed");
     this.scheduleRestart();
   }

@@ -75,8 +75,11 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       if (state) model.setState(state);
       statusBar.setLoop(state);
       view.description = describe(state);
-      const alive = !!state && state.mode === "loop" && ACTIVE_PHASES.includes(state.phase);
-      if (state && !alive) void locks.release(`loop ${state.phase}`);
+      // The loop ended (or there is none): nothing stays locked. An observed loop run by another
+      // process is left to its locksChanged notifications.
+      if (state && state.mode !== "observer" && !ACTIVE_PHASES.includes(state.phase)) {
+        void locks.release(`loop ${state.phase}`);
+      }
       if (model.currentTag !== lastTag) {
         lastTag = model.currentTag;
         void chart.reset();

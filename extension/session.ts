@@ -1,6 +1,6 @@
 // The loop as the extension knows it: the workspace root the daemon is asked about, the latest
 // LoopState (fetched when the daemon is ready, then pushed by stateChanged), and the context keys.
-import { existsSync } from "node:fs";
+import { existsSync, realpathSync } from "node:fs";
 import * as vscode from "vscode";
 import { contextKeys, type ContextKeys } from "./contextKeys";
 import type { Daemon } from "./daemon";
@@ -42,10 +42,12 @@ export class Session implements vscode.Disposable {
     return this.folder?.uri.fsPath;
   }
 
-  /** Same folder? (The daemon may resolve symlinks; compare loosely.) */
+  /** Same folder? (The daemon may answer with the path resolved: symlinks, trailing slash.) */
   isMine(root: string): boolean {
     const mine = this.root;
-    return !!mine && (root === mine || root.replace(/\/+$/, "") === mine.replace(/\/+$/, ""));
+    if (!mine) return false;
+    if (root === mine) return true;
+    return real(root) === real(mine);
   }
 
   requireRoot(): string {
@@ -93,4 +95,20 @@ export function pickFolder(): vscode.WorkspaceFolder | undefined {
   const folders = vscode.workspace.workspaceFolders ?? [];
   // Workspace folders are local to the extension host here (extensionKind: workspace).
   return folders.find((f) => existsSync(vscode.Uri.joinPath(f.uri, "autoresearch.toml").fsPath)) ?? folders[0];
+}
+
+const realCache = new Map<string, string>();
+
+function real(path: string): string {
+  let resolved = realCache.get(path);
+  if (resolved === undefined) {
+    try {
+      resolved = realpathSync(path);
+    } catch {
+      resolved = path.replace(/\/+$/, "");
+    }
+    if (realCache.size > 100) realCache.clear();
+    realCache.set(path, resolved);
+  }
+  return resolved;
 }
