@@ -103,6 +103,8 @@ class Observer:
             if stamp == self._stamp:
                 return
             first = self._stamp is None
+            if first or stamp[2] != self._stamp[2]:  # type: ignore[index]
+                self._records.invalidate()  # another process wrote experiments.jsonl
             self._stamp = stamp
             before = self._snapshot
             try:

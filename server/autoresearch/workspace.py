@@ -91,6 +91,8 @@ class Workspace:
         self._sent_at = 0.0
         self._git_lock = threading.Lock()
         self._repo: Repo | None = None
+        # Whether the scope was reported locked for a loop that another process runs here.
+        self._locked_for_other: bool | None = None
         self.log = logging.getLogger(f"autoresearch.workspace.{abs(hash(str(root)))}")
         self._log_file: logging.Handler | None = None
         if (root / ".autoresearch").is_dir():
@@ -123,6 +125,7 @@ class Workspace:
                 raise
             self._attach_log()
             self._repo_lock, self._loop, self._sent = lock, loop, None
+            self._locked_for_other = None
             self._settled.clear()
             self.observer.pause()
             self.records.invalidate()
@@ -270,6 +273,7 @@ class Workspace:
             sessions=self.records.summaries(direction or "lower"),
         )
         snap = self.observer.snapshot()
+        self._sync_locks(snap, config)
         if snap is None:
             if not _is_repo(self.root):
                 state.message = f"{self.root} is not a git repository"
@@ -397,13 +401,34 @@ class Workspace:
                 if snap is None or not snap.external:
                     return  # our finished session: keep showing how it ended
                 self._loop = self._proposer = None
-        if snap is not None and snap.external and added:
+        if snap is not None and added:
             for exp in added:
                 self._notify(
                     Method.EXPERIMENT_RECORDED,
                     ExperimentRecorded(root=str(self.root), tag=snap.tag, experiment=exp),
                 )
         self._notify(Method.STATE_CHANGED, self._disk_state())
+
+    def _sync_locks(self, snap: Snapshot | None, config: cfg.Config | None) -> None:
+        """Our loop run by another process (`autoresearch run` in a terminal) locks the scope
+        in the editor as ours does; the lock file says whether it still runs."""
+        locked = bool(snap and snap.holder and config)
+        with self._lock:
+            if self._live() or locked == self._locked_for_other:
+                return
+            was = self._locked_for_other
+            self._locked_for_other = locked
+        if was is None and not locked:
+            return  # nothing was locked: nothing to undo
+        self._notify(
+            Method.LOCKS_CHANGED,
+            LocksChanged(
+                root=str(self.root),
+                locked=list(config.scope.files) if config and locked else [],
+                off_limits=list(config.scope.off_limits) if config else [],
+                reason=f"a loop runs in another process ({snap.holder})" if snap and locked else "",
+            ),
+        )
 
     # ---- helpers -----------------------------------------------------------------------------
 

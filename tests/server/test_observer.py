@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
-from lsp_fixtures import daemon, git, make_repo
+from lsp_fixtures import TRAIN, config, daemon, git, make_repo, write_config
 
+from autoresearch.lock import RepoLock
 from autoresearch.protocol import Method
 
 SAMPLE = Path(__file__).parent / "data" / "extra-columns.tsv"
@@ -115,3 +120,54 @@ async def test_results_from_other_tools_load_with_their_columns(tmp_path: Path) 
         assert first["commit"] == "c2ae6d8" and first["metric"] == 1.374486
         assert first["extra"] == {"artifact_mb": "11.96"} and first["memory_gb"] == 10.0
         assert [e["description"] for e in page["items"]] == [r.split("\t")[5] for r in rows]
+
+
+async def test_a_terminal_run_is_observed_with_locks_until_it_stops(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "repo", {"train.py": TRAIN.replace("SLOW = 0", "SLOW = 1")})
+    write_config(root, config())
+    git(root, "add", "autoresearch.toml")
+    git(root, "commit", "-q", "-m", "config")
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "autoresearch", "run", "--dir", str(root), "--tag", "term"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        async with daemon() as client:
+            # The terminal's loop has its baseline and runs experiment #1 (slow) now.
+            await client.until(lambda: len(_rows(root)) == 1 and _lock_held(root))
+            state = await client.request(Method.STATE, {"root": str(root)})
+            assert state["mode"] == "observer" and state["tag"] == "term"
+            assert "autoresearch run" in state["message"]
+            locked = await client.until(lambda: client.of(Method.LOCKS_CHANGED))
+            assert locked[0]["locked"] == ["train.py"]
+
+            cli.send_signal(signal.SIGINT)
+            time.sleep(0.5)
+            cli.send_signal(signal.SIGINT)  # a second Ctrl-C abandons the running experiment
+            assert cli.wait(30) == 130
+
+            recorded = await client.until(lambda: client.of(Method.EXPERIMENT_RECORDED))
+            assert recorded[0]["experiment"]["number"] == 1
+            assert recorded[0]["experiment"]["crash_kind"] == "interrupted"
+            unlocked = await client.until(
+                lambda: [e for e in client.of(Method.LOCKS_CHANGED) if not e["locked"]]
+            )
+            assert unlocked[0]["root"] == str(root)
+            # Our own tool's finished session: no longer someone else's loop.
+            after = await client.request(Method.STATE, {"root": str(root)})
+            assert after["mode"] == "none" and after["sessions"][0]["tag"] == "term"
+    finally:
+        cli.kill()
+        cli.wait()
+
+
+def _rows(root: Path) -> list[str]:
+    try:
+        return (root / "results.tsv").read_text().splitlines()[1:]
+    except FileNotFoundError:
+        return []
+
+
+def _lock_held(root: Path) -> bool:
+    return RepoLock(root).held_elsewhere() is not None

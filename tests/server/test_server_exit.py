@@ -73,3 +73,21 @@ async def test_closing_stdin_mid_experiment_records_it_and_leaves_no_process(
     assert journal.get("step", "idle") == "idle"
     # The lock went with the daemon: the repository is free for the next loop.
     assert RepoLock(root).held_elsewhere() is None
+
+
+async def test_shutdown_and_exit_mid_experiment_record_it_before_the_daemon_ends(
+    tmp_path: Path,
+) -> None:
+    root = make_repo(tmp_path / "repo", {"train.py": TRAIN.replace("SLOW = 0", "SLOW = 1")})
+    async with daemon() as client:
+        assert client._server is not None
+        server = client._server
+        await client.request(Method.START, {"root": str(root), "config": config()})
+        await client.until(lambda: running(client, 1))
+        procs = await client.until(lambda: experiment_processes(server.pid))
+        await asyncio.wait_for(client.shutdown_session(), 30)
+        assert server.returncode == 0  # shutdown, then exit: a clean end
+        assert all(gone(p) for p in procs)
+    rows = results_tsv.read(root / "results.tsv")
+    assert [(r.number, r.status) for r in rows] == [(0, "keep"), (1, "crash")]
+    assert git(root, "status", "--porcelain") == ""

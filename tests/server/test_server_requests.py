@@ -137,3 +137,34 @@ async def test_ten_thousand_experiments_page_from_memory(tmp_path: Path) -> None
         assert time.monotonic() - started < 10
         state = await client.request(Method.STATE, {"root": str(root)})
         assert state["sessions"][0]["total"] == 10_000
+
+
+GPU_TRAIN = """\
+import json, os, sys, time
+
+# This run "allocates" 2 GiB on the fake GPU under its own pid, long enough to be sampled.
+X = 1.0
+status = {"available": True, "message": "1 fake GPU", "gpus": [{
+    "index": 0, "name": "Fake H100", "utilization": 99.0, "memory_used_mib": 2048.0,
+    "memory_total_mib": 81559.0, "processes": [{"pid": os.getpid(), "used_mib": 2048.0}]}]}
+path = os.environ["AUTORESEARCH_FAKE_GPU"]
+with open(path + ".tmp", "w") as f:
+    json.dump(status, f)
+os.replace(path + ".tmp", path)
+time.sleep(2.5)
+print("val_loss: 0.5")
+"""
+
+
+async def test_gpu_memory_of_the_run_is_recorded_as_its_peak(tmp_path: Path) -> None:
+    source = tmp_path / "gpu.json"
+    _write(source, GpuStatus(available=True, message="1 fake GPU", gpus=[]))
+    root = make_repo(tmp_path / "repo", {"train.py": GPU_TRAIN})
+    async with daemon(env={"AUTORESEARCH_FAKE_GPU": str(source)}) as client:
+        await client.request(Method.START, {"root": str(root), "config": config(), "loop": 1})
+        await client.until(lambda: client.of(Method.EXPERIMENT_RECORDED))
+        baseline = client.of(Method.EXPERIMENT_RECORDED)[0]["experiment"]
+        assert baseline["peak_gpu_gb"] == 2.0
+        # Measured, not reported by the run: the GPU peak is its memory.
+        assert baseline["memory_gb"] == 2.0
+        await client.request(Method.STOP, {"root": str(root), "now": True})
