@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import git
 import msgspec
@@ -12,10 +15,58 @@ from .experiment import DiffStats
 
 BRANCH_PREFIX = "autoresearch/"
 REF_PREFIX = "refs/autoresearch/"
+# Refs that point at commits, never at tag objects: resolved from the ref files in-process.
+_COMMIT_REFS = ("refs/heads/", "refs/stash", REF_PREFIX)
 
 
 class RepoError(RuntimeError):
     """A repository state the loop cannot work in; the message names the fix."""
+
+
+# How long a git command waits for another process's index.lock before the loop reports it.
+INDEX_WAIT_S = 10.0
+
+
+class PatientGit:
+    """GitPython's `repo.git`, but a command refused because another process holds the index
+    lock (an editor's git integration, a user's `git status`) is retried for INDEX_WAIT_S, then
+    fails with a RepoError naming the lock file. git takes that lock before it changes anything,
+    so a refused command did nothing and is safe to run again."""
+
+    def __init__(self, inner: git.Git, lock: Path) -> None:
+        self._inner = inner
+        self._lock = lock
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return self._patiently(attr, args, kwargs)
+
+        return call
+
+    def _patiently(self, command: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+        deadline = time.monotonic() + INDEX_WAIT_S
+        while True:
+            try:
+                return command(*args, **kwargs)
+            except git.GitCommandError as exc:
+                if not _index_locked(exc):
+                    raise
+                if time.monotonic() > deadline:
+                    raise RepoError(
+                        f"{self._lock} exists: another git process is running or crashed (waited"
+                        f" {INDEX_WAIT_S:g} s). Wait for it, or delete that file if no git"
+                        " command is running, then resume."
+                    ) from None
+                time.sleep(0.1)
+
+
+def _index_locked(exc: git.GitCommandError) -> bool:
+    text = str(exc.stderr or "")
+    return "index.lock" in text and "File exists" in text
 
 
 class Change(msgspec.Struct):
@@ -48,12 +99,18 @@ class Repo:
                 f"{root} is not a git repository. Run `git init` and commit your files first."
             ) from None
         self.root = Path(self._repo.working_tree_dir or root)
-        self.git = self._repo.git
+        self.git = PatientGit(self._repo.git, Path(self._repo.git_dir) / "index.lock")
+        self._git_dir = Path(self._repo.git_dir)
+        self._common_dir = Path(self._repo.common_dir)
+        # The loop reads HEAD and writes attempt refs several times per experiment; with plain
+        # files refs that is done in-process (no git spawn). Other ref storage (reftable), or
+        # refs that must keep a reflog, go through git.
+        self._files_refs = _plain_ref_files(self._repo)
 
     # ---- state --------------------------------------------------------------------------------
 
     def head(self) -> str:
-        return self.git.rev_parse("HEAD")
+        return self._read_ref("HEAD") or self.git.rev_parse("HEAD")
 
     def has_commits(self) -> bool:
         try:
@@ -64,6 +121,12 @@ class Repo:
 
     def branch(self) -> str | None:
         """The checked-out branch, or None when HEAD is detached."""
+        if self._files_refs:
+            text = _read_text(self._git_dir / "HEAD")
+            if text and text.startswith("ref: refs/heads/"):
+                return text[len("ref: refs/heads/") :]
+            if text and _is_sha(text):
+                return None
         try:
             return self.git.symbolic_ref("--short", "-q", "HEAD")
         except git.GitCommandError:
@@ -107,7 +170,17 @@ class Repo:
         self.git.checkout(name)
 
     def commit(self, message: str, paths: list[str] | None = None) -> str:
-        """Stage `paths` (all changes when None) and commit; hooks run, as for the user."""
+        """Stage `paths` (all changes when None) and commit; hooks run, as for the user.
+
+        Paths git already knows (edited or deleted files: the loop's usual case) are committed
+        in one call, `git commit -- paths`; a new file among them needs `git add` first."""
+        if paths:
+            try:
+                self.git.commit("-q", "-m", message, "--", *paths)
+                return self.head()
+            except git.GitCommandError as exc:
+                if "did not match any file" not in str(exc.stderr):
+                    raise
         if paths is None:
             self.git.add("-A")
         elif paths:
@@ -116,9 +189,57 @@ class Repo:
         return self.head()
 
     def set_ref(self, ref: str, sha: str) -> None:
-        self.git.update_ref(ref, sha)
+        if not (self._files_refs and _is_sha(sha) and self._write_ref(ref, sha)):
+            self.git.update_ref(ref, sha)
+
+    def _read_ref(self, name: str, depth: int = 0) -> str | None:
+        """The sha `name` (HEAD or refs/...) points at, read from the ref files; None when
+        anything is unusual, and the caller asks git."""
+        if not self._files_refs or depth > 4:
+            return None
+        base = self._git_dir if name == "HEAD" else self._common_dir
+        text = _read_text(base / name)
+        if text is None:
+            return self._packed_ref(name) if name != "HEAD" else None
+        if text.startswith("ref: "):
+            return self._read_ref(text[5:].strip(), depth + 1)
+        return text if _is_sha(text) else None
+
+    def _ref_absent(self, name: str) -> bool:
+        return not (self._common_dir / name).exists() and self._packed_ref(name) is None
+
+    def _packed_ref(self, name: str) -> str | None:
+        text = _read_text(self._common_dir / "packed-refs")
+        for line in (text or "").splitlines():
+            sha, _, ref = line.partition(" ")
+            if ref == name and _is_sha(sha):
+                return sha
+        return None
+
+    def _write_ref(self, ref: str, sha: str) -> bool:
+        """Create or move a loose ref as git does (lock file, then rename). False: let git."""
+        path = self._common_dir / ref
+        if not ref.startswith(REF_PREFIX) or ".." in ref:
+            return False
+        lock = path.with_name(path.name + ".lock")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except OSError:
+            return False  # a ref directory in the way, a held lock: git reports it properly
+        try:
+            os.write(fd, f"{sha}\n".encode())
+        finally:
+            os.close(fd)
+        os.replace(lock, path)
+        return True
 
     def resolve(self, rev: str) -> str | None:
+        plain = not any(c in rev for c in "~^@:{}[]*? \\")
+        if plain and (rev == "HEAD" or rev.startswith(_COMMIT_REFS)):  # only ever commits
+            sha = self._read_ref(rev)
+            if sha or (self._files_refs and rev != "HEAD" and self._ref_absent(rev)):
+                return sha
         try:
             return self.git.rev_parse("--verify", "-q", f"{rev}^{{commit}}")
         except git.GitCommandError:
@@ -162,7 +283,8 @@ class Repo:
             return None
 
     def diff_stats(self, parent: str, sha: str) -> DiffStats:
-        files = self.diff_files(parent, sha)
+        """Files and lines changed, in one git call (the counts need no status letters)."""
+        files = merge_diff(self.git.diff("--numstat", "-z", "-M", parent, sha), "")
         return DiffStats(
             files=len(files),
             additions=sum(f.additions for f in files),
@@ -211,6 +333,27 @@ class Repo:
 
     def close(self) -> None:
         self._repo.close()
+
+
+def _plain_ref_files(repo: git.Repo) -> bool:
+    try:
+        reader = repo.config_reader()
+        storage = str(reader.get_value("extensions", "refstorage", "files")).lower()
+        log_all = str(reader.get_value("core", "logallrefupdates", "")).lower()
+    except Exception:  # an unreadable config: git itself will say what is wrong
+        return False
+    return storage == "files" and log_all != "always"
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _is_sha(text: str) -> bool:
+    return len(text) in (40, 64) and all(c in "0123456789abcdef" for c in text)
 
 
 def parse_status(out: str) -> list[Change]:

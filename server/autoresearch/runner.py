@@ -179,28 +179,61 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
 
 
 def marked_processes(marker: str) -> list[psutil.Process]:
-    me = os.getpid()
+    """Every process (but this one) whose environment carries `marker`."""
+    return processes_with_env(MARKER, marker)
+
+
+def processes_with_env(name: str, value: str) -> list[psutil.Process]:
+    """Every process (but this one) whose environment has name=value. Scanned after every run,
+    so on Linux the environments are read raw from /proc: a third of psutil's cost."""
     found = []
+    if os.path.isdir("/proc/self"):
+        for pid in _proc_pids_with(f"{name}={value}\0".encode()):
+            try:
+                found.append(psutil.Process(pid))
+            except psutil.Error:  # ended meanwhile
+                pass
+        return found
+    me = os.getpid()
     for proc in psutil.process_iter():
         if proc.pid == me:
             continue
         try:
-            if proc.environ().get(MARKER) == marker:
+            if proc.environ().get(name) == value:
                 found.append(proc)
         except (psutil.Error, OSError):
             continue
     return found
 
 
-def kill_marked(marker: str, sig: signal.Signals = signal.SIGKILL) -> int:
-    """Signal every process carrying `marker`; how many there were."""
-    procs = marked_processes(marker)
+def _proc_pids_with(entry: bytes) -> list[int]:
+    me = os.getpid()
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == me:
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as f:
+                data = f.read()
+        except OSError:  # gone, or not ours to read
+            continue
+        if data.startswith(entry) or b"\0" + entry in data:
+            found.append(int(name))
+    return found
+
+
+def signal_all(procs: list[psutil.Process], sig: signal.Signals = signal.SIGKILL) -> int:
     for proc in procs:
         try:
             proc.send_signal(sig)
         except psutil.Error:
             pass
     return len(procs)
+
+
+def kill_marked(marker: str, sig: signal.Signals = signal.SIGKILL) -> int:
+    """Signal every process carrying `marker`; how many there were."""
+    return signal_all(marked_processes(marker), sig)
 
 
 def _kill_marked(marker: str, sig: signal.Signals) -> None:
