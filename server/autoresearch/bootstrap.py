@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import msgspec
+import psutil
 
 from . import notes, preflight, results_tsv
 from .config import CONFIG_FILE, Config
@@ -18,7 +19,10 @@ from .experiment import Experiment
 from .journal import Entry, Journal
 from .ledger import Ledger
 from .repo import BRANCH_PREFIX, Repo
-from .runner import kill_marked
+from .runner import kill_marked, processes_with_env, signal_all
+
+# The environment variable agents/command.py gives every agent process: the repository's path.
+AGENT_ROOT_ENV = "AUTORESEARCH_ROOT"
 
 IGNORED = ("results.tsv", "run.log", ".autoresearch/")
 
@@ -97,6 +101,8 @@ def recover(repo: Repo, ledger: Ledger, journal: Journal, tag: str) -> list[str]
     done: list[str] = []
     if entry.marker and kill_marked(entry.marker):
         done.append(f"killed the processes left running by experiment #{entry.number}")
+    if entry.step == "editing" and _kill_agent_leftovers(repo.root):
+        done.append(f"killed the edit step's processes left by experiment #{entry.number}")
     repo.abort_in_progress()
     if entry.step == "editing":
         repo.reset_hard(entry.parent)
@@ -118,13 +124,22 @@ def recover(repo: Repo, ledger: Ledger, journal: Journal, tag: str) -> list[str]
     elif entry.step == "committed":
         done.append("the baseline was interrupted: it runs again")
     elif entry.step == "decided" and entry.record is not None:
-        ledger.reconcile(tag)
+        ledger.reconcile(tag, pending=entry.record)
         ledger.record(entry.record)
         if entry.record.status != "keep":
             repo.reset_hard(entry.parent)
         done.append(f"finished recording experiment #{entry.number}")
     journal.write(Entry(tag=tag, branch=entry.branch))
     return done
+
+
+def _kill_agent_leftovers(root: Path) -> int:
+    """An agent CLI outlives a killed daemon (its own process group) and would go on editing
+    the tree recovery just reset. Every agent process has AUTORESEARCH_ROOT=<root> in its
+    environment (agents/command.py); with the repository lock held, none of them is ours."""
+    mine = {p.pid for p in psutil.Process().parents()}
+    procs = [p for p in processes_with_env(AGENT_ROOT_ENV, str(root)) if p.pid not in mine]
+    return signal_all(procs)
 
 
 def _ignore_loop_files(root: Path) -> None:

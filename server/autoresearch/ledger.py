@@ -6,19 +6,26 @@ completes the second on resume without doubling the first.
 
 from __future__ import annotations
 
+import errno
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
 
 from . import results_tsv
 from .experiment import Experiment
+from .journal import pause_point
 
 STATE_DIR = ".autoresearch"
 JSONL_FILE = "experiments.jsonl"
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Experiment)
+
+
+class LedgerError(RuntimeError):
+    """A record could not be written; the message names the file and the fix."""
 
 
 class Ledger:
@@ -54,19 +61,24 @@ class Ledger:
             self.load()
         return self.sessions.setdefault(tag, [])
 
-    def reconcile(self, tag: str) -> list[Experiment]:
+    def reconcile(self, tag: str, pending: Experiment | None = None) -> list[Experiment]:
         """Make results.tsv and the jsonl agree after a kill (or a deleted table) and return
-        this session's experiments. Each file is completed from the other, never truncated."""
+        this session's experiments. Each file is completed from the other; only a line cut short
+        by a kill is removed. `pending` is the journal's decided record: when results.tsv has
+        its row and the jsonl not, the jsonl gets it whole rather than rebuilt from the row."""
         records = self.experiments(tag)
         if not self.results.exists():
             self.results.write_text(results_tsv.HEADER, encoding="utf-8")
+        _complete_last_line(self.results)
         rows = results_tsv.read(self.results, self.metric_name)
         for row in rows[len(records) :]:
             row.tag = tag
-            self._append_jsonl(row)
+            if pending is not None and pending.number == row.number:
+                row = pending
+            self._write(self._append_jsonl, self.jsonl, row)
             records.append(row)
         for exp in records[len(rows) :]:
-            results_tsv.append(self.results, exp)
+            self._write(results_tsv.append, self.results, exp)
         self._rows = len(records)
         return records
 
@@ -76,15 +88,31 @@ class Ledger:
         if not self.results.exists():  # deleted under us (by an agent): rebuild it first
             self.reconcile(exp.tag)
         if self._rows <= exp.number:
-            results_tsv.append(self.results, exp)
+            self._write(results_tsv.append, self.results, exp)
             self._rows = exp.number + 1
+            pause_point("row-written", exp.number)
         if len(records) <= exp.number:
-            self._append_jsonl(exp)
+            self._write(self._append_jsonl, self.jsonl, exp)
             records.append(exp)
+        pause_point("recorded", exp.number)
 
-    def _append_jsonl(self, exp: Experiment) -> None:
-        self.state_dir.mkdir(exist_ok=True)
-        fd = os.open(self.jsonl, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    def _write(
+        self, append: Callable[[Path, Experiment], None], path: Path, exp: Experiment
+    ) -> None:
+        try:
+            append(path, exp)
+        except OSError as exc:
+            fix = "make it writable (chmod u+w; chattr -i if it is immutable)"
+            if exc.errno == errno.ENOSPC:
+                fix = "free some disk space"
+            raise LedgerError(
+                f"Cannot write experiment #{exp.number} to {path} ({exc.strerror}). To fix:"
+                f" {fix}, then resume: the decision is kept in the journal and written then."
+            ) from None
+
+    def _append_jsonl(self, path: Path, exp: Experiment) -> None:
+        path.parent.mkdir(exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, _encoder.encode(exp) + b"\n")
             os.fsync(fd)
@@ -95,3 +123,32 @@ class Ledger:
         self.state_dir.mkdir(exist_ok=True)
         results_tsv.ensure_header(self.results)
         self._rows = 0
+
+
+def _complete_last_line(path: Path) -> None:
+    """A last line without its newline would glue the next append to it. With all its columns
+    it is a row whose newline is missing (a hand edit, or a write cut at its very end): complete
+    it. Shorter, it is a write cut short by a kill, never a decided row: cut it off."""
+    with open(path, "rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        f.seek(max(0, size - 65536))
+        tail = f.read()
+        f.seek(0)
+        header = f.readline()
+    if not tail or tail.endswith(b"\n"):
+        return
+    newline = tail.rfind(b"\n")
+    if newline < 0 and size > len(tail):
+        return  # one line over 64 KiB: not ours; results_tsv.read reports it
+    last = tail[newline + 1 :]
+    try:
+        if newline < 0 or last.count(b"\t") >= header.count(b"\t"):
+            with open(path, "ab") as f:
+                f.write(b"\n")
+        else:
+            os.truncate(path, size - len(last))
+    except OSError as exc:
+        raise LedgerError(
+            f"Cannot repair the cut-off last line of {path} ({exc.strerror}). Make the file"
+            " writable, then resume."
+        ) from None
