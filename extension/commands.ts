@@ -252,7 +252,7 @@ async function askConfig(detected: DetectResult): Promise<Config> {
   });
   const extraction = await input(4, {
     prompt: `How to read ${metric.trim()} from run.log: a regex with one group (last match wins), or "${SHELL_PREFIX}" and a shell command`,
-    value: extractionText(config),
+    value: extractionText(config, metric),
     validateInput: checkExtraction,
   });
   const items = scopeItems(detected.candidates, config.scope?.files ?? [], await workspaceFiles());

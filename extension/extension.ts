@@ -5,7 +5,7 @@ import { registerCommands, type Notify } from "./commands";
 import { Daemon } from "./daemon";
 import { RevisionFileSystem, REV_SCHEME } from "./diffs";
 import { StateDump, startDump, toDumpRow } from "./e2eState";
-import { phaseLabel } from "./format";
+import { phaseLabel, phaseMessage } from "./format";
 import { StatusBar } from "./gpuStatus";
 import { Locks } from "./locks";
 import { ACTIVE_PHASES, Method, type LoopState } from "./protocol";
@@ -70,8 +70,12 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   await locks.release("left locked by a previous session");
 
   let lastTag: string | undefined;
+  let lastState: LoopState | undefined;
   context.subscriptions.push(
     session.onDidChangeState((state: LoopState | undefined) => {
+      const message = state && phaseMessage(lastState, state);
+      if (message) notify(message.severity, message.text);
+      lastState = state;
       if (state) model.setState(state);
       statusBar.setLoop(state);
       view.description = describe(state);

@@ -268,3 +268,25 @@ export function loopStatusText(state: LoopState | undefined): StatusText | undef
     warning: state.phase === "failed",
   };
 }
+
+/** What to tell the user when the loop's phase changes (undefined: nothing). */
+export function phaseMessage(
+  before: LoopState | undefined,
+  after: LoopState,
+): { severity: "info" | "error"; text: string } | undefined {
+  if (after.mode !== "loop" || !before || before.phase === after.phase) return undefined;
+  const wasActive = before.mode === "loop" && before.phase !== "stopped" && before.phase !== "failed" && before.phase !== "idle";
+  if (after.phase === "failed") {
+    return { severity: "error", text: `Autoresearch: the loop failed. ${oneLine(after.message ?? "", 300)}`.trim() };
+  }
+  if (after.phase === "stopped" && wasActive) {
+    const c = after.counts ?? {};
+    const total = (c.keep ?? 0) + (c.discard ?? 0) + (c.crash ?? 0);
+    const best = after.best !== null && after.best !== undefined ? `, best ${after.metric || "metric"} ${formatMetric(after.best)}` : "";
+    return {
+      severity: "info",
+      text: `Autoresearch: the loop stopped after ${total} experiments (${c.keep ?? 0} keep, ${c.discard ?? 0} discard, ${c.crash ?? 0} crash)${best}.`,
+    };
+  }
+  return undefined;
+}

@@ -59,10 +59,15 @@ export class LockBook {
   async lock(globs: string[], current: ReadonlyInclude | undefined, settingsFileExists: boolean): Promise<LockChange> {
     if (globs.length === 0) return this.unlock(current);
     const saved = this.store.get();
+    const wanted = [...new Set(globs)];
+    const same = (a: string[], b: string[]) => a.length === b.length && a.every((g) => b.includes(g));
+    if (saved && same(saved.added, wanted) && wanted.every((g) => current?.[g] === true)) {
+      return { kind: "none" }; // already locked so: no settings write per experiment
+    }
     const base = saved ? withoutLocks(current, saved) : current;
     const next: SavedLocks = {
       previous: base ? { ...base } : null,
-      added: [...new Set(globs)],
+      added: wanted,
       settingsFileExisted: saved ? saved.settingsFileExisted : settingsFileExists,
     };
     await this.store.set(next);

@@ -48,9 +48,21 @@ export const SHELL_PREFIX = "$ ";
 
 export type Extraction = { pattern: string; extract: null } | { pattern: null; extract: string };
 
-export function extractionText(config: Config): string {
+function escapeRegex(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\\-#&~\s]/g, (ch) => `\\${ch}`);
+}
+
+/**
+ * The extraction answer's default: the detected one, with the metric's name swapped in when the
+ * user renamed the metric and the detected regex names the old one (detect builds it from it).
+ */
+export function extractionText(config: Config, metricName = config.metric.name): string {
   if (config.metric.extract) return `${SHELL_PREFIX}${config.metric.extract}`;
-  return config.metric.pattern ?? "";
+  const pattern = config.metric.pattern ?? "";
+  const before = config.metric.name;
+  if (!pattern || !before || metricName.trim() === before) return pattern;
+  const old = escapeRegex(before);
+  return pattern.includes(old) ? pattern.split(old).join(escapeRegex(metricName.trim())) : pattern;
 }
 
 export function parseExtraction(text: string): Extraction {

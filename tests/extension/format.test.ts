@@ -8,6 +8,7 @@ import {
   formatMetric,
   gpuStatusText,
   loopStatusText,
+  phaseMessage,
 } from "../../extension/format";
 import type { GpuInfo } from "../../extension/protocol";
 
@@ -95,4 +96,21 @@ test("the loop item shows phase, experiment and progress; nothing without a loop
   assert.equal(running?.text, "$(sync~spin) Running #7 1:05/10:00");
   assert.match(running!.tooltip, /iteration 7/);
   assert.equal(loopStatusText({ root: "/r", phase: "paused", mode: "loop" })?.text, "$(debug-pause) Paused");
+});
+
+test("the user hears when the loop fails or stops, once", () => {
+  const running = { root: "/r", phase: "running" as const, mode: "loop" as const };
+  const failed = { root: "/r", phase: "failed" as const, mode: "loop" as const, message: "The baseline run failed\n(metric not found)" };
+  assert.deepEqual(phaseMessage(running, failed), {
+    severity: "error",
+    text: "Autoresearch: the loop failed. The baseline run failed (metric not found)",
+  });
+  assert.equal(phaseMessage(failed, failed), undefined);
+  assert.equal(phaseMessage(undefined, failed), undefined, "not on the first state after activation");
+  const stopped = { root: "/r", phase: "stopped" as const, mode: "loop" as const, metric: "val_loss", best: 0.12, counts: { keep: 2, discard: 1, crash: 0 } };
+  assert.equal(
+    phaseMessage(running, stopped)?.text,
+    "Autoresearch: the loop stopped after 3 experiments (2 keep, 1 discard, 0 crash), best val_loss 0.12.",
+  );
+  assert.equal(phaseMessage({ root: "/r", phase: "idle", mode: "none" }, stopped), undefined);
 });

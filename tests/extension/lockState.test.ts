@@ -85,3 +85,11 @@ test("after a crash the saved value is still there for the next activation", asy
     removeSettingsFileIfEmpty: false,
   });
 });
+
+test("the same locks again write nothing", async () => {
+  const book = new LockBook(memoryStore());
+  await book.lock(["train.py"], undefined, true);
+  assert.deepEqual(await book.lock(["train.py"], { "train.py": true }, true), { kind: "none" });
+  // ...unless the setting lost them meanwhile.
+  assert.equal((await book.lock(["train.py"], {}, true)).kind, "write");
+});

@@ -93,3 +93,13 @@ test("scope items: selected and suggested first, then the workspace, no duplicat
     { path: "z.py", picked: false, candidate: false },
   ]);
 });
+
+test("renaming the metric renames it in the detected regex", () => {
+  const generic: Config = { ...detected, metric: { name: "metric", direction: "lower", pattern: "^\\s*metric\\s*[:=]\\s*([-+0-9.eE]+)" } };
+  assert.equal(extractionText(generic, "val_loss"), "^\\s*val_loss\\s*[:=]\\s*([-+0-9.eE]+)");
+  assert.equal(extractionText(generic, "val.bpb"), "^\\s*val\\.bpb\\s*[:=]\\s*([-+0-9.eE]+)");
+  assert.equal(extractionText(generic, "metric"), generic.metric.pattern);
+  assert.equal(extractionText(detected, "loss"), "^loss:\\s*([0-9.]+)");
+  const custom: Config = { ...detected, metric: { name: "val_bpb", direction: "lower", pattern: "^bpb=([0-9.]+)" } };
+  assert.equal(extractionText(custom, "loss"), "^bpb=([0-9.]+)", "a regex not naming the old metric stays");
+});
