@@ -28,6 +28,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     daemon.request(Method.experiments, { root: session.requireRoot(), tag, offset, limit, newest_first: newestFirst }),
   );
   const tree = new ResultsTree(model, daemon, session, log);
+  model.onChange(() => session.setHasSessions(model.hasSessions()));
   const view = vscode.window.createTreeView("autoresearch.experiments", { treeDataProvider: tree, showCollapseAll: true });
   const locks = new Locks(context.workspaceState, pickFolder, log);
   const statusBar = new StatusBar();
