@@ -87,6 +87,7 @@ class Workspace:
         self._repo_lock: RepoLock | None = None
         self._settled = threading.Event()
         self._tailer: LogTailer | None = None
+        self._log_numbers: dict[int, int | None] = {}
         self._sent: LoopState | None = None
         self._sent_at = 0.0
         self._git_lock = threading.Lock()
@@ -385,12 +386,32 @@ class Workspace:
             self._sent = loop.state
             self._notify(Method.STATE_CHANGED, self._shape(loop.state))
 
-    def _log_appended(self, text: str) -> None:
+    def _log_appended(self, inode: int, text: str) -> None:
+        if inode not in self._log_numbers:
+            if len(self._log_numbers) > 64:
+                self._log_numbers.clear()
+            self._log_numbers[inode] = self._number_of_log(inode)
+        event = LogAppended(root=str(self.root), number=self._log_numbers[inode], text=text)
+        self._notify(Method.LOG_APPENDED, event)
+
+    def _number_of_log(self, inode: int) -> int | None:
+        """Which experiment a run.log belongs to: the runs/ file it is a hard link of. (The
+        loop's current number is not enough: the last chunk of a run may be read after the
+        next one started.)"""
         loop = self._loop
-        number = loop.state.current if loop is not None else None
-        self._notify(
-            Method.LOG_APPENDED, LogAppended(root=str(self.root), number=number, text=text)
-        )
+        current = loop.state.current if loop is not None else None
+        if loop is None or current is None:
+            return None
+        runs = log_path(self.root, loop.tag, 0).parent
+        for n in (current, current - 1):
+            # <tag>-<n>.log, and its noise/confirmation/guard siblings <tag>-<n>.<what>.log
+            for path in [log_path(self.root, loop.tag, n), *runs.glob(f"{loop.tag}-{n}.*.log")]:
+                try:
+                    if path.stat().st_ino == inode:
+                        return n
+                except OSError:
+                    continue
+        return None
 
     def _observed(self, snap: Snapshot | None, added: list[Experiment] | None) -> None:
         """results.tsv, the branch or the lock changed, and no loop of ours runs here."""

@@ -259,3 +259,44 @@ async def test_guidance_is_written_for_the_edit_step(tmp_path: Path) -> None:
         )
         assert ack["ok"]
     assert (root / ".autoresearch" / "guidance.md").read_text() == "try smaller X first\n"
+
+
+STREAMING = """\
+import time
+
+X = 1.0
+for step in range(12):
+    print(f"step {step}", flush=True)
+    time.sleep(0.25)
+print("val_loss: 0.5")
+"""
+
+
+async def test_a_long_run_streams_its_log_and_reports_progress(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "repo", {"train.py": STREAMING})
+    async with daemon() as client:
+        started = await client.request(
+            Method.START, {"root": str(root), "config": config(timeout=20), "loop": 1}
+        )
+        await client.until(lambda: client.of(RECORDED))
+        log = (root / ".autoresearch" / "runs" / f"{started['tag']}-0.log").read_text()
+        chunks = await client.until(
+            lambda: (
+                (c := [e for e in client.of(Method.LOG_APPENDED) if e["number"] == 0])
+                and "".join(e["text"] for e in c) == log
+                and c
+            )
+        )
+        # Throttled: 13 lines over 3 s come in a few chunks, not one message per line.
+        assert 2 <= len(chunks) <= 10
+
+        baseline = [r for r in client.progress_reports.values() if r[0].title == "Baseline"]
+        assert len(baseline) == 1
+        begin, *reports, end = baseline[0]
+        assert begin.kind == "begin" and end.kind == "end"
+        assert reports and all(r.kind == "report" for r in reports)
+        assert reports[-1].message.endswith("s of 20 s")
+        assert 0 < reports[-1].percentage < 100
+        await client.until(lambda: ended(client))
+    daemon_log = (root / ".autoresearch" / "daemon.log").read_text()
+    assert "#0 keep" in daemon_log and "loop started" in daemon_log
