@@ -21,7 +21,7 @@ import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, BinaryIO
 
 import msgspec
 from lsprotocol import types
@@ -268,12 +268,25 @@ def setup_logging() -> None:
     logging.getLogger("pygls.protocol.json_rpc").addFilter(_OwnErrors())
 
 
+def _take_stdio() -> tuple[BinaryIO, BinaryIO]:
+    """The wire gets private copies of fds 0 and 1; the process's own 0 and 1 become /dev/null
+    and stderr. A stray print, a C library or a child process (git, an agent, a command
+    that inherits them) can then neither corrupt the protocol nor read the client's bytes."""
+    sys.stdout.flush()
+    wire_in = os.fdopen(os.dup(0), "rb")  # buffered: pygls relies on read(n) being whole
+    wire_out = os.fdopen(os.dup(1), "wb")
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return wire_in, wire_out  # type: ignore[return-value]
+
+
 def serve() -> None:
     """Serve on stdio until the client exits or closes stdin, then stop the loops and exit."""
     setup_logging()
-    stdout = sys.stdout.buffer
-    # Anything printed by accident (a library, a stray print) must not corrupt the wire.
-    sys.stdout = sys.stderr
+    stdin, stdout = _take_stdio()
     server = build_server()
 
     def on_signal(signum: int, frame: object) -> None:
@@ -283,7 +296,7 @@ def serve() -> None:
     signal.signal(signal.SIGHUP, on_signal)
     code = 0
     try:
-        server.start_io(sys.stdin.buffer, stdout)
+        server.start_io(stdin, stdout)
         code = 0 if server.protocol._shutdown else 1
     except BaseException:
         log.exception("the daemon failed")

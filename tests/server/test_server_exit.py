@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 from pathlib import Path
 
 import psutil
+import pytest
 from lsp_fixtures import TRAIN, Client, config, daemon, git, make_repo
 
 from autoresearch import results_tsv
@@ -36,8 +38,9 @@ def gone(proc: psutil.Process) -> bool:
         return True
 
 
-async def test_closing_stdin_mid_experiment_records_it_and_leaves_no_process(
-    tmp_path: Path,
+@pytest.mark.parametrize("goodbye", ["stdin closed", "SIGTERM"])
+async def test_client_gone_mid_experiment_records_it_and_leaves_no_process(
+    tmp_path: Path, goodbye: str
 ) -> None:
     root = make_repo(tmp_path / "repo", {"train.py": TRAIN.replace("SLOW = 0", "SLOW = 1")})
     async with daemon() as client:
@@ -50,8 +53,11 @@ async def test_closing_stdin_mid_experiment_records_it_and_leaves_no_process(
         state = await client.request(Method.STATE, {"root": str(root)})
         assert state["phase"] == "running" and state["current"] == 1
 
-        assert server.stdin is not None
-        server.stdin.close()  # the editor window went away without a word
+        if goodbye == "SIGTERM":
+            server.send_signal(signal.SIGTERM)  # the editor gave up waiting and killed it
+        else:
+            assert server.stdin is not None
+            server.stdin.close()  # the editor window went away without a word
         code = await asyncio.wait_for(server.wait(), 30)
         assert code in (0, 1)
         assert all(gone(p) for p in procs)

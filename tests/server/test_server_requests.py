@@ -137,6 +137,14 @@ async def test_ten_thousand_experiments_page_from_memory(tmp_path: Path) -> None
         assert time.monotonic() - started < 10
         state = await client.request(Method.STATE, {"root": str(root)})
         assert state["sessions"][0]["total"] == 10_000
+        # One answer of several megabytes, and a large request, cross the wire whole.
+        everything = await client.request(
+            Method.EXPERIMENTS, {"root": str(root), "limit": 10_000, "newest_first": False}
+        )
+        assert [e["number"] for e in everything["items"]] == list(range(10_000))
+        text = "steer " * 50_000
+        assert (await client.request(Method.GUIDANCE, {"root": str(root), "text": text}))["ok"]
+        assert (state_dir / "guidance.md").read_text() == text.strip() + "\n"
 
 
 GPU_TRAIN = """\
