@@ -109,6 +109,9 @@ class Observer:
             before = self._snapshot
             try:
                 after = self._build()
+            except results_tsv.ResultsError as exc:
+                log.warning("observer: %s", exc)
+                after = None
             except Exception:
                 log.exception("observer: cannot read %s", self.root)
                 after = None

@@ -25,7 +25,7 @@ from .agents.base import Proposer
 from .agents.manual import ManualProposer
 from .experiment import Experiment
 from .gpu import gpu_memory_of
-from .lock import RepoLock
+from .lock import LockError, RepoLock
 from .loop import GUIDANCE_FILE, Event, Loop, Progress
 from .measure import RUN_LOG, log_path
 from .observer import Observer, Snapshot
@@ -117,18 +117,22 @@ class Workspace:
                     f"A loop is already running in {self.root} (phase"
                     f" {self._loop.state.phase if self._loop else '?'}). Stop it first."
                 )
-            lock = RepoLock(self.root)
-            lock.acquire("autoresearch serve (VS Code)")
+            self.observer.pause()
             try:
-                loop = self._make_loop(config, limit, tag)
+                lock = _acquire(RepoLock(self.root))
+            except BaseException:
+                self.observer.resume()
+                raise
+            try:
+                loop, proposer = self._make_loop(config, limit, tag)
             except BaseException:
                 lock.release()
+                self.observer.resume()
                 raise
             self._attach_log()
-            self._repo_lock, self._loop, self._sent = lock, loop, None
+            self._repo_lock, self._loop, self._proposer, self._sent = lock, loop, proposer, None
             self._locked_for_other = None
             self._settled.clear()
-            self.observer.pause()
             self.records.invalidate()
             # Created now, so the run.log of an earlier run is skipped and each new one followed.
             self._tailer = LogTailer(self.root / RUN_LOG, self._log_appended).start()
@@ -143,7 +147,9 @@ class Workspace:
             raise WorkspaceError(state.message)
         return self._shape(state)
 
-    def _make_loop(self, config: cfg.Config | None, limit: int | None, tag: str | None) -> Loop:
+    def _make_loop(
+        self, config: cfg.Config | None, limit: int | None, tag: str | None
+    ) -> tuple[Loop, Proposer]:
         if config is not None:
             cfg.save(self.root, config)
         else:
@@ -154,11 +160,11 @@ class Workspace:
         finally:
             repo.close()
         proposer = make_proposer(config, self.root, tracked)
-        self._proposer = proposer
         runner = LocalRunner(gpu_sampler=lambda pids: gpu_memory_of(pids, self._gpu()))
-        return Loop(
+        loop = Loop(
             self.root, config, proposer, runner=runner, emit=self._on_event, tag=tag, limit=limit
         )
+        return loop, proposer
 
     def _run(self, loop: Loop) -> None:
         try:
@@ -548,6 +554,20 @@ class Workspaces:
     def all(self) -> list[Workspace]:
         with self._lock:
             return list(self._by_root.values())
+
+
+def _acquire(lock: RepoLock) -> RepoLock:
+    """Take the repository's loop lock. A status probe (`held_elsewhere`, by an observer or
+    `autoresearch status`) holds a shared lock for microseconds: retry briefly before
+    believing that another loop runs."""
+    for _ in range(3):
+        try:
+            lock.acquire("autoresearch serve (VS Code)")
+            return lock
+        except LockError:
+            time.sleep(0.05)
+    lock.acquire("autoresearch serve (VS Code)")
+    return lock
 
 
 def _observed_state(state: LoopState, snap: Snapshot) -> LoopState:
