@@ -64,7 +64,7 @@ class AutoresearchServer(LanguageServer):
         self.aio: asyncio.AbstractEventLoop | None = None
         self.closing = False
         self.pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="request")
-        self.workspaces = Workspaces(self.post, self.gpu_status)
+        self.workspaces = Workspaces(self)
         self.progress = RunProgress(self)
         self._monitor: GpuMonitor | None = None
         self._monitor_lock = threading.Lock()
@@ -80,6 +80,20 @@ class AutoresearchServer(LanguageServer):
             aio.call_soon_threadsafe(self._send, method, wire, payload)
         except RuntimeError:
             pass  # the event loop is closed: the client is gone
+
+    def say(self, text: str) -> None:
+        aio = self.aio
+        if self.closing or aio is None:
+            return
+        params = types.LogMessageParams(type=types.MessageType.Info, message=text)
+        try:
+            aio.call_soon_threadsafe(self._log_message, params)
+        except RuntimeError:
+            pass
+
+    def _log_message(self, params: types.LogMessageParams) -> None:
+        if not self.closing:
+            self.protocol.notify(types.WINDOW_LOG_MESSAGE, params)
 
     def _send(self, method: str, wire: Any, payload: msgspec.Struct) -> None:
         if self.closing:

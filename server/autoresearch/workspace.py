@@ -13,8 +13,8 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 import msgspec
 
@@ -49,8 +49,22 @@ from .repo import Repo, RepoError
 from .runner import LocalRunner
 from .tailer import LogTailer
 
-# Sends one notification; callable from any thread.
-Notify = Callable[[str, msgspec.Struct], None]
+
+class Client(Protocol):
+    """What a workspace needs from the server; every method is callable from any thread."""
+
+    def post(self, method: str, payload: msgspec.Struct) -> None:
+        """Send a notification."""
+        ...
+
+    def say(self, text: str) -> None:
+        """A line for people (the loop's progress lines), shown in the client's log."""
+        ...
+
+    def gpu_status(self) -> GpuStatus:
+        """The GPU monitor's latest reading."""
+        ...
+
 
 TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 # How long `start` waits for the session setup (branch, .gitignore, results.tsv header), so a
@@ -76,10 +90,10 @@ class WorkspaceError(RuntimeError):
 
 
 class Workspace:
-    def __init__(self, root: Path, notify: Notify, gpu: Callable[[], GpuStatus]) -> None:
+    def __init__(self, root: Path, client: Client) -> None:
         self.root = root
-        self._notify = notify
-        self._gpu = gpu
+        self._client = client
+        self._notify = client.post
         self._lock = threading.RLock()
         self._loop: Loop | None = None
         self._proposer: Proposer | None = None
@@ -160,7 +174,9 @@ class Workspace:
         finally:
             repo.close()
         proposer = make_proposer(config, self.root, tracked)
-        runner = LocalRunner(gpu_sampler=lambda pids: gpu_memory_of(pids, self._gpu()))
+        runner = LocalRunner(
+            gpu_sampler=lambda pids: gpu_memory_of(pids, self._client.gpu_status())
+        )
         loop = Loop(
             self.root, config, proposer, runner=runner, emit=self._on_event, tag=tag, limit=limit
         )
@@ -367,6 +383,7 @@ class Workspace:
                 self._notify(Method.LOCKS_CHANGED, event)
             elif isinstance(event, Progress):
                 self.log.info("%s", event.text)
+                self._client.say(f"{self.root.name}: {event.text}")
         except Exception:
             self.log.exception("forwarding a loop event failed")
 
@@ -532,9 +549,8 @@ class Workspace:
 class Workspaces:
     """The roots this daemon serves, created on first use, keyed by their real path."""
 
-    def __init__(self, notify: Notify, gpu: Callable[[], GpuStatus]) -> None:
-        self._notify = notify
-        self._gpu = gpu
+    def __init__(self, client: Client) -> None:
+        self._client = client
         self._lock = threading.Lock()
         self._by_root: dict[str, Workspace] = {}
 
@@ -548,7 +564,7 @@ class Workspaces:
         with self._lock:
             ws = self._by_root.get(key)
             if ws is None:
-                ws = self._by_root[key] = Workspace(path, self._notify, self._gpu)
+                ws = self._by_root[key] = Workspace(path, self._client)
             return ws
 
     def all(self) -> list[Workspace]:

@@ -72,6 +72,11 @@ async def test_bounded_loop_notifies_setup_baseline_experiments_then_stopped(
         assert locks[0]["locked"] == ["train.py"]
         assert locks[-1]["locked"] == []
 
+        # The loop's lines for people reach the client's log, the summary block last.
+        lines = [m.message for m in client.log_messages]
+        assert any(line.startswith("repo: #1 ") for line in lines)
+        assert "=== Autoresearch complete (3 experiments" in lines[-1]
+
         final = await client.request(Method.STATE, {"root": str(root)})
         assert final["phase"] == "stopped"
         assert final["iteration"] == 3
