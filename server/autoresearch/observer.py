@@ -20,6 +20,7 @@ import msgspec
 from . import results_tsv
 from .experiment import Experiment
 from .lock import RepoLock
+from .protocol import Counts, LoopState, SessionSummary
 from .records import Records
 from .repo import BRANCH_PREFIX
 
@@ -190,6 +191,47 @@ class Observer:
         missing = sorted({c for c in commits if c not in self._resolved})
         if missing:
             self._resolved.update(resolve_commits(self.root, missing))
+
+
+def observed_state(state: LoopState, snap: Snapshot) -> LoopState:
+    """`state` (the idle one, with this repository's own sessions) as the observed loop's."""
+    exps = snap.experiments
+    counts = Counts()
+    for exp in exps[1:]:
+        setattr(counts, exp.status, getattr(counts, exp.status) + 1)
+    best = _best(exps, state.direction)
+    summary = SessionSummary(
+        tag=snap.tag,
+        branch=snap.branch,
+        total=len(exps),
+        counts=counts,
+        best=best.metric if best else None,
+        best_number=best.number if best else None,
+    )
+    who = f"a loop in another process ({snap.holder})" if snap.holder else "another tool"
+    return msgspec.structs.replace(
+        state,
+        mode="observer",
+        metric=snap.metric,
+        iteration=max(len(exps) - 1, 0),
+        counts=counts,
+        best=summary.best,
+        best_number=summary.best_number,
+        baseline=exps[0].metric if exps else None,
+        message=f"watching results.tsv on {snap.branch}, written by {who}",
+        sessions=[summary, *[s for s in state.sessions if s.tag != snap.tag]],
+    )
+
+
+def _best(exps: list[Experiment], direction: str) -> Experiment | None:
+    keeps = [e for e in exps if e.status == "keep" and e.metric is not None]
+    if not keeps:
+        return None
+    if direction == "lower":
+        return min(keeps, key=lambda e: e.metric or 0.0)
+    if direction == "higher":
+        return max(keeps, key=lambda e: e.metric or 0.0)
+    return keeps[-1]  # direction unknown: in the seed's loop every keep beats the one before
 
 
 def resolve_commits(root: Path, commits: list[str]) -> Resolved:
