@@ -1,15 +1,20 @@
 """Which files the edit step may touch, and putting the repository back when it strays.
 
 `enforce()` runs after every edit, before the commit: it restores the expected branch and HEAD,
-undoes changes outside scope or to off-limits files, and says what it did in plain words.
+brings back stashed changes, undoes changes outside scope or to off-limits files, and says what
+it did in plain words. `Sentinel` checksums the off-limits files, so a change git does not show
+(an `--assume-unchanged` file, a background process) still invalidates the run.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import hashlib
+import re
+import shlex
 from pathlib import Path
 
+import git
 import msgspec
 
 from .repo import Repo
@@ -31,13 +36,72 @@ def expand(root: Path, files: list[str], globs: list[str]) -> list[str]:
     return [f for f in files if matches(f, globs)]
 
 
+# Test files, protected whenever a guard command is set (the guard must not be weakened).
+_TEST_FILE = re.compile(r"(^|/)(tests?/|test_[^/]*$|[^/]*_test\.[^/]*$|conftest\.py$)")
+
+
+def protected(
+    off_limits: list[str], scope: list[str], guard: str | None, tracked: list[str]
+) -> list[str]:
+    """The off-limits globs the loop enforces: the configured ones, plus, when there is a guard,
+    the tracked paths its command names and the test files. A path named exactly in `scope`
+    stays editable (the user said so)."""
+    extra: list[str] = []
+    if guard:
+        try:
+            words = shlex.split(guard)
+        except ValueError:
+            words = guard.split()
+        files = set(tracked)
+        for word in words:
+            path = word.removeprefix("./").rstrip("/")
+            if path in files or (path and any(f.startswith(path + "/") for f in files)):
+                extra.append(path)
+        extra += [f for f in tracked if _TEST_FILE.search(f)]
+    named = set(scope)
+    out = list(off_limits)
+    for path in extra:
+        if path not in named and not matches(path, out):
+            out.append(path)
+    return out
+
+
 class Enforcement(msgspec.Struct):
     # Paths kept for the commit.
     allowed: list[str]
     # Human-readable events, recorded with the experiment and shown in progress output.
     events: list[str]
-    # An off-limits file was touched: the attempt is flagged.
-    off_limits_touched: bool = False
+    # Off-limits files that were touched (reverted): the attempt is invalid.
+    off_limits: list[str] = msgspec.field(default_factory=list)
+    # Other paths outside scope whose changes were undone.
+    reverted: list[str] = msgspec.field(default_factory=list)
+
+    @property
+    def off_limits_touched(self) -> bool:
+        return bool(self.off_limits)
+
+
+class StashWatch:
+    """Notices an edit step that stashes its work, with no git call per edit: the stash's reflog
+    (`git stash list` reads the same file) gets a line for each new entry."""
+
+    def __init__(self, repo: Repo) -> None:
+        common = Path(repo.git.rev_parse("--git-common-dir"))
+        base = common if common.is_absolute() else repo.root / common
+        self.log = base / "logs" / "refs" / "stash"
+
+    def entries(self) -> list[str]:
+        """The stash entries' commits, oldest first."""
+        try:
+            lines = self.log.read_text(encoding="utf-8", errors="replace").splitlines()
+        except FileNotFoundError:
+            return []
+        return [line.split(" ", 2)[1] for line in lines if line.count(" ") >= 2]
+
+    def stashed(self, before: list[str]) -> bool:
+        """A new entry on top since `before`: the edit stashed something."""
+        now = self.entries()
+        return bool(now) and now[-1] not in set(before)
 
 
 def enforce(
@@ -47,7 +111,10 @@ def enforce(
     scope: list[str],
     off_limits: list[str],
     untracked_before: set[str],
+    stashed: bool = False,
 ) -> Enforcement:
+    """Put the repository back as the loop expects it after an edit; `stashed`: the edit left
+    a new stash entry (StashWatch), to bring back and drop."""
     events: list[str] = []
     if repo.in_progress():
         events.append(f"the edit left a {repo.in_progress()} in progress: aborted")
@@ -61,8 +128,11 @@ def enforce(
         events.append("the edit committed or moved HEAD: its changes are kept uncommitted")
         repo.git.reset("-q", "--soft", parent)
     repo.git.reset("-q")  # unstage: the loop decides what is committed
+    if stashed:
+        events.append(_unstash(repo))
     allowed: list[str] = []
-    touched_off = False
+    off: list[str] = []
+    reverted: list[str] = []
     restore: list[str] = []
     remove: list[str] = []
     for change in repo.status():
@@ -71,13 +141,14 @@ def enforce(
             continue
         if change.untracked and path in untracked_before:
             continue  # the user's own untracked file, there before the edit
-        if matches(path, off_limits):
-            touched_off = True
+        if matches(path, off_limits) or (change.old_path and matches(change.old_path, off_limits)):
+            off.append(path)
             events.append(f"off-limits file {path} was edited: reverted")
         elif matches(path, scope) and (change.old_path is None or matches(change.old_path, scope)):
             allowed.append(path)
             continue
         else:
+            reverted.append(path)
             events.append(f"{path} is outside the scope: reverted")
         if change.untracked:
             remove.append(path)
@@ -87,7 +158,19 @@ def enforce(
                 restore.append(change.old_path)
     _restore(repo, restore)
     repo.remove_untracked(remove)
-    return Enforcement(allowed=allowed, events=events, off_limits_touched=touched_off)
+    return Enforcement(allowed=allowed, events=events, off_limits=off, reverted=reverted)
+
+
+def _unstash(repo: Repo) -> str:
+    """Bring back what the edit stashed (its newest entry) and drop that entry."""
+    try:
+        repo.git.stash("apply", "-q")
+    except git.GitCommandError:
+        repo.git.reset("-q", "--hard")
+        return "the edit stashed its changes and they do not apply back: left in `git stash`"
+    repo.git.reset("-q")
+    repo.git.stash("drop", "-q")
+    return "the edit stashed its changes: restored from the stash"
 
 
 def _restore(repo: Repo, paths: list[str]) -> None:
@@ -101,6 +184,29 @@ def _restore(repo: Repo, paths: list[str]) -> None:
         target = repo.root / rel
         if target.is_file():
             target.unlink()
+
+
+class Sentinel:
+    """Checksums of the off-limits files, taken at the baseline and compared around each run."""
+
+    def __init__(self, repo: Repo, globs: list[str]) -> None:
+        self.repo = repo
+        self.files = expand(repo.root, repo.ls_files(), globs)
+        self.sums = checksums(repo.root, self.files)
+
+    def changed(self) -> list[str]:
+        now = checksums(self.repo.root, self.files)
+        return [f for f in self.files if now.get(f) != self.sums.get(f)]
+
+    def restore(self, paths: list[str], rev: str) -> None:
+        """Put `paths` back as they are at `rev`, whatever git's index flags say about them."""
+        if not paths:
+            return
+        self.repo.git.update_index("--no-assume-unchanged", "--no-skip-worktree", "--", *paths)
+        for rel in paths:
+            data = self.repo.file_at(rev, rel)
+            if data is not None:
+                (self.repo.root / rel).write_bytes(data)
 
 
 def checksums(root: Path, paths: list[str]) -> dict[str, str]:

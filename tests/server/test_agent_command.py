@@ -84,8 +84,9 @@ def test_stale_description_is_removed_and_noop_reports_nothing(repo: Path) -> No
 def test_failing_agent_reports_exit_code_and_log_tail(repo: Path) -> None:
     outcome = propose(repo, agent_command("fail"))
     assert outcome.error is not None
-    assert "exited with code 1" in outcome.error
-    assert "401 Unauthorized" in outcome.error
+    assert outcome.error == "agent exited with code 1"
+    assert "401 Unauthorized" in outcome.output
+    assert outcome.log == ".autoresearch/agents/1.log"
     assert outcome.description is None
 
 
@@ -95,7 +96,7 @@ def test_timeout_kills_the_agent_and_its_forked_child(repo: Path, tmp_path: Path
     outcome = propose(repo, agent_command("hang", "--pid-file", str(pids)), timeout=1.0)
     elapsed = time.monotonic() - started
     assert outcome.error is not None and "timed out after 1 s" in outcome.error
-    assert "thinking..." in outcome.error
+    assert "thinking..." in outcome.output
     parent, child = map(int, pids.read_text().split())
     assert gone(parent) and gone(child)
     assert elapsed < 4.0
@@ -104,7 +105,7 @@ def test_timeout_kills_the_agent_and_its_forked_child(repo: Path, tmp_path: Path
 def test_timeout_escalates_to_sigkill_when_sigterm_is_ignored(repo: Path, tmp_path: Path) -> None:
     pids = tmp_path / "pids"
     command = agent_command("hang", "--pid-file", str(pids), "--ignore-term")
-    outcome = propose(repo, command, timeout=0.5, kill_grace_s=0.3)
+    outcome = propose(repo, command, timeout=3.0, kill_grace_s=0.3)
     assert outcome.error is not None and "timed out" in outcome.error
     parent, child = map(int, pids.read_text().split())
     assert gone(parent) and gone(child)
@@ -160,6 +161,15 @@ def test_huge_output_is_bounded_on_disk_and_in_memory(repo: Path) -> None:
     assert text.rstrip().endswith("Done: LEARNING_RATE 0.01 -> 0.009")
     # 50 MB went through; the proposer never held more than the 768 KB tail plus a chunk.
     assert peak < 4 * 1024 * 1024
+
+
+def test_retries_and_reworks_get_their_own_agent_log(repo: Path) -> None:
+    config = make_config(agent_command("fail"))
+    proposer = CommandProposer(config, repo)
+    first = proposer.propose(context(repo, config), threading.Event())
+    retry = proposer.propose(context(repo, config, attempt=2), threading.Event())
+    assert (first.log, retry.log) == (".autoresearch/agents/1.log", ".autoresearch/agents/1.2.log")
+    assert (repo / first.log).exists() and (repo / retry.log).exists()
 
 
 def test_bounded_log_keeps_head_and_exact_tail(tmp_path: Path) -> None:

@@ -19,6 +19,11 @@ from ..experiment import Experiment
 FailureKind = Literal["guard", "crash", "scope", "no_change"]
 
 
+class AgentUnavailable(RuntimeError):
+    """The edit step cannot run here (binary missing or not executable): the loop stops with
+    this message instead of burning iterations."""
+
+
 class EditContext(msgspec.Struct):
     root: Path
     # The number the experiment will get.
@@ -34,6 +39,8 @@ class EditContext(msgspec.Struct):
     reverts_in_a_row: int = 0
     # The user's steering text (.autoresearch/guidance.md), read at every iteration.
     guidance: str = ""
+    # 0 for the first call of an experiment, then 1, 2, ... for its crash retries and reworks.
+    attempt: int = 0
 
 
 class EditOutcome(msgspec.Struct):
@@ -41,8 +48,11 @@ class EditOutcome(msgspec.Struct):
     description: str | None = None
     # Seconds the edit step took (the agent's own time, excluded from loop overhead).
     agent_s: float = 0.0
-    # The proposer could not produce an edit (agent exited non-zero, timed out, ...).
+    # The proposer could not produce an edit (agent exited non-zero, timed out, ...): one line.
     error: str | None = None
+    # Where the edit step's own output is kept (repo-relative), and its last lines.
+    log: str = ""
+    output: str = ""
     # Sweep parameter values tried, recorded with the experiment.
     params: dict[str, float] = msgspec.field(default_factory=dict)
 

@@ -26,7 +26,7 @@ from ..config import Config
 from ..experiment import Experiment
 from ..prompt import DESCRIPTION_FILE, PROMPT_FILE, build_prompt
 from ..triage import log_tail
-from .base import EditContext, EditOutcome
+from .base import AgentUnavailable, EditContext, EditOutcome
 from .presets import Resolved, Values, render_argv, render_shell, resolve
 
 AGENTS_DIR = ".autoresearch/agents"
@@ -42,10 +42,6 @@ _ERROR_TAIL = 2_000
 _MAX_DESCRIPTION = 200
 Ending = Literal["exited", "timeout", "cancelled"]
 _SHELL_WORDS = {"cd", "env", "exec", "export", "set", "source", ".", "time", "nice", "nohup"}
-
-
-class AgentUnavailable(RuntimeError):
-    """The agent cannot start here (binary missing or not executable): stop, do not retry."""
 
 
 class CommandProposer:
@@ -95,7 +91,7 @@ class CommandProposer:
             files=tuple(scope_files(root, ctx.config.scope.files)),
             number=ctx.number,
         )
-        log_path = root / AGENTS_DIR / f"{ctx.number}.log"
+        log_path = root / AGENTS_DIR / agent_log_name(ctx.number, ctx.attempt)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         argv = self._argv(values)
         display = self._display(values)
@@ -132,15 +128,19 @@ class CommandProposer:
         elif state == "cancelled":
             error = "agent cancelled"
         elif code in (126, 127):
-            raise AgentUnavailable(self._not_found(argv[0], tail=log_tail(log_path, _ERROR_TAIL)))
+            program = self._program() or argv[0]
+            raise AgentUnavailable(self._not_found(program, tail=log_tail(log_path, _ERROR_TAIL)))
         elif code != 0:
             error = f"agent exited with code {code}"
         else:
             error = None
-        if error and state != "cancelled":
-            error += f"; log {log_path.relative_to(root)}, last output:\n"
-            error += log_tail(log_path, _ERROR_TAIL)
-        return EditOutcome(description=description, agent_s=agent_s, error=error)
+        return EditOutcome(
+            description=description,
+            agent_s=agent_s,
+            error=error,
+            log=str(log_path.relative_to(root)),
+            output=log_tail(log_path, _ERROR_TAIL) if error else "",
+        )
 
     def observe(self, experiment: Experiment) -> None:
         """Nothing to learn: each call is fresh and the prompt carries the history."""
@@ -287,6 +287,11 @@ class BoundedLog:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+def agent_log_name(number: int, attempt: int) -> str:
+    """`<n>.log` for an experiment's first call; `<n>.<k>.log` for its k-th retry or rework."""
+    return f"{number}.log" if not attempt else f"{number}.{attempt}.log"
 
 
 def read_description(path: Path) -> str | None:
