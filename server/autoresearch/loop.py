@@ -2,38 +2,48 @@
 
 Per iteration:  editing -> (scope check) -> committing -> running -> measuring
                 -> [confirmation runs] -> [guarding] -> deciding -> record
-A trivial crash goes back to the edit step with its log tail (2 retries), a failed guard to a
-rework (2 reworks); everything else is decided at once. The journal is written before every
-irreversible step, so a killed daemon resumes consistently (see bootstrap.recover).
+An edit that changes nothing in scope is no experiment: the next call is told why. A trivial
+crash goes back to the edit step with its log tail and the broken change still in the files
+(2 retries), a failed guard to a rework from the parent (2 reworks); everything else is decided
+at once. The journal is written before every irreversible step, so a killed daemon resumes
+consistently (see bootstrap.recover).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
 
-from . import bootstrap, notes, policy, scope
-from .agents.base import EditContext, EditOutcome, FailureKind, Proposer
+from . import bootstrap, describe, edit_step, notes, policy, scope
+from .agents.base import AgentUnavailable, FailureKind, Proposer
+from .attempt import Attempt, Bench
 from .config import Config
-from .experiment import Experiment
+from .describe import summarize_sessions
+from .edit_step import GUIDANCE_FILE, Edit, EditStep
+from .experiment import DiffStats, Experiment
 from .journal import Entry, Journal
 from .ledger import Ledger
-from .measure import Measurement, log_path, measure
-from .protocol import Counts, ExperimentRecorded, LocksChanged, LoopState, Phase, SessionSummary
+from .measure import log_path
+from .prompt import CHANGE_APPROACH_AFTER
+from .protocol import ExperimentRecorded, LocksChanged, LoopState, Phase, SessionSummary
 from .repo import REF_PREFIX, Repo
-from .runner import LocalRunner, Runner, RunSpec
+from .runner import LocalRunner, Runner
+
+__all__ = ["GUIDANCE_FILE", "Event", "Loop", "LoopStopped", "Progress", "summarize_sessions"]
 
 MAX_CRASH_RETRIES = 2
 MAX_REWORKS = 2
-STUCK_AFTER = 3
+STUCK_AFTER = CHANGE_APPROACH_AFTER
 PROGRESS_EVERY = 5
-GUIDANCE_FILE = ".autoresearch/guidance.md"
+# Failed agent calls (non-zero exit, timeout) in a row that stop the loop: a broken agent
+# (no API key, no network, no quota) must not spin. A pause comes before each repeat.
+MAX_AGENT_FAILURES = 3
+AGENT_RETRY_WAIT_S = 10.0
 
 
 class LoopStopped(RuntimeError):
@@ -72,14 +82,20 @@ class Loop:
         self.ledger = Ledger(root, config.metric.name)
         self.journal = Journal(root / ".autoresearch")
         self.history: list[Experiment] = []
-        self.noise_std = 0.0
         self.tag = ""
         self.branch = ""
+        # The enforced off-limits globs (configured + guard and test files) and their checksums.
+        self.off_limits = list(config.scope.off_limits)
+        self.agent_retry_wait_s = AGENT_RETRY_WAIT_S
         self._stop = threading.Event()  # finish the current experiment, then stop
         self.cancel = threading.Event()  # abandon the current step now
         self._running = threading.Event()  # cleared while paused
         self._running.set()
+        # What the next edit call is told, and events of no-experiment calls before it.
         self._next_failure: tuple[str, FailureKind] | None = None
+        self._carried: list[str] = []
+        self._agent_failures = 0
+        self.bench = Bench(root, config, self.runner, self.cancel, self._set, self._say)
         self.state = LoopState(
             root=str(root),
             phase="idle",
@@ -119,6 +135,7 @@ class Loop:
                 self._say(f"recovered: {line}")
             if session.resumed:
                 self._say(f"resuming {self.branch} after {len(self.history)} experiments")
+            self._prepare()
             if not self.history:
                 self._baseline()
             self._refresh_counts()
@@ -142,6 +159,22 @@ class Loop:
             self._locks(locked=False)
             self.repo.close()
 
+    def _prepare(self) -> None:
+        """Fix the off-limits set and checksum it on the clean tree the baseline runs on (or
+        resumes from); the agent is told the same set."""
+        c = self.config
+        tracked = self.repo.ls_files()
+        self.off_limits = scope.protected(c.scope.off_limits, c.scope.files, c.run.guard, tracked)
+        self.bench.tag = self.tag
+        self.bench.sentinel = scope.Sentinel(self.repo, self.off_limits)
+        self._agent_config = msgspec.structs.replace(
+            c, scope=msgspec.structs.replace(c.scope, off_limits=self.off_limits)
+        )
+        self.editor = EditStep(self.repo, self.ledger, self.proposer, self.tag)
+        if self.history and self.history[0].metric is not None:  # resumed: the baseline's noise
+            base = self.history[0]
+            self.bench.noise_std = policy.noise([base.metric, *base.confirmation])
+
     def _baseline(self) -> None:
         self._phase("baseline", current=0, message="running the baseline, unmodified")
         self._locks(locked=True)
@@ -150,169 +183,157 @@ class Loop:
         marker = uuid.uuid4().hex
         self._journal("committed", 0, head, head, marker=marker)
         started = _now()
-        m = self._measure(0, marker)
+        m = self.bench.measure(0, marker)
         if m.metric is None:
             self.journal.write(Entry(tag=self.tag, branch=self.branch))
             raise LoopStopped(
                 f"The baseline run failed ({m.reason}); nothing was recorded. Fix the command"
                 f" or the metric extraction and start again. End of run.log:\n{m.tail[-1500:]}"
             )
+        changed = self.bench.off_limits_changed(head)
+        if changed:
+            self.journal.write(Entry(tag=self.tag, branch=self.branch))
+            raise LoopStopped(
+                f"The command itself changes the off-limits file(s) {', '.join(changed)}, so"
+                " every run would be invalid (they were restored). Stop the command writing"
+                " them, or take them out of scope.off_limits (and out of the guard command)."
+            )
         samples = [m.metric]
         for i in range(self.config.decision.noise_repeats):
             self._phase("measuring", message=f"noise repeat {i + 1}")
-            again = self._measure(0, marker, suffix=f".noise{i + 1}")
+            again = self.bench.measure(0, marker, suffix=f".noise{i + 1}")
             if again.metric is not None:
                 samples.append(again.metric)
-        self.noise_std = policy.noise(samples)
-        exp = Experiment(
-            number=0,
-            commit=head,
-            parent=self.repo.parent(head) or "",
-            status="keep",
-            metric=m.metric,
-            memory_gb=m.memory_gb,
-            description="baseline",
-            tag=self.tag,
-            runtime_s=m.result.runtime_s,
-            peak_rss_gb=m.result.peak_rss_gb,
-            peak_gpu_gb=m.result.peak_gpu_gb,
-            exit_code=m.result.exit_code,
-            confirmation=samples[1:],
-            reason=f"noise sigma {self.noise_std:.6g}" if len(samples) > 1 else "",
-            started=started,
-            finished=_now(),
-        )
+        self.bench.noise_std = policy.noise(samples)
+        why = f"noise sigma {self.bench.noise_std:.6g}" if len(samples) > 1 else ""
+        base = Attempt(head, "baseline", DiffStats(), m, policy.Verdict("keep", why))
+        base.confirmation = samples[1:]
+        exp = base.record(0, self.repo.parent(head) or "", self.tag, [], 0.0, started, _now())
         self._record(exp, parent=head)
 
     def _iterate(self) -> None:
         n = len(self.history)
         parent = self.repo.head()
-        failure = self._next_failure
-        self._next_failure = None
-        events: list[str] = []
-        agent_s = 0.0
-        crash_retries = reworks = 0
-        guard: str | None = None
-        started = _now()
+        failure, self._next_failure = self._next_failure, None
+        events, self._carried = self._carried, []
+        strays: list[str] = []
+        started, agent_s = _now(), 0.0
+        retries = reworks = 0
+        kept_in_tree: set[str] = set()  # a crashed attempt's files, left for the agent to fix
+        last: Attempt | None = None
+        retired = ""  # the label of the last attempt put aside (crash1, rework2, ...)
+        reverts = edit_step.reverts_in_a_row(self.history)
+        if reverts and reverts % STUCK_AFTER == 0:
+            self._say(f"#{n}: {reverts} reverts in a row: the agent is told to change approach")
         while True:
-            outcome, enforcement = self._edit(n, parent, failure)
+            edit = self._edit(n, parent, failure, retries + reworks, kept_in_tree)
+            outcome, allowed = edit.outcome, edit.enforcement.allowed
             agent_s += outcome.agent_s
-            events += enforcement.events
+            events += edit.enforcement.events
+            strays += edit.strays
             if self.cancel.is_set():
                 self._abandon_edit(parent)
                 return
-            if not enforcement.allowed:
-                why = outcome.error or "the edit step changed nothing in scope"
-                self._say(f"#{n}: no experiment: {why}")
-                self._next_failure = (
-                    f"The previous call produced no usable change: {why}",
-                    "no_change",
-                )
-                self.journal.write(Entry(tag=self.tag, branch=self.branch))
-                return
+            if outcome.error:
+                events.append(f"{outcome.error}: {'its edit is used' if allowed else 'no edit'}")
+                if allowed:
+                    self._say(f"#{n}: {events[-1]} (log {outcome.log})")
+            if not allowed:
+                if last is None:
+                    self._no_experiment(n, edit, events)
+                    return
+                events.append(f"attempt {retries + reworks + 1} left nothing to run")
+                self._say(f"#{n}: the retry left nothing to run: the previous attempt stands")
+                break
+            self._agent_failures = 0
             self._phase("committing", current=n)
-            description = outcome.description or self._describe(parent)
-            sha = self._commit(n, description, enforcement.allowed, parent)
-            diff = self.repo.diff_stats(parent, sha)
-            marker = uuid.uuid4().hex
-            self._journal("committed", n, parent, sha, marker=marker)
-            m = self._measure(n, marker, diff=self.repo.git.diff(parent, sha))
-            if enforcement.off_limits_touched and m.crash_kind is None:
-                m.crash_kind, m.reason = "invalid", "an off-limits file was edited"
-            if self._offlimits_changed():
-                m.crash_kind, m.reason = "invalid", "an off-limits file changed during the run"
-            if m.environment:
+            description = outcome.description or describe.diff_summary(self.repo, parent)
+            sha = self._commit(n, description, allowed, parent)
+            if last is not None and self._same_tree(sha, last.sha):
+                events.append(f"attempt {retries + reworks + 1} is the same code: not run again")
+                self._say(f"#{n}: the retry left the code as it was: the previous run stands")
                 self.repo.reset_hard(parent)
-                self.journal.write(Entry(tag=self.tag, branch=self.branch))
-                raise LoopStopped(f"Stopped: {m.reason}. End of run.log:\n{m.tail[-1500:]}")
-            if m.crash_kind and m.trivial and crash_retries < MAX_CRASH_RETRIES:
-                crash_retries += 1
-                events.append(f"crash retry {crash_retries}: {m.reason}")
-                self._say(f"#{n}: {m.reason}: back to the edit step ({crash_retries}/2)")
-                self._retire_attempt(n, sha, f"crash{crash_retries}", parent)
-                failure = (f"The run crashed: {m.reason}\n\n{m.tail[-3000:]}", "crash")
+                self.repo.set_ref(self._ref(n), last.sha)
+                break
+            self._keep_logs(n, retired)
+            last = self._try(n, parent, sha, description, edit, events)
+            if last.m.crash_kind and last.m.trivial and retries < MAX_CRASH_RETRIES:
+                retries += 1
+                events.append(f"crash retry {retries}: {last.m.reason}")
+                self._say(f"#{n}: {last.m.reason}: back to the edit step ({retries}/2)")
+                retired = f"crash{retries}"
+                kept_in_tree = self._retire_attempt(n, sha, retired, parent, keep=True)
+                failure = (f"The run crashed: {last.m.reason}\n\n{last.m.tail[-3000:]}", "crash")
                 continue
-            verdict = self._verdict(n, m, diff.additions - diff.deletions, marker)
-            if verdict.status == "keep" and self.config.run.guard:
-                ok, output = self._guard(n)
-                guard = "passed" if ok else "failed"
-                if not ok and reworks < MAX_REWORKS:
-                    reworks += 1
-                    events.append(f"guard failed, rework {reworks}")
-                    self._say(f"#{n}: improved but the guard failed: rework ({reworks}/2)")
-                    self._retire_attempt(n, sha, f"rework{reworks}", parent)
-                    failure = (f"The guard command failed:\n{output[-3000:]}", "guard")
-                    continue
-                if not ok:
-                    verdict = policy.Verdict("discard", "the guard failed after 2 reworks")
+            if last.guard == "failed" and reworks < MAX_REWORKS:
+                reworks += 1
+                events.append(f"guard failed, rework {reworks}")
+                self._say(f"#{n}: improved but the guard failed: rework ({reworks}/2)")
+                retired = f"rework{reworks}"
+                kept_in_tree = self._retire_attempt(n, sha, retired, parent, keep=False)
+                failure = (f"The guard command failed:\n{last.guard_output[-3000:]}", "guard")
+                continue
             break
-        exp = Experiment(
-            number=n,
-            commit=sha,
-            parent=parent,
-            status=verdict.status,
-            metric=m.metric,
-            memory_gb=m.memory_gb,
-            description=description,
-            tag=self.tag,
-            reason=verdict.reason if verdict.status != "crash" else m.reason,
-            crash_kind=m.crash_kind if verdict.status == "crash" else None,
-            exit_code=m.result.exit_code,
-            runtime_s=m.result.runtime_s,
-            agent_s=agent_s,
-            peak_rss_gb=m.result.peak_rss_gb,
-            peak_gpu_gb=m.result.peak_gpu_gb,
-            diff=diff,
-            confirmation=self._confirmation,
-            guard=guard,  # type: ignore[arg-type]
-            events=events,
-            params=outcome.params,
-            started=started,
-            finished=_now(),
-        )
+        if last.guard == "failed":
+            tries = f"{reworks} rework{'s' if reworks != 1 else ''}"
+            last.verdict = policy.Verdict("discard", f"the guard failed after {tries}")
+        exp = last.record(n, parent, self.tag, events, agent_s, started, _now())
         self._record(exp, parent=parent)
+        if strays:
+            self._next_failure = (
+                f"Your previous change also edited {', '.join(sorted(set(strays)))}, which you"
+                " may not edit; those edits were undone.",
+                "scope",
+            )
 
     # ---- steps -------------------------------------------------------------------------------
 
     def _edit(
-        self, n: int, parent: str, failure: tuple[str, FailureKind] | None
-    ) -> tuple[EditOutcome, scope.Enforcement]:
-        self._phase("editing", current=n, message=f"{self.proposer.name} is editing")
+        self,
+        n: int,
+        parent: str,
+        failure: tuple[str, FailureKind] | None,
+        attempt: int,
+        kept_in_tree: set[str],
+    ) -> Edit:
+        label = f" (attempt {attempt + 1})" if attempt else ""
+        self._phase("editing", current=n, message=f"{self.proposer.name} is editing{label}")
         self._locks(locked=self.config.agent.kind != "manual")
-        untracked = {c.path for c in self.repo.status() if c.untracked}
         self._journal("editing", n, parent, "")
-        ctx = EditContext(
-            root=self.root,
-            number=n,
-            config=self.config,
-            history=self.history,
-            best=self._best(),
-            failure=failure[0] if failure else None,
-            failure_kind=failure[1] if failure else None,
-            reverts_in_a_row=self._reverts_in_a_row(),
-            guidance=self._guidance(),
-        )
-        started = time.monotonic()
+        ctx = edit_step.context(self.root, self._agent_config, self.history, failure, attempt)
         try:
-            outcome = self.proposer.propose(ctx, self.cancel)
-        except RuntimeError as exc:  # the agent cannot run here (AgentUnavailable): stop
-            self.repo.reset_hard(parent)
-            self.journal.write(Entry(tag=self.tag, branch=self.branch))
-            raise LoopStopped(f"Stopped: {exc}") from None
-        if not outcome.agent_s:
-            outcome.agent_s = time.monotonic() - started
+            edit = self.editor.call(
+                ctx, self.branch, parent, self.off_limits, kept_in_tree, self.cancel
+            )
+        except Exception as exc:
+            self._abandon_edit(parent)
+            if isinstance(exc, AgentUnavailable):  # retrying cannot install the agent
+                raise LoopStopped(f"Stopped: {exc}") from None
+            raise
         self._locks(locked=True)
-        enforcement = scope.enforce(
-            self.repo,
-            self.branch,
-            parent,
-            self.config.scope.files,
-            self.config.scope.off_limits,
-            untracked,
-        )
-        for event in enforcement.events:
+        for event in edit.enforcement.events:
             self._say(f"#{n}: {event}")
-        return outcome, enforcement
+        return edit
+
+    def _no_experiment(self, n: int, edit: Edit, events: list[str]) -> None:
+        """Nothing to run: say why, tell the next call, keep the events for the next record."""
+        why, self._next_failure = edit_step.nothing_to_run(edit)
+        where = f" (log {edit.outcome.log})" if edit.outcome.error and edit.outcome.log else ""
+        self._say(f"#{n}: no experiment: {why}{where}")
+        self._carried = [*events, f"a call before this experiment made none: {why}"][-20:]
+        self.journal.write(Entry(tag=self.tag, branch=self.branch))
+        outcome = edit.outcome
+        if not outcome.error:
+            return
+        self._agent_failures += 1
+        if self._agent_failures >= MAX_AGENT_FAILURES:
+            raise LoopStopped(
+                f"Stopped: the agent failed {self._agent_failures} times in a row (last: {why})."
+                " Run its command by hand to see why (API key, network, quota, agent.timeout),"
+                f" then start the loop again. Its log: {outcome.log}\n{outcome.output[-1500:]}"
+            )
+        self._say(f"#{n}: calling the agent again in {self.agent_retry_wait_s:g} s")
+        self._stop.wait(self.agent_retry_wait_s)
 
     def _commit(self, n: int, description: str, paths: list[str], parent: str) -> str:
         try:
@@ -328,60 +349,26 @@ class Loop:
         self.repo.set_ref(self._ref(n), sha)
         return sha
 
-    def _measure(self, n: int, marker: str, suffix: str = "", diff: str = "") -> Measurement:
-        self._phase("running", current=n, message=f"running {self.config.run.command}")
-        started = time.monotonic()
-        timeout = self.config.run.timeout
-
-        def tick(elapsed: float) -> None:
-            if time.monotonic() - started >= 1.0:  # at most about once a second
-                self._set(elapsed_s=round(elapsed, 1), timeout_s=timeout)
-
-        result = measure(
-            self.runner,
-            self.config,
-            self.root,
-            log_path(self.root, self.tag, n, suffix),
-            self.cancel,
-            tick,
-            marker=marker,
-            diff=diff,
+    def _try(
+        self, n: int, parent: str, sha: str, description: str, edit: Edit, events: list[str]
+    ) -> Attempt:
+        """Run and judge a committed attempt; an environment failure stops the loop."""
+        touched = edit.enforcement.off_limits
+        invalid = f"off-limits file {', '.join(touched)} was edited" if touched else ""
+        marker = uuid.uuid4().hex
+        self._journal("committed", n, parent, sha, marker=marker)
+        diff, text = self.repo.diff_stats(parent, sha), self.repo.git.diff(parent, sha)
+        attempt = self.bench.attempt(
+            n, sha, description, diff, invalid, marker, text, self._best(), events, parent
         )
-        self._phase("measuring", current=n, elapsed_s=None, timeout_s=None)
-        return result
-
-    def _verdict(self, n: int, m: Measurement, lines: int, marker: str) -> policy.Verdict:
-        self._confirmation: list[float] = []
-        best = self._best()
-        if m.crash_kind or best is None or best.metric is None:
-            return policy.Verdict("crash", m.reason or "no metric")
-        d, direction = self.config.decision, self.config.metric.direction
-        verdict = policy.judge(m.metric, best.metric, direction, d, self.noise_std, lines)
-        if not verdict.confirm:
-            return verdict
-        for i in range(d.confirmation_runs):
-            self._say(f"#{n}: near the bar, confirmation run {i + 1}/{d.confirmation_runs}")
-            again = self._measure(n, marker, suffix=f".confirm{i + 1}")
-            if again.metric is not None:
-                self._confirmation.append(again.metric)
-        m.metric = policy.confirmed_metric(m.metric or 0.0, self._confirmation)
-        return policy.judge(
-            m.metric, best.metric, direction, d, self.noise_std, lines, confirmed=True
-        )
-
-    def _guard(self, n: int) -> tuple[bool, str]:
-        self._phase("guarding", current=n, message=f"guard: {self.config.run.guard}")
-        path = log_path(self.root, self.tag, n, ".guard")
-        spec = RunSpec(
-            command=self.config.run.guard or "",
-            cwd=self.root,
-            log_path=path,
-            timeout=self.config.run.guard_timeout,
-        )
-        result = self.runner.run(spec, self.cancel)
-        from .triage import log_tail
-
-        return result.ok, log_tail(path)
+        attempt.params = edit.outcome.params
+        if attempt.m.environment:
+            self.repo.reset_hard(parent)
+            self.journal.write(Entry(tag=self.tag, branch=self.branch))
+            raise LoopStopped(
+                f"Stopped: {attempt.m.reason}. End of run.log:\n{attempt.m.tail[-1500:]}"
+            )
+        return attempt
 
     def _record(self, exp: Experiment, parent: str) -> None:
         self._phase("deciding", current=exp.number)
@@ -394,21 +381,28 @@ class Loop:
         self.proposer.observe(exp)
         self._refresh_counts()
         self.emit(ExperimentRecorded(root=str(self.root), tag=self.tag, experiment=exp))
-        self._say(self._line(exp))
+        self._say(describe.result_line(exp, self.history))
         if exp.number and exp.number % PROGRESS_EVERY == 0:
-            c = self.state.counts
-            best = self._best()
-            self._say(
-                f"=== Iteration {exp.number}: {self.config.metric.name} at"
-                f" {_fmt(best.metric if best else None)}, {c.keep} keeps / {c.discard} discards"
-                f" / {c.crash} crashes ==="
-            )
+            self._say(describe.checkpoint(exp.number, self.config.metric.name, self.history))
             self._refresh_notes()
 
-    def _retire_attempt(self, n: int, sha: str, label: str, parent: str) -> None:
-        """A retried attempt stays reviewable under its own ref; the tree goes back."""
+    def _retire_attempt(self, n: int, sha: str, label: str, parent: str, keep: bool) -> set[str]:
+        """A retried attempt stays reviewable under its own ref. HEAD goes back to `parent`;
+        with `keep` its changes stay in the files (for the agent to fix), else they go too.
+        Returns the paths left in the tree."""
         self.repo.set_ref(f"{self._ref(n)}-{label}", sha)
-        self.repo.reset_hard(parent)
+        if not keep:
+            self.repo.reset_hard(parent)
+            return set()
+        self.repo.git.reset("-q", "--mixed", parent)
+        return set(self.repo.git.diff("--name-only", "-z", parent, sha).split("\0")) - {""}
+
+    def _keep_logs(self, n: int, label: str) -> None:
+        """Before a retry runs, the retired attempt's logs move aside: <tag>-<n>.<label>.log."""
+        for what in ("", ".guard") if label else ():
+            src = log_path(self.root, self.tag, n, what)
+            if src.exists():
+                src.rename(log_path(self.root, self.tag, n, f".{label}{what}"))
 
     def _abandon_edit(self, parent: str) -> None:
         self.repo.reset_hard(parent)
@@ -429,42 +423,10 @@ class Loop:
     # ---- helpers -----------------------------------------------------------------------------
 
     def _best(self) -> Experiment | None:
-        for exp in reversed(self.history):
-            if exp.status == "keep":
-                return exp
-        return None
+        return describe.best_of(self.history)
 
-    def _reverts_in_a_row(self) -> int:
-        count = 0
-        for exp in reversed(self.history):
-            if exp.status == "keep":
-                break
-            count += 1
-        return count
-
-    def _guidance(self) -> str:
-        path = self.root / GUIDANCE_FILE
-        try:
-            return path.read_text(encoding="utf-8").strip()
-        except (FileNotFoundError, UnicodeDecodeError):
-            return ""
-
-    _offlimits: tuple[list[str], dict[str, str]] | None = None
-
-    def _offlimits_changed(self) -> bool:
-        """Checksums of the off-limits files, taken once, compared before every decision."""
-        if not self.config.scope.off_limits:
-            return False
-        if self._offlimits is None:
-            files = scope.expand(self.root, self.repo.ls_files(), self.config.scope.off_limits)
-            self._offlimits = (files, scope.checksums(self.root, files))
-        files, sums = self._offlimits
-        return scope.checksums(self.root, files) != sums
-
-    def _describe(self, parent: str) -> str:
-        stat = self.repo.git.diff("--shortstat", parent)
-        files = self.repo.git.diff("--name-only", parent).split()
-        return f"edit {', '.join(files[:3])}" + (f" ({stat.strip()})" if stat else "")
+    def _same_tree(self, a: str, b: str) -> bool:
+        return self.repo.git.rev_parse(f"{a}^{{tree}}") == self.repo.git.rev_parse(f"{b}^{{tree}}")
 
     def _ref(self, n: int) -> str:
         return f"{REF_PREFIX}{self.tag}/{n}"
@@ -477,46 +439,13 @@ class Loop:
             setattr(entry, key, value)
         self.journal.write(entry)
 
-    def _line(self, exp: Experiment) -> str:
-        best = self._best()
-        delta = ""
-        if exp.metric is not None and exp.number and best and best.metric is not None:
-            prev = [e for e in self.history[:-1] if e.status == "keep"]
-            if prev and prev[-1].metric is not None:
-                delta = f" ({exp.metric - prev[-1].metric:+.6g})"
-        why = f" [{exp.reason}]" if exp.status != "keep" and exp.reason else ""
-        return (
-            f"#{exp.number} {exp.status:<7} {_fmt(exp.metric)}{delta} {exp.memory_gb:.1f} GB"
-            f"  {exp.description}{why}"
-        )
-
     def summary(self) -> str:
-        c = self.state.counts
-        base = self.history[0].metric if self.history else None
-        best = self._best()
-        final = best.metric if best else None
-        change = ""
-        if base is not None and final is not None:
-            pct = f", {100 * (final - base) / abs(base):+.2f}%" if base else ""
-            change = f" ({final - base:+.6g}{pct})"
-        iterations = len(self.history) - 1
-        return "\n".join(
-            [
-                f"=== Autoresearch complete ({iterations} experiments, tag {self.tag}) ===",
-                f"Baseline: {_fmt(base)} -> Best: {_fmt(final)}{change}",
-                f"Keeps: {c.keep} | Discards: {c.discard} | Crashes: {c.crash}",
-                f"Best: #{best.number} {best.description}" if best else "Best: none",
-                f"Branch: {self.branch} | results.tsv | refs under {REF_PREFIX}{self.tag}/",
-            ]
-        )
+        return describe.summary(self.tag, self.branch, self.history)
 
     def _refresh_counts(self) -> None:
-        counts = Counts()
-        for exp in self.history[1:]:
-            setattr(counts, exp.status, getattr(counts, exp.status) + 1)
         best = self._best()
         self._set(
-            counts=counts,
+            counts=describe.count(self.history),
             iteration=max(len(self.history) - 1, 0),
             best=best.metric if best else None,
             best_number=best.number if best else None,
@@ -539,41 +468,13 @@ class Loop:
             LocksChanged(
                 root=str(self.root),
                 locked=list(self.config.scope.files) if locked else [],
-                off_limits=list(self.config.scope.off_limits),
+                off_limits=list(self.off_limits),
                 reason="the autoresearch loop is running" if locked else "",
             )
         )
 
     def _say(self, text: str) -> None:
         self.emit(Progress(text))
-
-
-def summarize_sessions(ledger: Ledger, direction: str) -> list[SessionSummary]:
-    out = []
-    for tag, exps in ledger.sessions.items():
-        counts = Counts()
-        for exp in exps[1:]:
-            setattr(counts, exp.status, getattr(counts, exp.status) + 1)
-        keeps = [e for e in exps if e.status == "keep" and e.metric is not None]
-        best = None
-        if keeps:
-            pick = min if direction == "lower" else max
-            best = pick(keeps, key=lambda e: e.metric or 0.0)
-        out.append(
-            SessionSummary(
-                tag=tag,
-                branch=f"autoresearch/{tag}",
-                total=len(exps),
-                counts=counts,
-                best=best.metric if best else None,
-                best_number=best.number if best else None,
-            )
-        )
-    return out
-
-
-def _fmt(value: float | None) -> str:
-    return "NA" if value is None else f"{value:.6g}"
 
 
 def _now() -> str:

@@ -6,6 +6,10 @@ positional as in `codex exec PROMPT` / `opencode run PROMPT`), reads the editabl
 files from it, and acts out one behaviour chosen by `--mode` or $FAKE_AGENT_MODE:
 
   good            edit a constant in the first editable file, write the description
+  worse           edit the constant the other way (the metric gets worse: a discard)
+  bigger          like good, a bigger step (another change that also improves the metric)
+  reworker        like good; when the prompt says the guard failed, also add GUARD_OK = 1
+  fixer           remove what `syntax` added (a crash retry's fix), then edit like good
   out_of_scope    also edit a tracked file outside scope and create an untracked file
   evaluator       also edit the first off-limits file
   committer       edit, then `git commit -a`
@@ -21,6 +25,9 @@ files from it, and acts out one behaviour chosen by `--mode` or $FAKE_AGENT_MODE
   noop            change nothing
   args            write argv, the prompt and AUTORESEARCH_* env as JSON to --out
 
+--modes-file FILE scripts a sequence: each call takes (and removes) the first line of FILE as its
+mode, falling back to --mode once FILE is empty. --keep-prompts DIR copies each call's prompt to
+DIR/<call>.md (1, 2, ...), so a test can read every prompt of a run, not only the last one.
 --ignore-term makes the hanging processes ignore SIGTERM. Unknown flags are ignored, so a preset's
 argv (e.g. `claude -p ... --permission-mode acceptEdits`) can point at this script.
 """
@@ -38,6 +45,7 @@ import time
 from pathlib import Path
 
 DEFAULT_DESCRIPTION_FILE = ".autoresearch/description.txt"
+BROKEN = "\ndef broken(:\n    pass\n"
 CONSTANT = re.compile(r"^([A-Z][A-Z0-9_]*)\s*=\s*([-+]?\d[\d_.eE+-]*)\s*(#.*)?$", re.MULTILINE)
 
 
@@ -52,6 +60,8 @@ def main() -> int:
     parser.add_argument("--ignore-term", action="store_true")
     parser.add_argument("--mb", type=float, default=50.0)
     parser.add_argument("--out", default=".autoresearch/agents/fake_args.json")
+    parser.add_argument("--modes-file")
+    parser.add_argument("--keep-prompts")
     parser.add_argument("rest", nargs="*")
     args, unknown = parser.parse_known_args()
     prompt = read_prompt(args, [*args.rest, *unknown])
@@ -60,8 +70,12 @@ def main() -> int:
     target = args.file or next(iter(editable), None) or next(iter(existing(args.rest)), None)
     match = re.search(r"to `([^`]*description[^`]*)`", prompt)
     description_file = Path(match.group(1) if match else DEFAULT_DESCRIPTION_FILE)
-    print(f"fake agent: mode {args.mode}, prompt {len(prompt)} chars, editing {target}", flush=True)
-    mode = args.mode
+    mode = next_mode(args.modes_file) or args.mode
+    print(f"fake agent: mode {mode}, prompt {len(prompt)} chars, editing {target}", flush=True)
+    if args.keep_prompts:
+        keep = Path(args.keep_prompts)
+        keep.mkdir(parents=True, exist_ok=True)
+        (keep / f"{len(list(keep.glob('*.md'))) + 1}.md").write_text(prompt)
     if mode == "args":
         record = {
             "argv": sys.argv[1:],
@@ -98,10 +112,18 @@ def main() -> int:
         described = merge_conflict(Path(target))
     elif mode == "syntax":
         with open(target, "a") as f:
-            f.write("\ndef broken(:\n    pass\n")
+            f.write(BROKEN)
         described = "add a helper"
     else:
-        described = edit_constant(Path(target))
+        if mode == "fixer":
+            source = Path(target).read_text()
+            Path(target).write_text(source.replace(BROKEN, ""))
+        factor = {"worse": 1.1, "bigger": 0.5}.get(mode, 0.9)
+        described = edit_constant(Path(target), factor)
+    if mode == "reworker" and "the guard failed" in prompt:
+        with open(target, "a") as f:
+            f.write("GUARD_OK = 1\n")
+        described += " (guard-safe)"
     if mode == "out_of_scope":
         other = Path(args.other or pick_other(editable, off_limits))
         with open(other, "a") as f:
@@ -154,7 +176,18 @@ def existing(paths: list[str]) -> list[str]:
     return [p for p in paths if Path(p).is_file()]
 
 
-def edit_constant(path: Path) -> str:
+def next_mode(path: str | None) -> str | None:
+    """Pop the first line of a modes file; None when there is no file or it is used up."""
+    if not path or not Path(path).exists():
+        return None
+    lines = Path(path).read_text().splitlines()
+    if not lines:
+        return None
+    Path(path).write_text("".join(line + "\n" for line in lines[1:]))
+    return lines[0].strip() or None
+
+
+def edit_constant(path: Path, factor: float = 0.9) -> str:
     text = path.read_text()
     m = CONSTANT.search(text)
     if m is None:
@@ -162,7 +195,7 @@ def edit_constant(path: Path) -> str:
         return "add FAKE_TWEAK"
     name, old = m.group(1), m.group(2)
     value = float(old.replace("_", ""))
-    new = repr(round(value * 0.9, 12)) if value else "1"
+    new = repr(round(value * factor, 12)) if value else "1"
     line = f"{name} = {new}" + (f"  {m.group(3)}" if m.group(3) else "")
     path.write_text(text[: m.start()] + line + text[m.end() :])
     return f"{name} {old} -> {new}"

@@ -1,0 +1,192 @@
+"""One committed edit: how it is run and judged (`Bench`), and the record it becomes (`Attempt`).
+
+An experiment usually has one attempt; a crash retry or a guard rework makes another under the
+same number, and the last one decides the record. The bench runs the command (again, when a win
+is near the bar), checks the off-limits checksums around the run, and runs the guard on a keep.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import msgspec
+
+from . import policy
+from .config import Config
+from .experiment import DiffStats, Experiment, GuardResult
+from .measure import Measurement, log_path, measure
+from .policy import Verdict
+from .runner import Runner, RunResult, RunSpec
+from .scope import Sentinel
+from .triage import log_tail
+
+
+class Attempt(msgspec.Struct):
+    sha: str
+    description: str
+    diff: DiffStats
+    m: Measurement
+    verdict: Verdict
+    params: dict[str, float] = msgspec.field(default_factory=dict)
+    confirmation: list[float] = msgspec.field(default_factory=list)
+    guard: GuardResult | None = None
+    guard_output: str = ""
+
+    def record(
+        self,
+        number: int,
+        parent: str,
+        tag: str,
+        events: list[str],
+        agent_s: float,
+        started: str,
+        finished: str,
+    ) -> Experiment:
+        crashed = self.verdict.status == "crash"
+        m = self.m
+        return Experiment(
+            number=number,
+            commit=self.sha,
+            parent=parent,
+            status=self.verdict.status,
+            metric=m.metric,
+            memory_gb=m.memory_gb,
+            description=self.description,
+            tag=tag,
+            reason=m.reason if crashed else self.verdict.reason,
+            crash_kind=m.crash_kind if crashed else None,
+            exit_code=m.result.exit_code,
+            runtime_s=m.result.runtime_s,
+            agent_s=agent_s,
+            peak_rss_gb=m.result.peak_rss_gb,
+            peak_gpu_gb=m.result.peak_gpu_gb,
+            diff=self.diff,
+            confirmation=self.confirmation,
+            guard=self.guard,
+            events=events,
+            params=self.params,
+            started=started,
+            finished=finished,
+        )
+
+
+class Bench:
+    """Runs and judges attempts for one session. `set_state` updates the loop's state (phase,
+    timer); `say` is a progress line."""
+
+    def __init__(
+        self,
+        root: Path,
+        config: Config,
+        runner: Runner,
+        cancel: threading.Event,
+        set_state: Callable[..., None],
+        say: Callable[[str], None],
+    ) -> None:
+        self.root = root
+        self.config = config
+        self.runner = runner
+        self.cancel = cancel
+        self.set_state = set_state
+        self.say = say
+        self.tag = ""
+        self.noise_std = 0.0
+        self.sentinel: Sentinel | None = None
+
+    def attempt(
+        self,
+        n: int,
+        sha: str,
+        description: str,
+        diff: DiffStats,
+        invalid: str,
+        marker: str,
+        diff_text: str,
+        best: Experiment | None,
+        events: list[str],
+        parent: str,
+    ) -> Attempt:
+        """Run and judge a committed attempt. `invalid`: why it must not even run (an off-limits
+        edit); an off-limits file changed behind git's back before or during the run voids it
+        too. An environment failure comes back as `m.environment` for the loop to stop on."""
+        if not invalid and (
+            changed := self.off_limits_changed(parent, n, events, "before the run")
+        ):
+            invalid = f"off-limits file {', '.join(changed)} changed behind git's back"
+        if invalid:
+            m = Measurement(result=RunResult(exit_code=None, runtime_s=0.0), log_path="")
+            m.crash_kind, m.reason = "invalid", f"{invalid} (reverted; not run)"
+        else:
+            m = self.measure(n, marker, diff=diff_text)
+            if changed := self.off_limits_changed(parent, n, events, "during the run"):
+                m.crash_kind, m.reason = "invalid", f"off-limits {', '.join(changed)} changed"
+                m.metric, m.trivial, m.environment = None, False, False
+        attempt = Attempt(sha, description, diff, m, Verdict("crash", m.reason))
+        if m.crash_kind:
+            return attempt
+        attempt.verdict = self._verdict(n, attempt, best, diff.additions - diff.deletions, marker)
+        if attempt.verdict.status == "keep" and self.config.run.guard:
+            ok, attempt.guard_output = self.guard(n)
+            attempt.guard = "passed" if ok else "failed"
+        return attempt
+
+    def measure(self, n: int, marker: str, suffix: str = "", diff: str = "") -> Measurement:
+        self.set_state(phase="running", current=n, message=f"running {self.config.run.command}")
+        started = time.monotonic()
+        timeout = self.config.run.timeout
+
+        def tick(elapsed: float) -> None:
+            if time.monotonic() - started >= 1.0:  # at most about once a second
+                self.set_state(elapsed_s=round(elapsed, 1), timeout_s=timeout)
+
+        path = log_path(self.root, self.tag, n, suffix)
+        result = measure(
+            self.runner, self.config, self.root, path, self.cancel, tick, marker=marker, diff=diff
+        )
+        self.set_state(phase="measuring", current=n, elapsed_s=None, timeout_s=None)
+        return result
+
+    def guard(self, n: int) -> tuple[bool, str]:
+        self.set_state(phase="guarding", current=n, message=f"guard: {self.config.run.guard}")
+        path = log_path(self.root, self.tag, n, ".guard")
+        run = self.config.run
+        spec = RunSpec(
+            command=run.guard or "", cwd=self.root, log_path=path, timeout=run.guard_timeout
+        )
+        result = self.runner.run(spec, self.cancel)
+        return result.ok, log_tail(path)
+
+    def off_limits_changed(
+        self, parent: str, n: int = 0, events: list[str] | None = None, when: str = ""
+    ) -> list[str]:
+        """Off-limits files whose checksum moved since the baseline, put back as at `parent`."""
+        changed = self.sentinel.changed() if self.sentinel else []
+        if changed and self.sentinel:
+            self.sentinel.restore(changed, parent)
+            if events is not None:
+                events.append(f"off-limits file {', '.join(changed)} changed {when}: restored")
+                self.say(f"#{n}: {events[-1]}")
+        return changed
+
+    def _verdict(
+        self, n: int, attempt: Attempt, best: Experiment | None, lines: int, marker: str
+    ) -> Verdict:
+        m = attempt.m
+        if best is None or best.metric is None:
+            return Verdict("crash", m.reason or "no metric")
+        d, direction = self.config.decision, self.config.metric.direction
+        verdict = policy.judge(m.metric, best.metric, direction, d, self.noise_std, lines)
+        if not verdict.confirm:
+            return verdict
+        for i in range(d.confirmation_runs):
+            self.say(f"#{n}: near the bar, confirmation run {i + 1}/{d.confirmation_runs}")
+            again = self.measure(n, marker, suffix=f".confirm{i + 1}")
+            if again.metric is not None:
+                attempt.confirmation.append(again.metric)
+        m.metric = policy.confirmed_metric(m.metric or 0.0, attempt.confirmation)
+        return policy.judge(
+            m.metric, best.metric, direction, d, self.noise_std, lines, confirmed=True
+        )
