@@ -66,6 +66,7 @@ class EditStep:
         files = ctx.config.scope.files
         stashed = self.stash.stashed(stash)
         enforcement = scope.enforce(repo, branch, parent, files, off_limits, untracked, stashed)
+        enforcement.events[:0] = outcome.events
         if _stat(self.ledger.results) != results:
             self.ledger.results.unlink(missing_ok=True)
             self.ledger.reconcile(self.tag)

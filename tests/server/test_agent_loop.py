@@ -309,6 +309,15 @@ def test_agent_that_edits_then_fails_still_gets_its_edit_run(repo: Path) -> None
     assert any("agent exited with code 3: its edit is used" in e for e in records[1].events)
 
 
+def test_index_lock_left_by_the_agent_is_removed(repo: Path) -> None:
+    s = run_agent(repo, [], 1, command="touch .git/index.lock && " + agent_command("good"))
+    records = assert_nothing_lost(s)
+    assert records[1].status == "keep"
+    assert records[1].events == [
+        "the agent left .git/index.lock behind (a git command killed midway): removed"
+    ]
+
+
 def test_escaped_agent_process_is_killed_after_the_call(repo: Path, tmp_path: Path) -> None:
     pid_file = tmp_path / "escaped"
     s = run_agent(repo, ["escape"], 1, extra=("--pid-file", str(pid_file)))

@@ -53,6 +53,9 @@ class EditOutcome(msgspec.Struct):
     # Where the edit step's own output is kept (repo-relative), and its last lines.
     log: str = ""
     output: str = ""
+    # What the edit step put right itself (a stale index.lock its killed git left behind),
+    # recorded with the experiment like the scope events.
+    events: list[str] = msgspec.field(default_factory=list)
     # Sweep parameter values tried, recorded with the experiment.
     params: dict[str, float] = msgspec.field(default_factory=dict)
 

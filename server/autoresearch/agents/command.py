@@ -63,6 +63,7 @@ class CommandProposer:
         self.kill_grace_s = kill_grace_s
         self.log_head_bytes = log_head_bytes
         self.log_tail_bytes = log_tail_bytes
+        self._index_lock: Path | None = None
 
     def preflight(self) -> None:
         """Raise AgentUnavailable when the agent's binary is not installed."""
@@ -97,6 +98,8 @@ class CommandProposer:
         display = self._display(values)
         marker = uuid.uuid4().hex
         env = {**os.environ, **self._env(values), MARKER: marker}
+        lock = self._lock_path(root)
+        locked = lock is not None and lock.exists()
         with BoundedLog(log_path, self.log_head_bytes, self.log_tail_bytes) as log:
             log.note(f"$ {display}\n")
             try:
@@ -122,6 +125,8 @@ class CommandProposer:
             reader.join(timeout=2.0)
         agent_s = time.monotonic() - started
         code = proc.returncode
+        # Every process of the agent is gone now: a lock that appeared meanwhile is stale.
+        stale = lock is not None and not locked and _remove_stale_lock(lock)
         description = read_description(description_path)
         if state == "timeout":
             error = f"agent timed out after {ctx.config.agent.timeout:g} s (its processes killed)"
@@ -140,10 +145,29 @@ class CommandProposer:
             error=error,
             log=str(log_path.relative_to(root)),
             output=log_tail(log_path, _ERROR_TAIL) if error else "",
+            events=[STALE_LOCK] if stale else [],
         )
 
     def observe(self, experiment: Experiment) -> None:
         """Nothing to learn: each call is fresh and the prompt carries the history."""
+
+    def _lock_path(self, root: Path) -> Path | None:
+        """`.git/index.lock` of the repository (worktrees have their own git dir)."""
+        if self._index_lock is None:
+            try:
+                out = subprocess.run(
+                    ["git", "rev-parse", "--git-dir"],
+                    cwd=root,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                    timeout=30,
+                ).stdout.strip()
+            except (OSError, subprocess.SubprocessError):
+                return None
+            git_dir = Path(out) if os.path.isabs(out) else root / out
+            self._index_lock = git_dir / "index.lock"
+        return self._index_lock
 
     def _wait(
         self, proc: subprocess.Popen[bytes], cancel: threading.Event, deadline: float
@@ -287,6 +311,21 @@ class BoundedLog:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+STALE_LOCK = "the agent left .git/index.lock behind (a git command killed midway): removed"
+
+
+def _remove_stale_lock(lock: Path, wait_s: float = 1.0) -> bool:
+    """Remove an index.lock nobody releases within `wait_s` (a user's git may hold it briefly)."""
+    deadline = time.monotonic() + wait_s
+    while lock.exists() and time.monotonic() < deadline:
+        time.sleep(POLL_S)
+    try:
+        lock.unlink()
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def agent_log_name(number: int, attempt: int) -> str:
