@@ -12,7 +12,10 @@ import subprocess
 from collections import deque
 from pathlib import Path
 
-CHUNK = 1 << 20  # 1 MiB windows, backwards from the end.
+# Windows read backwards from the end: the first is small (the metric is usually printed last,
+# and a regex over a whole MiB costs milliseconds), then they double up to CHUNK.
+FIRST_CHUNK = 1 << 14
+CHUNK = 1 << 20
 MAX_LINE = 8 << 20  # a longer line is searched in pieces rather than held whole
 NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf(?:inity)?)", re.I)
 
@@ -29,9 +32,11 @@ def last_match(path: Path, pattern: re.Pattern[bytes]) -> bytes | None:
         return None
     with open(path, "rb") as f:
         end = size
+        window = min(FIRST_CHUNK, CHUNK)
         carry = b""  # a partial first line of the later window, joined to this one
         while end > 0:
-            start = max(0, end - CHUNK)
+            start = max(0, end - window)
+            window = min(window * 2, CHUNK)
             f.seek(start)
             block = f.read(end - start) + carry
             newline = block.find(b"\n")

@@ -50,9 +50,18 @@ class Ledger:
             if end < len(data):
                 with open(self.jsonl, "r+b") as f:
                     f.truncate(end)
-            for line in data[:end].splitlines():
-                if line.strip():
-                    exp = _decoder.decode(line)
+            with results_tsv.gc_paused():
+                for lineno, line in enumerate(data[:end].splitlines(), start=1):
+                    if not line.strip():
+                        continue
+                    try:
+                        exp = _decoder.decode(line)
+                    except msgspec.DecodeError as exc:
+                        raise LedgerError(
+                            f"{self.jsonl} line {lineno} is not an experiment record ({exc})."
+                            " Restore that line or delete the file (results.tsv keeps the"
+                            " table; the records are rebuilt from it, without their details)."
+                        ) from None
                     self.sessions.setdefault(exp.tag, []).append(exp)
         self._loaded = True
 

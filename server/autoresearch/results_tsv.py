@@ -6,8 +6,11 @@ crash, or extra columns load too (see shared/samples/).
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from .experiment import Experiment
@@ -57,8 +60,26 @@ def append(path: Path, exp: Experiment) -> None:
         os.close(fd)
 
 
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """For reading a whole session: each Experiment brings a few containers, and the cyclic
+    collector, run again and again over the growing list, would take twice the read's time."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def read(path: Path, metric_name: str | None = None, strict: bool = True) -> list[Experiment]:
     """Rows as experiments numbered from 0. Non-strict skips broken rows instead of raising."""
+    with gc_paused():
+        return _read(path, metric_name, strict)
+
+
+def _read(path: Path, metric_name: str | None, strict: bool) -> list[Experiment]:
     text = path.read_text(encoding="utf-8", errors="replace")
     lines = text.split("\n")
     if lines and lines[-1] == "":
@@ -69,13 +90,13 @@ def read(path: Path, metric_name: str | None = None, strict: bool = True) -> lis
     if not lines:
         return []
     header = lines[0].rstrip("\r").split("\t")
-    columns = _columns(header, metric_name, path)
+    layout = _Layout(header, _columns(header, metric_name, path))
     rows: list[Experiment] = []
     for lineno, line in enumerate(lines[1:], start=2):
         if not line.strip():
             continue
         try:
-            rows.append(_row(line.rstrip("\r").split("\t"), header, columns, len(rows)))
+            rows.append(layout.row(line.rstrip("\r").split("\t"), len(rows)))
         except ResultsError as exc:
             if strict:
                 raise ResultsError(
@@ -107,39 +128,64 @@ def _columns(header: list[str], metric_name: str | None, path: Path) -> dict[str
     }
 
 
-def _row(cells: list[str], header: list[str], columns: dict[str, int], number: int) -> Experiment:
-    if len(cells) < len(header):
-        if columns["description"] == len(header) - 1 and len(cells) == len(header) - 1:
-            cells = [*cells, ""]
-        else:
-            raise ResultsError(f"expected {len(header)} tab-separated columns, found {len(cells)}.")
-    elif len(cells) > len(header) and columns["description"] == len(header) - 1:
-        # Tabs inside a hand-edited description: fold them back into the last column.
-        cells = [*cells[: len(header) - 1], " ".join(cells[len(header) - 1 :])]
-    status = cells[columns["status"]].strip().lower()
-    if status not in STATUSES:
-        raise ResultsError(f"status {cells[columns['status']]!r} is not keep, discard or crash.")
-    commit = cells[columns["commit"]].strip()
-    if not commit:
-        raise ResultsError("the commit column is empty.")
-    metric = _number(cells[columns["metric"]], "metric")
-    if status == "crash" and metric == 0.0:
-        metric = None  # Karpathy's files write 0.000000 for a crash
-    memory = _number(cells[columns["memory"]], "memory_gb") if columns["memory"] >= 0 else None
-    known = set(columns.values())
-    extra = {header[i]: cells[i] for i in range(len(header)) if i not in known and i < len(cells)}
-    return Experiment(
-        number=number,
-        commit=commit,
-        status=status,  # type: ignore[arg-type]
-        metric=metric,
-        memory_gb=memory or 0.0,
-        description=cells[columns["description"]] if columns["description"] >= 0 else "",
-        extra=extra,
-    )
+class _Layout:
+    """Where each field sits in one file's rows, worked out once per file (a session of
+    100,000 rows is read at every resume and by the observer)."""
+
+    def __init__(self, header: list[str], columns: dict[str, int]) -> None:
+        self.width = len(header)
+        self.header = header
+        self.commit, self.metric = columns["commit"], columns["metric"]
+        self.status, self.memory = columns["status"], columns["memory"]
+        self.description = columns["description"]
+        self.description_last = self.description == self.width - 1
+        known = set(columns.values())
+        self.extra = [i for i in range(self.width) if i not in known]
+
+    def row(self, cells: list[str], number: int) -> Experiment:
+        width = self.width
+        if len(cells) != width:
+            if len(cells) < width:
+                if self.description_last and len(cells) == width - 1:
+                    cells = [*cells, ""]
+                else:
+                    raise ResultsError(
+                        f"expected {width} tab-separated columns, found {len(cells)}."
+                    )
+            elif self.description_last:
+                # Tabs inside a hand-edited description: fold them back into the last column.
+                cells = [*cells[: width - 1], " ".join(cells[width - 1 :])]
+        status = cells[self.status].strip().lower()
+        if status not in STATUSES:
+            raise ResultsError(f"status {cells[self.status]!r} is not keep, discard or crash.")
+        commit = cells[self.commit].strip()
+        if not commit:
+            raise ResultsError("the commit column is empty.")
+        metric = _number(cells[self.metric], "metric")
+        if status == "crash" and metric == 0.0:
+            metric = None  # Karpathy's files write 0.000000 for a crash
+        memory = _number(cells[self.memory], "memory_gb") if self.memory >= 0 else None
+        extra = {self.header[i]: cells[i] for i in self.extra if i < len(cells)}
+        return Experiment(
+            number=number,
+            commit=commit,
+            status=status,  # type: ignore[arg-type]
+            metric=metric,
+            memory_gb=memory or 0.0,
+            description=cells[self.description] if self.description >= 0 else "",
+            extra=extra,
+        )
 
 
 def _number(cell: str, what: str) -> float | None:
+    try:
+        value = float(cell)  # the usual case; float() ignores surrounding blanks as strip() does
+    except ValueError:
+        return _number_or_na(cell, what)
+    return value if math.isfinite(value) else None
+
+
+def _number_or_na(cell: str, what: str) -> float | None:
     cell = cell.strip()
     if cell.upper() in ("NA", "NAN", "", "-", "N/A", "NONE"):
         return None
