@@ -450,3 +450,91 @@ def assert_consistent_with_untracked(root: Path, untracked: set[str]) -> list[Ex
     assert {line[3:] for line in status} == untracked and all(s[:2] == "??" for s in status)
     (root / ".git" / "info" / "exclude").write_text("\n".join(sorted(untracked)) + "\n")
     return assert_consistent(root)
+
+
+# ---- git state read in-process (repo.py skips git processes on the hot path) -----------------
+
+
+def test_refs_read_in_process_agree_with_git(repo: Path, tmp_path: Path) -> None:
+    from autoresearch.repo import Repo
+
+    def check(root: Path) -> None:
+        r = Repo(root)
+        try:
+            assert r.head() == git(root, "rev-parse", "HEAD")
+            branch = subprocess.run(
+                ["git", "-C", str(root), "symbolic-ref", "--short", "-q", "HEAD"],
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
+            assert r.branch() == (branch or None)
+            for ref in ("refs/heads/main", "refs/heads/feature/x", "refs/stash", "HEAD"):
+                done = subprocess.run(
+                    ["git", "-C", str(root), "rev-parse", "--verify", "-q", f"{ref}^{{commit}}"],
+                    capture_output=True,
+                    text=True,
+                )
+                assert r.resolve(ref) == (done.stdout.strip() or None), ref
+            r.set_ref("refs/autoresearch/t/1", r.head())
+            assert git(root, "rev-parse", "refs/autoresearch/t/1") == r.head()
+        finally:
+            r.close()
+
+    git(repo, "branch", "feature/x")
+    check(repo)
+    git(repo, "pack-refs", "--all")  # refs only in .git/packed-refs now
+    check(repo)
+    git(repo, "switch", "-q", "feature/x")
+    check(repo)
+    git(repo, "checkout", "-q", "--detach")
+    check(repo)
+    git(repo, "switch", "-q", "main")
+    git(repo, "worktree", "add", "-q", str(tmp_path / "wt"), "-b", "wt-branch")
+    check(tmp_path / "wt")  # HEAD in the worktree's git dir, refs in the common one
+
+
+# ---- run.log: extraction reads from the end, whatever the log holds -------------------------
+
+
+def test_extraction_from_the_end_agrees_with_a_full_scan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import random
+    import re
+
+    from autoresearch import extract
+
+    rng = random.Random(7)
+    pattern = re.compile(rb"^score:\s*(\S+)", re.MULTILINE)
+    path = tmp_path / "run.log"
+    for trial in range(60):
+        lines = []
+        for i in range(rng.randint(0, 2000)):
+            roll = rng.random()
+            if roll < 0.01:
+                lines.append(f"score: {i}".encode())
+            elif roll < 0.02:  # a progress bar without newlines, tens of KiB long
+                lines.append(b"#" * rng.randint(1000, 100_000))
+            else:
+                lines.append(b"step %d | loss %f" % (i, rng.random()))
+        data = b"\n".join(lines) + (b"\n" if rng.random() < 0.5 else b"")
+        path.write_bytes(data)
+        expected = [m.group(1) for m in pattern.finditer(data)]
+        for chunk in (1 << 20, 4096, 64):
+            monkeypatch.setattr(extract, "CHUNK", chunk)
+            got = extract.last_match(path, pattern)
+            assert got == (expected[-1] if expected else None), (trial, chunk)
+
+
+# ---- the bad-inputs catalogue (tests/bench/BAD_INPUTS.md) ------------------------------------
+
+
+def test_every_bad_input_gets_a_clear_error() -> None:
+    sys.path.insert(0, str(Path(__file__).parents[1] / "bench"))
+    try:
+        import catalogue
+    finally:
+        sys.path.pop(0)
+    results = catalogue.run_all()
+    assert len(results) >= 30
+    assert catalogue.problems(results) == []

@@ -1,0 +1,510 @@
+"""The bad-inputs catalogue: every bad config, repository state and request, run for real, with
+the exact error the user sees. Writes tests/bench/BAD_INPUTS.md (the README's troubleshooting
+section includes it).
+
+    python tests/bench/catalogue.py            # run all, print and rewrite BAD_INPUTS.md
+    python tests/bench/catalogue.py --check    # run all, fail on a traceback or an empty error
+
+Configs and repository states go through the CLI (`autoresearch run --dir REPO --loop 1`, run
+in-process: what it prints after `autoresearch:` is what a user reads in the terminal, and the
+same message is what the daemon returns to VS Code). Requests go to a real `autoresearch
+serve` over JSON-RPC. Paths are shown as <repo> and <tmp>.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from jsonrpc import Daemon, RpcError  # noqa: E402
+
+from autoresearch import cli  # noqa: E402
+
+OUTPUT = HERE / "BAD_INPUTS.md"
+
+TRAIN = """\
+LR = 0.5
+print("training...")
+print(f"score: {abs(LR - 0.3):.6f}")
+"""
+
+GOOD = f"""\
+[metric]
+name = "score"
+direction = "lower"
+pattern = '^score:\\s*(\\S+)'
+
+[run]
+command = "{sys.executable} train.py"
+timeout = 30
+
+[scope]
+files = ["train.py"]
+off_limits = ["evaluate.py"]
+
+[agent]
+kind = "sweep"
+seed = 1
+"""
+
+
+def git(root: Path, *args: str) -> str:
+    done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(done.stderr)
+    return done.stdout.strip()
+
+
+def repo(tmp: Path, config: str | None = GOOD, train: str = TRAIN, commit: bool = True) -> Path:
+    root = tmp / "repo"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    git(root, "config", "user.name", "Catalogue")
+    git(root, "config", "user.email", "catalogue@localhost")
+    (root / "train.py").write_text(train)
+    (root / "evaluate.py").write_text("THRESHOLD = 1\n")
+    if config is not None:
+        (root / "autoresearch.toml").write_text(config)
+    if commit:
+        git(root, "add", "-A")
+        git(root, "commit", "-q", "-m", "initial")
+    return root
+
+
+def bad_config(old: str, new: str) -> Callable[[Path], list[str]]:
+    def setup(tmp: Path) -> list[str]:
+        assert old in GOOD, old
+        root = repo(tmp, GOOD.replace(old, new, 1))
+        return ["run", "--dir", str(root), "--loop", "1"]
+
+    return setup
+
+
+def run_in(root: Path, *extra: str) -> list[str]:
+    return ["run", "--dir", str(root), "--loop", "1", *extra]
+
+
+# ---- the cases: (kind, bad input, setup -> argv for the CLI) --------------------------------
+
+Case = tuple[str, str, Callable[[Path], list[str]]]
+CASES: list[Case] = []
+
+
+def case(kind: str, title: str) -> Callable[[Callable[[Path], list[str]]], None]:
+    def register(setup: Callable[[Path], list[str]]) -> None:
+        CASES.append((kind, title, setup))
+
+    return register
+
+
+CONFIGS = [
+    ("not valid TOML (an unclosed string)", 'direction = "lower"', 'direction = "lower'),
+    ("metric.direction missing", 'direction = "lower"\n', ""),
+    ("metric.direction neither lower nor higher", 'direction = "lower"', 'direction = "down"'),
+    ("a misspelt setting", "timeout = 30", "timout = 30"),
+    ("run.timeout of 0", "timeout = 30", "timeout = 0"),
+    ("a negative run.timeout", "timeout = 30", "timeout = -5"),
+    ("run.timeout as a string", "timeout = 30", 'timeout = "30s"'),
+    ("metric.pattern without a group", "(\\S+)", "\\S+"),
+    ("metric.pattern with two groups", "(\\S+)", "(\\S+) (\\S+)"),
+    ("metric.pattern that does not compile", "(\\S+)", "((\\S+)"),
+    ("metric.pattern and metric.extract both set", "[run]", 'extract = "grep x run.log"\n[run]'),
+    ("an empty metric.name", 'name = "score"', 'name = ""'),
+    ("an empty run.command", f'command = "{sys.executable} train.py"', 'command = " "'),
+    ("scope.files empty", 'files = ["train.py"]', "files = []"),
+    ("a file both in scope and off limits", '["evaluate.py"]', '["evaluate.py", "train.py"]'),
+    ("run.max_log_mb of 0", "timeout = 30", "timeout = 30\nmax_log_mb = 0"),
+    ("run.memory_unit unknown", "timeout = 30", 'timeout = 30\nmemory_unit = "TB"'),
+    ("a negative decision setting", "seed = 1", "seed = 1\n[decision]\nnoise_repeats = -1"),
+    ("agent kind unknown", 'kind = "sweep"', 'kind = "gpt"'),
+    ("agent command with neither preset nor command", 'kind = "sweep"', 'kind = "command"'),
+    ("agent preset unknown", 'kind = "sweep"', 'kind = "command"\npreset = "copilot"'),
+    (
+        "agent template with an unknown placeholder",
+        'kind = "sweep"',
+        'kind = "command"\ncommand = "my-agent --file {prompt_path}"',
+    ),
+    (
+        "agent preset whose CLI is not installed",
+        'kind = "sweep"',
+        'kind = "command"\npreset = "aider"',
+    ),
+    ("run.command whose program does not exist", f"{sys.executable} train.py", "trian.sh --fast"),
+    ("run.command naming a missing script path", f"{sys.executable} train.py", "./train.sh"),
+    ("scope.files glob matching nothing", 'files = ["train.py"]', 'files = ["model/*.py"]'),
+    ("sweep with no numeric constant in scope", 'files = ["train.py"]', 'files = ["notes.txt"]'),
+]
+for title, old, new in CONFIGS:
+    case("config", title)(bad_config(old, new))
+
+
+@case("config", "no autoresearch.toml")
+def _(tmp: Path) -> list[str]:
+    return run_in(repo(tmp, config=None))
+
+
+@case("config", "`autoresearch init` cannot infer a direction (never guessed)")
+def _(tmp: Path) -> list[str]:
+    root = repo(tmp, config=None)
+    return ["init", "--dir", str(root), "--metric", "score"]
+
+
+@case("command line", "--loop 0")
+def _(tmp: Path) -> list[str]:
+    return ["run", "--dir", str(repo(tmp)), "--loop", "0"]
+
+
+@case("command line", "--dir that does not exist")
+def _(tmp: Path) -> list[str]:
+    return ["run", "--dir", str(tmp / "nowhere"), "--loop", "1"]
+
+
+@case("repository", "not a git repository")
+def _(tmp: Path) -> list[str]:
+    (tmp / "plain").mkdir()
+    (tmp / "plain" / "autoresearch.toml").write_text(GOOD)
+    return run_in(tmp / "plain")
+
+
+@case("repository", "a repository without commits")
+def _(tmp: Path) -> list[str]:
+    return run_in(repo(tmp, commit=False))
+
+
+@case("repository", "uncommitted changes")
+def _(tmp: Path) -> list[str]:
+    root = repo(tmp)
+    (root / "train.py").write_text(TRAIN.replace("0.5", "0.4"))
+    return run_in(root)
+
+
+@case("repository", "a detached HEAD")
+def _(tmp: Path) -> list[str]:
+    root = repo(tmp)
+    git(root, "checkout", "-q", "--detach")
+    return run_in(root)
+
+
+@case("repository", "a merge in progress")
+def _(tmp: Path) -> list[str]:
+    root = repo(tmp)
+    (root / ".git" / "MERGE_HEAD").write_text(git(root, "rev-parse", "HEAD") + "\n")
+    return run_in(root)
+
+
+@case("repository", "a stale .git/index.lock")
+def _(tmp: Path) -> list[str]:
+    root = repo(tmp)
+    (root / ".git" / "index.lock").write_text("")
+    return run_in(root)
+
+
+@case("repository", "the session branch exists already (--tag reused)")
+def _(tmp: Path) -> list[str]:
+    root = repo(tmp)
+    git(root, "branch", "autoresearch/nov25")
+    return run_in(root, "--tag", "nov25")
+
+
+@case("repository", "a pre-commit hook that rejects the setup commit")
+def _(tmp: Path) -> list[str]:
+    root = repo(tmp)
+    hook = root / ".git" / "hooks" / "pre-commit"
+    hook.write_text("#!/bin/sh\necho 'trailing whitespace in train.py' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    return run_in(root)
+
+
+@case("repository", "another loop already running in the repository")
+def _(tmp: Path) -> list[str]:
+    from autoresearch.lock import RepoLock
+
+    root = repo(tmp)
+    holder = RepoLock(root)
+    holder.acquire("autoresearch run")
+    HELD.append(holder)
+    return run_in(root)
+
+
+HELD: list = []
+
+
+def resumable(tmp: Path) -> Path:
+    """A session with its baseline recorded, stopped: the next `run` resumes it."""
+    root = repo(tmp)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        cli.main(run_in(root))
+    return root
+
+
+@case("repository", "a hand-broken row in results.tsv, on resume")
+def _(tmp: Path) -> list[str]:
+    root = resumable(tmp)
+    with open(root / "results.tsv", "a") as f:
+        f.write("a1b2c3d\t0.25\tkeep\n")
+    return run_in(root)
+
+
+@case("repository", "results.tsv with an unknown status, on resume")
+def _(tmp: Path) -> list[str]:
+    root = resumable(tmp)
+    with open(root / "results.tsv", "a") as f:
+        f.write("a1b2c3d\t0.25\t0.0\tmaybe\tsomething\n")
+    return run_in(root)
+
+
+@case("repository", "results.tsv without its header, on resume")
+def _(tmp: Path) -> list[str]:
+    root = resumable(tmp)
+    rows = (root / "results.tsv").read_text().splitlines()[1:]
+    (root / "results.tsv").write_text("\n".join(rows) + "\n")
+    return run_in(root)
+
+
+@case("repository", "a corrupted line in .autoresearch/experiments.jsonl, on resume")
+def _(tmp: Path) -> list[str]:
+    root = resumable(tmp)
+    jsonl = root / ".autoresearch" / "experiments.jsonl"
+    jsonl.write_bytes(b'{"number": 0, "commit": \n' + jsonl.read_bytes())
+    return run_in(root)
+
+
+@case("repository", "results.tsv made read-only (chattr +i), on resume")
+def _(tmp: Path) -> list[str]:
+    root = resumable(tmp)
+    if subprocess.run(["chattr", "+i", str(root / "results.tsv")], check=False).returncode:
+        raise Skip("chattr +i is not available here")
+    IMMUTABLE.append(root / "results.tsv")
+    return run_in(root)
+
+
+IMMUTABLE: list[Path] = []
+
+
+@case("run", "the baseline never prints the metric")
+def _(tmp: Path) -> list[str]:
+    return run_in(repo(tmp, train='LR = 0.5\nprint("training...")\n'))
+
+
+@case("run", "the baseline prints nan")
+def _(tmp: Path) -> list[str]:
+    return run_in(repo(tmp, train='LR = 0.5\nprint("score: nan")\n'))
+
+
+@case("run", "the baseline crashes (exit 1)")
+def _(tmp: Path) -> list[str]:
+    crash = 'LR = 0.5\nprint("score: 1")\nraise SystemExit("CUDA error: out of memory")\n'
+    return run_in(repo(tmp, train=crash))
+
+
+@case("run", "the baseline needs a data file that is missing")
+def _(tmp: Path) -> list[str]:
+    return run_in(repo(tmp, train="LR = 0.5\nopen('data/shard_0000.bin')\nprint('score: 1')\n"))
+
+
+@case("run", "the baseline runs past run.timeout")
+def _(tmp: Path) -> list[str]:
+    slow = "LR = 0.5\nimport time\ntime.sleep(30)\nprint('score: 1')\n"
+    return run_in(repo(tmp, GOOD.replace("timeout = 30", "timeout = 1"), train=slow))
+
+
+class Skip(Exception):
+    pass
+
+
+# ---- JSON-RPC requests -----------------------------------------------------------------------
+
+RpcCase = tuple[str, Callable[[Path], tuple[str, object]]]
+
+
+def rpc_cases() -> list[RpcCase]:
+    def plain(method: str, params: object) -> Callable[[Path], tuple[str, object]]:
+        return lambda tmp: (method, params)
+
+    def on_repo(method: str, **params: object) -> Callable[[Path], tuple[str, object]]:
+        def setup(tmp: Path) -> tuple[str, object]:
+            return method, {"root": str(resumable(tmp)), **params}
+
+        return setup
+
+    def fresh(method: str, **params: object) -> Callable[[Path], tuple[str, object]]:
+        def setup(tmp: Path) -> tuple[str, object]:
+            return method, {"root": str(repo(tmp)), **params}
+
+        return setup
+
+    return [
+        ("a request without root", plain("autoresearch/state", {})),
+        ("root of the wrong type", plain("autoresearch/state", {"root": 42})),
+        ("an unknown parameter", fresh("autoresearch/experiments", page=2)),
+        ("a relative root", plain("autoresearch/state", {"root": "my/repo"})),
+        ("a root that does not exist", plain("autoresearch/state", {"root": "/nonexistent/x"})),
+        ("an unknown method", plain("autoresearch/frobnicate", {"root": "/tmp"})),
+        ("start in a directory that is not a repository", lambda tmp: _plain_dir(tmp)),
+        ("start with a config that fails validation", _bad_start),
+        ("start with loop 0", fresh("autoresearch/start", loop=0)),
+        ("start with a tag git cannot use", fresh("autoresearch/start", tag="my tag")),
+        ("experiments with a negative offset", on_repo("autoresearch/experiments", offset=-1)),
+        ("experiments with limit over 10,000", on_repo("autoresearch/experiments", limit=20000)),
+        ("changes without commit or number", on_repo("autoresearch/changes")),
+        ("changes of an experiment that does not exist", on_repo("autoresearch/changes", number=7)),
+        ("changes of an unknown commit", on_repo("autoresearch/changes", commit="deadbeef")),
+        ("fileAt of an unknown commit", on_repo("autoresearch/fileAt", commit="beef", path="a")),
+        ("log of an experiment that does not exist", on_repo("autoresearch/log", number=99)),
+        ("log with a negative max_bytes", on_repo("autoresearch/log", max_bytes=-1)),
+        ("runExperiment when no manual loop runs", on_repo("autoresearch/runExperiment")),
+    ]
+
+
+def _plain_dir(tmp: Path) -> tuple[str, object]:
+    (tmp / "plain").mkdir()
+    return "autoresearch/start", {"root": str(tmp / "plain")}
+
+
+def _bad_start(tmp: Path) -> tuple[str, object]:
+    root = repo(tmp, config=None)
+    config = {
+        "metric": {"name": "score", "direction": "lower", "pattern": "score: \\S+"},
+        "run": {"command": "python3 train.py"},
+        "scope": {"files": ["train.py"]},
+    }
+    return "autoresearch/start", {"root": str(root), "config": config}
+
+
+# ---- running them ----------------------------------------------------------------------------
+
+
+def run_cli(argv: list[str]) -> str:
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = cli.main(argv)
+    except SystemExit as exc:  # argparse
+        code = exc.code
+    except Exception as exc:  # a bad input that escapes as a traceback: a bug to report
+        return f"UNCAUGHT {type(exc).__name__}: {exc}"
+    lines = [line for line in err.getvalue().splitlines() if line.strip()]
+    message = "\n".join(lines).strip()
+    if code == 0:
+        return f"(no error: exit 0) {out.getvalue().strip()[-200:]}"
+    return message or f"(exit {code}, nothing on stderr) {out.getvalue().strip()[-300:]}"
+
+
+def tidy(text: str, tmp: Path) -> str:
+    text = text.replace(str(tmp / "repo"), "<repo>").replace(str(tmp), "<tmp>")
+    text = text.replace(sys.executable, "python")
+    return text
+
+
+def run_all() -> list[tuple[str, str, str]]:
+    results: list[tuple[str, str, str]] = []
+    base = Path(tempfile.mkdtemp(prefix="bad-inputs-"))
+    try:
+        for i, (kind, title, setup) in enumerate(CASES):
+            tmp = base / f"c{i}"
+            tmp.mkdir()
+            try:
+                message = run_cli(setup(tmp))
+            except Skip as exc:
+                message = f"(skipped: {exc})"
+            results.append((kind, title, tidy(message, tmp)))
+            for holder in HELD:
+                holder.release()
+            HELD.clear()
+        results += run_rpc(base)
+    finally:
+        for path in IMMUTABLE:
+            subprocess.run(["chattr", "-i", str(path)], check=False)
+        shutil.rmtree(base, ignore_errors=True)
+    return results
+
+
+def run_rpc(base: Path) -> list[tuple[str, str, str]]:
+    results = []
+    daemon = Daemon(cwd=base)
+    try:
+        for i, (title, setup) in enumerate(rpc_cases()):
+            tmp = base / f"r{i}"
+            tmp.mkdir()
+            method, params = setup(tmp)
+            try:
+                answer = daemon.request(method, params, timeout=90)
+                if isinstance(answer, dict) and answer.get("ok") is False:
+                    message = f"ok: false, {answer.get('message')}"  # an Ack that says no
+                else:
+                    message = f"(no error) {json.dumps(answer)[:200]}"
+                if method == "autoresearch/start":
+                    daemon.request("autoresearch/stop", {"root": params["root"], "now": True})  # type: ignore[index]
+            except RpcError as exc:
+                message = f"{exc.code}: {exc.message}"
+            results.append(("request", f"{title}: `{method}` {json.dumps(params)}", message))
+            results[-1] = (results[-1][0], tidy(results[-1][1], tmp), tidy(message, tmp))
+    finally:
+        daemon.close()
+    return results
+
+
+def markdown(results: list[tuple[str, str, str]]) -> str:
+    lines = [
+        "# Bad inputs and the errors they give",
+        "",
+        "Generated by `python tests/bench/catalogue.py` (each input run for real: the CLI for",
+        "configs and repository states, a real `autoresearch serve` for JSON-RPC requests).",
+        "The message is what the user sees after `autoresearch:` in a terminal, or in VS Code's",
+        "notification; request errors show the JSON-RPC error code (-32602 invalid params,",
+        "-32001 the repository said no, -32601 unknown method).",
+        "",
+        "| # | kind | bad input | what the user sees |",
+        "| --- | --- | --- | --- |",
+    ]
+    for i, (kind, title, message) in enumerate(results, start=1):
+        cell = message.replace("|", "\\|").replace("\n", "<br>")
+        lines.append(f"| {i} | {kind} | {title.replace('|', chr(92) + '|')} | {cell} |")
+    return "\n".join(lines) + "\n"
+
+
+def problems(results: list[tuple[str, str, str]]) -> list[str]:
+    bad = []
+    for _, title, message in results:
+        ours = message.split("End of run.log")[0]  # what follows is the command's own output
+        if message.startswith(("UNCAUGHT", "(no error", "(exit")) or "Traceback" in ours:
+            bad.append(f"{title}: {message}")
+    return bad
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="run every bad input, write BAD_INPUTS.md")
+    parser.add_argument("--check", action="store_true", help="only check, do not write")
+    args = parser.parse_args()
+    os.environ.pop("AUTORESEARCH_TEST_PAUSE_AT", None)
+    started = time.monotonic()
+    results = run_all()
+    for _, title, message in results:
+        print(f"- {title}\n    -> {message}")
+    bad = problems(results)
+    print(f"\n{len(results)} bad inputs in {time.monotonic() - started:.0f} s; {len(bad)} problems")
+    for line in bad:
+        print(f"  PROBLEM {line}")
+    if not args.check:
+        OUTPUT.write_text(markdown(results), encoding="utf-8")
+        print(f"wrote {OUTPUT}")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    assert threading.current_thread() is threading.main_thread()
+    sys.exit(main())

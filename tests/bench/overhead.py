@@ -1,0 +1,152 @@
+"""Loop overhead: the daemon's own time per experiment against a bare bash loop, same run.
+
+Both work on a repository of 1,000 files with an instant command (`cat metric.txt`, which
+prints the metric) and an instant edit (one file rewritten). Every other experiment improves
+(keep), the rest do not (discard + revert), so both paths are measured.
+
+- daemon: the real Loop (journal, scope check, commit, attempt ref, runner, extraction, policy,
+  results.tsv + jsonl, revert) with a scripted proposer behind the Proposer interface. Its
+  overhead is the time between two recorded experiments minus the run (runtime_s) and the edit
+  (agent_s).
+- bash: the seed's loop by hand: edit, git add + commit, run to run.log, grep, append to
+  results.tsv, git reset --hard HEAD~1 on a discard. Its overhead is the iteration minus the
+  edit and the run, timed with $EPOCHREALTIME (no extra processes).
+
+The two run interleaved in rounds, so a busy neighbour on the machine slows both alike.
+"""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from common import Table, fmt, make_repo, median_ms
+
+from autoresearch import config as cfg
+from autoresearch.agents.base import EditContext, EditOutcome
+from autoresearch.experiment import Experiment
+from autoresearch.loop import Loop
+from autoresearch.protocol import ExperimentRecorded
+
+BASH_LOOP = r"""
+set -e
+cd "$1"; first=$2; last=$3
+best=$(cat .best)
+for ((i=first; i<=last; i++)); do
+  t0=$EPOCHREALTIME
+  if (( i % 2 == 0 )); then v=$((100000 - i)); else v=500000; fi
+  echo "score: $v" > metric.txt
+  t1=$EPOCHREALTIME
+  git add -A
+  git commit -q -m "experiment $i"
+  t2=$EPOCHREALTIME
+  cat metric.txt > run.log 2>&1
+  t3=$EPOCHREALTIME
+  m=$(grep '^score:' run.log | tail -1 | cut -d' ' -f2)
+  c=$(git rev-parse --short=7 HEAD)
+  if (( m < best )); then best=$m; s=keep; else s=discard; fi
+  printf '%s\t%s\t0.0\t%s\texperiment %s\n' "$c" "$m" "$s" "$i" >> results.tsv
+  if [[ $s == discard ]]; then git reset -q --hard HEAD~1; fi
+  t4=$EPOCHREALTIME
+  echo "$t0 $t1 $t2 $t3 $t4"
+done
+echo $best > .best
+"""
+
+
+def value(number: int) -> int:
+    return 100000 - number if number % 2 == 0 else 500000
+
+
+class InstantEdit:
+    """The edit step at zero cost: the metric file gets the next value."""
+
+    name = "bench"
+
+    def propose(self, ctx: EditContext, cancel: threading.Event) -> EditOutcome:
+        (ctx.root / "metric.txt").write_text(f"score: {value(ctx.number)}\n")
+        return EditOutcome(description=f"experiment {ctx.number}")
+
+    def observe(self, experiment: Experiment) -> None:
+        pass
+
+
+CONFIG = {
+    "metric": {"name": "score", "direction": "lower", "pattern": r"^score:\s*(\S+)"},
+    "run": {"command": "cat metric.txt", "timeout": 60},
+    "scope": {"files": ["metric.txt"]},
+    "agent": {"kind": "manual"},
+}
+
+
+def daemon_round(root: Path, n: int) -> list[float]:
+    stamps: list[tuple[float, Experiment]] = []
+
+    def emit(event: object) -> None:
+        if isinstance(event, ExperimentRecorded):
+            stamps.append((time.perf_counter(), event.experiment))
+
+    Loop(root, cfg.from_builtins(CONFIG), InstantEdit(), emit=emit, limit=n).run()
+    overhead = []
+    for (before, _), (after, exp) in itertools.pairwise(stamps):
+        if exp.number == 0:
+            continue
+        overhead.append(after - before - exp.runtime_s - exp.agent_s)
+    return overhead
+
+
+def bash_round(root: Path, first: int, last: int) -> list[float]:
+    out = subprocess.run(
+        ["bash", "-c", BASH_LOOP, "bash", str(root), str(first), str(last)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    overhead = []
+    for line in out.splitlines():
+        t0, t1, t2, t3, t4 = map(float, line.split())
+        overhead.append((t4 - t0) - (t1 - t0) - (t3 - t2))
+    return overhead
+
+
+def run(table: Table, experiments: int = 200, rounds: int = 4) -> dict[str, float]:
+    print(f"loop overhead: {experiments} experiments each, 1,000-file repositories", flush=True)
+    with tempfile.TemporaryDirectory(prefix="bench-overhead-") as tmp:
+        extra = {"metric.txt": "score: 100000\n"}
+        daemon_repo = make_repo(Path(tmp) / "daemon", extra=extra)
+        bash_repo = make_repo(Path(tmp) / "bash", extra=extra)
+        (bash_repo / ".git" / "info" / "exclude").write_text("results.tsv\nrun.log\n.best\n")
+        (bash_repo / "results.tsv").write_text("commit\tmetric\tmemory_gb\tstatus\tdescription\n")
+        (bash_repo / ".best").write_text("100000\n")
+        daemon: list[float] = []
+        bash: list[float] = []
+        per_round = experiments // rounds
+        started = time.perf_counter()
+        for r in range(rounds):
+            # The daemon's first round also runs the baseline; resumes add no experiment.
+            daemon += daemon_round(daemon_repo, per_round)
+            bash += bash_round(bash_repo, r * per_round + 1, (r + 1) * per_round)
+        elapsed = time.perf_counter() - started
+    d, b = median_ms(daemon), median_ms(bash)
+    bench = "loop overhead"
+    table.add(bench, "daemon, median per experiment", f"{fmt(d, 'ms')}", f"n={len(daemon)}")
+    table.add(bench, "bash loop, median per experiment", f"{fmt(b, 'ms')}", f"n={len(bash)}")
+    table.add(bench, "ratio daemon / bash", f"{d / b:.2f}", "target <= 1.5")
+    spread = statistics.quantiles(daemon, n=10)
+    table.add(
+        bench,
+        "daemon p10 / p90",
+        f"{fmt(spread[0] * 1000)} / {fmt(spread[-1] * 1000, 'ms')}",
+        f"both loops ran in {elapsed:.0f} s",
+    )
+    return {"daemon_ms": d, "bash_ms": b, "ratio": d / b}
+
+
+if __name__ == "__main__":
+    t = Table()
+    run(t)

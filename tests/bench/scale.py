@@ -1,0 +1,229 @@
+"""Scale: sessions of 10,000 and 100,000 experiments, and metric extraction from a 1 GB log.
+
+- load: results.tsv + experiments.jsonl read and reconciled by the ledger, as a resume does.
+- page: one `autoresearch/experiments` request over JSON-RPC to a real `autoresearch serve`:
+  the first one (which reads the session) and then the median of 20 more (newest first, 200
+  rows, from the top and from the middle); the daemon's RSS once it holds the session.
+- extraction: the metric read from a 1 MB and a 1 GB run.log with the config's pattern (the
+  daemon's way: backwards from the end), and with the seed's `grep ... | tail -1` for contrast.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import msgspec
+from common import MB, Table, fmt, make_repo, median_ms, rss_mb, sh
+from jsonrpc import Daemon
+
+from autoresearch import config as cfg
+from autoresearch import results_tsv
+from autoresearch.experiment import DiffStats, Experiment
+from autoresearch.extract import by_command
+from autoresearch.ledger import Ledger
+from autoresearch.measure import read_metric
+
+TAG = "bench"
+CONFIG = """\
+[metric]
+name = "score"
+direction = "lower"
+pattern = '^score:\\s*(\\S+)'
+
+[run]
+command = "cat metric.txt"
+
+[scope]
+files = ["metric.txt"]
+"""
+
+
+def fake_session(root: Path, n: int) -> None:
+    """n experiments as the loop leaves them: real commits (kept ones on the session branch,
+    the others beside it), one row each in results.tsv and experiments.jsonl."""
+    rng = random.Random(n)
+    base = sh(root, "git", "rev-parse", "HEAD")
+    plan: list[tuple[str, float | None, int]] = [("keep", 1.0, 0)]  # status, metric, parent
+    best, keep = 1.0, 0
+    stream = bytearray()
+    for i in range(1, n):
+        metric: float | None = best * (0.999 if rng.random() < 0.2 else 1.01)
+        status = "keep" if (metric or 0) < best else "discard"
+        if rng.random() < 0.05:
+            status, metric = "crash", None
+        plan.append((status, metric, keep))
+        ref = f"refs/heads/autoresearch/{TAG}" if status == "keep" else "refs/bench/attempts"
+        parent = f":{keep}" if keep else base
+        body = f"score: {metric}\n"
+        message = f"autoresearch #{i}: try something\n"
+        stream += (
+            f"commit {ref}\nmark :{i}\ncommitter bench <bench@localhost> {1764000000 + i} +0000\n"
+            f"data {len(message)}\n{message}from {parent}\nM 644 inline metric.txt\n"
+            f"data {len(body)}\n{body}\n"
+        ).encode()
+        if status == "keep":
+            best, keep = metric or best, i
+    marks = root / ".git" / "bench-marks"
+    subprocess.run(
+        ["git", "fast-import", "--quiet", f"--export-marks={marks}"],
+        cwd=root,
+        input=bytes(stream),
+        check=True,
+    )
+    sha = {0: base}
+    for line in marks.read_text().splitlines():
+        mark, _, full = line.partition(" ")
+        sha[int(mark[1:])] = full
+    encoder = msgspec.json.Encoder()
+    (root / ".autoresearch").mkdir(exist_ok=True)
+    with (
+        open(root / "results.tsv", "w") as tsv,
+        open(root / ".autoresearch" / "experiments.jsonl", "wb") as jsonl,
+    ):
+        tsv.write(results_tsv.HEADER)
+        for i, (status, metric, parent) in enumerate(plan):
+            exp = Experiment(
+                number=i,
+                commit=sha[i],
+                status=status,  # type: ignore[arg-type]
+                metric=metric,
+                memory_gb=42.5,
+                description=f"try a learning rate warmup of {i % 97} steps with cosine decay",
+                tag=TAG,
+                parent=sha[parent] if i else "",
+                reason="" if status == "keep" else "no improvement",
+                exit_code=0,
+                runtime_s=300.0 + rng.random(),
+                agent_s=41.0,
+                peak_rss_gb=12.25,
+                peak_gpu_gb=42.5,
+                diff=DiffStats(files=1, additions=1, deletions=1),
+                started="2026-11-25T10:00:00+00:00",
+                finished="2026-11-25T10:05:41+00:00",
+            )
+            tsv.write(results_tsv.format_row(exp))
+            jsonl.write(encoder.encode(exp) + b"\n")
+
+
+def session_repo(base: Path, n: int) -> Path:
+    root = make_repo(
+        base / f"s{n}",
+        files=20,
+        extra={
+            "metric.txt": "score: 1\n",
+            "autoresearch.toml": CONFIG,
+            ".gitignore": "results.tsv\nrun.log\n.autoresearch/\n",
+        },
+    )
+    fake_session(root, n)
+    sh(root, "git", "checkout", "-q", f"autoresearch/{TAG}")
+    return root
+
+
+def load_time(root: Path) -> float:
+    started = time.perf_counter()
+    ledger = Ledger(root, "score")
+    ledger.reconcile(TAG)
+    return time.perf_counter() - started
+
+
+def page_times(root: Path, n: int) -> tuple[float, float, float, float]:
+    daemon = Daemon(cwd=root)
+    try:
+        idle = rss_mb(daemon.pid)
+        params = {"root": str(root), "offset": 0, "limit": 200, "tag": TAG, "newest_first": True}
+        started = time.perf_counter()
+        page = daemon.request("autoresearch/experiments", params)
+        first = time.perf_counter() - started
+        assert page["total"] == n and len(page["items"]) == 200, page["total"]
+        warm = []
+        for i in range(20):
+            offset = 0 if i % 2 == 0 else n // 2
+            started = time.perf_counter()
+            daemon.request("autoresearch/experiments", {**params, "offset": offset})
+            warm.append(time.perf_counter() - started)
+        return first, statistics.median(warm), idle, rss_mb(daemon.pid)
+    finally:
+        daemon.close()
+
+
+def log_file(path: Path, size: int) -> None:
+    """A training log of about `size` bytes, its metric on the last lines, as the seed prints."""
+    line = b"step 01234 | loss 2.345678 | lr 0.000600 | dt 123.4ms | tok/sec 512345\n"
+    block = line * (MB // len(line))
+    with open(path, "wb") as f:
+        written = 0
+        while written + len(block) <= size:
+            f.write(block)
+            written += len(block)
+        f.write(b"---\nscore: 0.997900\ntraining_seconds: 300.1\npeak_vram_mb: 45060.2\n")
+
+
+def extraction(table: Table, base: Path) -> dict[str, float]:
+    config = cfg.parse(CONFIG)
+    out: dict[str, float] = {}
+    for label, size in (("1 MB", MB), ("1 GB", 1024 * MB)):
+        path = base / "run.log"
+        log_file(path, size)
+        times = []
+        for _ in range(7):
+            started = time.perf_counter()
+            assert read_metric(config, base, path) == 0.9979
+            times.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        by_command("grep '^score:' run.log | tail -1", base)
+        grep = time.perf_counter() - started
+        out[label] = median_ms(times)
+        table.add(
+            "scale",
+            f"metric from a {label} run.log",
+            fmt(median_ms(times), "ms"),
+            f"seed's grep: {fmt(grep * 1000, 'ms')}",
+        )
+        path.unlink()
+    return out
+
+
+def run(table: Table, sizes: tuple[int, ...] = (10_000, 100_000)) -> dict[str, float]:
+    print("scale: sessions of " + " and ".join(f"{n:,}" for n in sizes) + " experiments")
+    out: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+        base = Path(tmp)
+        for n in sizes:
+            root = session_repo(base, n)
+            size = (root / ".autoresearch" / "experiments.jsonl").stat().st_size / MB
+            load = load_time(root)
+            first, warm, idle, rss = page_times(root, n)
+            label = f"{n:,} experiments"
+            table.add(
+                "scale",
+                f"{label}: load results.tsv + jsonl",
+                fmt(load * 1000, "ms"),
+                f"jsonl {size:.0f} MB",
+            )
+            table.add(
+                "scale",
+                f"{label}: first experiments page (RPC)",
+                fmt(first * 1000, "ms"),
+                "reads the session",
+            )
+            table.add(
+                "scale",
+                f"{label}: next pages (RPC), median",
+                fmt(warm * 1000, "ms"),
+                "200 rows, top and middle",
+            )
+            table.add("scale", f"{label}: daemon RSS", fmt(rss, "MB"), f"{fmt(idle, 'MB')} before")
+            out[f"load_{n}"], out[f"page_{n}"], out[f"rss_{n}"] = load, warm, rss
+            subprocess.run(["rm", "-rf", str(root)], check=True)
+        out.update(extraction(table, base))
+    return out
+
+
+if __name__ == "__main__":
+    run(Table())
