@@ -74,7 +74,8 @@ class Ledger:
         """Make results.tsv and the jsonl agree after a kill (or a deleted table) and return
         this session's experiments. Each file is completed from the other; only a line cut short
         by a kill is removed. `pending` is the journal's decided record: when results.tsv has
-        its row and the jsonl not, the jsonl gets it whole rather than rebuilt from the row."""
+        its row and the jsonl not, the jsonl gets it whole rather than rebuilt from the row.
+        The list returned is a copy (a loop that appends to it must not append to ours too)."""
         records = self.experiments(tag)
         if not self.results.exists():
             self.results.write_text(results_tsv.HEADER, encoding="utf-8")
@@ -89,7 +90,7 @@ class Ledger:
         for exp in records[len(rows) :]:
             self._write(results_tsv.append, self.results, exp)
         self._rows = len(records)
-        return records
+        return list(records)  # the caller's own list: record() appends to ours
 
     def record(self, exp: Experiment) -> None:
         """Append to both files unless already there (a resumed, half-recorded experiment)."""

@@ -38,7 +38,7 @@ LR = 0.5
 MODE = "normal"
 
 print("training...", flush=True)
-if MODE == "slow":
+if MODE == "slow" or os.environ.get("FAULT_SLOW_RUNS"):
     time.sleep(120)
 elif MODE == "runaway":  # ignores SIGTERM, forks a grandchild and a double-forked daemon
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -104,10 +104,18 @@ timeout = 600
 class Daemon:
     """One `autoresearch run` process; its environment carries a session id to find leftovers."""
 
-    def __init__(self, root: Path, *args: str, plan: dict | None = None, pause: str = "") -> None:
+    def __init__(
+        self,
+        root: Path,
+        *args: str,
+        plan: dict | None = None,
+        pause: str = "",
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.root = root
         self.session = uuid.uuid4().hex
-        env = {**os.environ, "FAULT_SESSION": self.session, "FAULT_PLAN": json.dumps(plan or {})}
+        env = {**os.environ, **(env or {}), "FAULT_SESSION": self.session}
+        env["FAULT_PLAN"] = json.dumps(plan or {})
         env.pop(PAUSE_ENV, None)
         if pause:
             env[PAUSE_ENV] = pause
@@ -215,8 +223,8 @@ def settle(daemon: Daemon, check: Callable[[], bool]) -> None:
     assert check(), "the daemon went past the pause point"
 
 
-def resume(root: Path) -> tuple[Daemon, list[Experiment]]:
-    again = Daemon(root, "--loop", "1")
+def resume(root: Path, loops: int = 1) -> tuple[Daemon, list[Experiment]]:
+    again = Daemon(root, "--loop", str(loops))
     assert again.wait() == 0, again.text()
     assert "recovered:" in again.text(), again.text()
     return again, assert_consistent(root)
@@ -249,9 +257,9 @@ def test_kill_after_the_commit(tmp_path: Path) -> None:
     settle(daemon, at_step(root, "committed", 2))
     committed = journal(root)["commit"]
     daemon.kill9()
-    _, recs = resume(root)
+    _, recs = resume(root, loops=2)  # two: numbering goes on right after a recovery
     assert recs[2].commit == committed and recs[2].status == "crash"
-    assert recs[2].crash_kind == "interrupted" and len(recs) == 4
+    assert recs[2].crash_kind == "interrupted" and len(recs) == 5
     assert daemon.leftovers() == []
 
 
@@ -269,6 +277,23 @@ def test_kill_while_the_command_runs(tmp_path: Path) -> None:
     assert alive_with_env("AUTORESEARCH_RUN_ID", marker) == []
     assert daemon.leftovers() == []
     assert recs[2].status == "crash" and recs[2].crash_kind == "interrupted"
+
+
+def test_kill_while_the_baseline_runs(tmp_path: Path) -> None:
+    root = fault_repo(tmp_path)
+    daemon = Daemon(root, env={"FAULT_SLOW_RUNS": "1"})
+    runs = root / ".autoresearch" / "runs"
+    daemon.until(lambda: any("training" in p.read_text() for p in runs.glob("*-0.log")))
+    marker = journal(root)["marker"]
+    daemon.kill9()
+    again, recs = resume(root)
+    assert "the baseline was interrupted: it runs again" in again.text()
+    assert alive_with_env("AUTORESEARCH_RUN_ID", marker) == []
+    assert daemon.leftovers() == []
+    assert [(r.number, r.status, r.description) for r in recs] == [
+        (0, "keep", "baseline"),
+        (1, "discard", "lr 0.9 normal"),
+    ]
 
 
 def test_kill_after_the_run_before_the_row_mid_write(tmp_path: Path) -> None:
