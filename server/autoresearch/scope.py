@@ -127,15 +127,19 @@ def enforce(
     if repo.head() != parent:
         events.append("the edit committed or moved HEAD: its changes are kept uncommitted")
         repo.git.reset("-q", "--soft", parent)
-    repo.git.reset("-q")  # unstage: the loop decides what is committed
     if stashed:
+        repo.git.reset("-q")
         events.append(_unstash(repo))
+    changes = repo.status()
+    if any(c.code[0] not in " ?" for c in changes):  # unstage: the loop decides what to commit
+        repo.git.reset("-q")
+        changes = repo.status()
     allowed: list[str] = []
     off: list[str] = []
     reverted: list[str] = []
     restore: list[str] = []
     remove: list[str] = []
-    for change in repo.status():
+    for change in changes:
         path = change.path
         if matches(path, list(LOOP_FILES)):
             continue
@@ -187,16 +191,29 @@ def _restore(repo: Repo, paths: list[str]) -> None:
 
 
 class Sentinel:
-    """Checksums of the off-limits files, taken at the baseline and compared around each run."""
+    """Checksums of the off-limits files, taken at the baseline and compared around each run.
+
+    A file whose stat (size, mtime, ctime, inode) is unchanged is not read again: any write
+    moves its ctime, which no tool can set back. A changed stat is settled by the checksum.
+    """
 
     def __init__(self, repo: Repo, globs: list[str]) -> None:
         self.repo = repo
         self.files = expand(repo.root, repo.ls_files(), globs)
         self.sums = checksums(repo.root, self.files)
+        self.stats = {f: _signature(repo.root / f) for f in self.files}
 
     def changed(self) -> list[str]:
-        now = checksums(self.repo.root, self.files)
-        return [f for f in self.files if now.get(f) != self.sums.get(f)]
+        out = []
+        for rel in self.files:
+            now = _signature(self.repo.root / rel)
+            if now == self.stats[rel]:
+                continue
+            if checksums(self.repo.root, [rel]).get(rel) == self.sums.get(rel):
+                self.stats[rel] = now  # touched, same content
+            else:
+                out.append(rel)
+        return out
 
     def restore(self, paths: list[str], rev: str) -> None:
         """Put `paths` back as they are at `rev`, whatever git's index flags say about them."""
@@ -207,6 +224,15 @@ class Sentinel:
             data = self.repo.file_at(rev, rel)
             if data is not None:
                 (self.repo.root / rel).write_bytes(data)
+            self.stats[rel] = _signature(self.repo.root / rel)
+
+
+def _signature(path: Path) -> tuple[int, int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
 def checksums(root: Path, paths: list[str]) -> dict[str, str]:
@@ -215,5 +241,9 @@ def checksums(root: Path, paths: list[str]) -> dict[str, str]:
     for rel in paths:
         target = root / rel
         if target.is_file():
-            sums[rel] = hashlib.sha256(target.read_bytes()).hexdigest()
+            digest = hashlib.sha256()
+            with open(target, "rb") as f:  # in chunks: an off-limits data file may be large
+                while chunk := f.read(1 << 20):
+                    digest.update(chunk)
+            sums[rel] = digest.hexdigest()
     return sums

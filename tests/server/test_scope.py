@@ -111,3 +111,11 @@ def test_the_sentinel_sees_and_restores_a_change_git_does_not_show(repo: Path) -
     sentinel.restore(["evaluate.py"], "HEAD")
     assert (repo / "evaluate.py").read_text() == EVAL and sentinel.changed() == []
     assert git(repo, "ls-files", "-v", "evaluate.py").startswith("H ")
+
+
+def test_the_sentinel_ignores_a_touch_that_leaves_the_content(repo: Path) -> None:
+    sentinel = scope.Sentinel(Repo(repo), ["evaluate.py"])
+    (repo / "evaluate.py").write_text(EVAL)  # rewritten, same bytes: new mtime and ctime
+    assert sentinel.changed() == []
+    (repo / "evaluate.py").write_text(EVAL.replace("1", "2"))
+    assert sentinel.changed() == ["evaluate.py"]
