@@ -87,6 +87,45 @@ export class LockBook {
   }
 }
 
+/**
+ * JSON(C) text without the whitespace outside strings: VS Code's settings writer reformats the
+ * file (`{ "a": true }` becomes three lines) while the values stay the same; two texts equal
+ * under this are the same settings, comments included.
+ */
+export function withoutLayout(text: string): string {
+  let out = "";
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i]!;
+    if (inString) {
+      out += ch;
+      if (ch === "\\") out += text[++i] ?? "";
+      else if (ch === '"') inString = false;
+    } else if (ch === "/" && text[i + 1] === "/") {
+      const end = text.indexOf("\n", i);
+      out += text.slice(i, end < 0 ? text.length : end).trimEnd();
+      i = end < 0 ? text.length : end - 1;
+    } else if (ch === "/" && text[i + 1] === "*") {
+      const end = text.indexOf("*/", i + 2);
+      out += text.slice(i, end < 0 ? text.length : end + 2);
+      i = end < 0 ? text.length : end + 1;
+    } else if (!/\s/.test(ch)) {
+      if (ch === '"') inString = true;
+      out += ch;
+    }
+  }
+  return out;
+}
+
+/**
+ * After unlocking: the settings file's text as it was before the loop when only the layout
+ * differs (so that a settings file under git is not left modified), else undefined (keep it).
+ */
+export function restoredText(before: string | null | undefined, now: string | null | undefined): string | undefined {
+  if (typeof before !== "string" || typeof now !== "string" || before === now) return undefined;
+  return withoutLayout(before) === withoutLayout(now) ? before : undefined;
+}
+
 // ---- globs ------------------------------------------------------------------------------------
 
 function escape(ch: string): string {

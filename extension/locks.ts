@@ -1,13 +1,15 @@
 // File locks while the loop runs: the locked globs go into the workspace's files.readonlyInclude
 // (the user's value saved in workspaceState and restored on stop, on a daemon crash and at the
 // next activation after a crash), and lock / shield badges on locked / off-limits files.
-import { existsSync, readFileSync, readdirSync, rmdirSync, unlinkSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, renameSync, rmdirSync, unlinkSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import * as vscode from "vscode";
-import { GlobSet, LockBook, type LockChange, type ReadonlyInclude, type SavedLocks } from "./lockState";
+import { GlobSet, LockBook, restoredText, type LockChange, type ReadonlyInclude, type SavedLocks } from "./lockState";
 import type { LocksChanged } from "./protocol";
 
 const STATE_KEY = "autoresearch.savedReadonlyInclude";
+// The settings file's text before the first lock: put back verbatim when only the layout changed.
+const TEXT_KEY = "autoresearch.savedSettingsText";
 export const LOCK_BADGE = "🔒";
 export const OFF_LIMITS_BADGE = "🛡";
 
@@ -24,7 +26,7 @@ export class Locks implements vscode.FileDecorationProvider, vscode.Disposable {
   readonly onDidChange = this.changed.event;
 
   constructor(
-    memento: vscode.Memento,
+    private readonly memento: vscode.Memento,
     private readonly folder: () => vscode.WorkspaceFolder | undefined,
     private readonly log: vscode.LogOutputChannel,
   ) {
@@ -51,7 +53,10 @@ export class Locks implements vscode.FileDecorationProvider, vscode.Disposable {
     this.changed.fire();
     const enabled = vscode.workspace.getConfiguration("autoresearch").get<boolean>("locks.readonly", true);
     const globs = enabled ? event.locked : [];
-    return this.enqueue(() => this.book.lock(globs, this.current(), this.settingsFileExists()));
+    return this.enqueue(async () => {
+      if (!this.book.locked && globs.length) await this.memento.update(TEXT_KEY, this.settingsText() ?? null);
+      return this.book.lock(globs, this.current(), this.settingsFileExists());
+    });
   }
 
   /** Loop stopped, daemon crashed, extension deactivating, or activation after a crash. */
@@ -93,6 +98,32 @@ export class Locks implements vscode.FileDecorationProvider, vscode.Disposable {
     return folder ? path.join(folder.uri.fsPath, ".vscode", "settings.json") : undefined;
   }
 
+  private settingsText(): string | undefined {
+    const file = this.settingsPath();
+    try {
+      return file && existsSync(file) ? readFileSync(file, "utf-8") : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Unlocked: VS Code rewrote the file in its own layout; the same settings get their text back. */
+  private restoreText(): void {
+    const before = this.memento.get<string | null>(TEXT_KEY);
+    if (before === undefined) return;
+    void this.memento.update(TEXT_KEY, undefined);
+    const file = this.settingsPath();
+    const text = restoredText(before, this.settingsText());
+    if (!file || text === undefined) return;
+    try {
+      const tmp = `${file}.autoresearch.tmp`;
+      writeFileSync(tmp, text);
+      renameSync(tmp, file);
+    } catch (error) {
+      this.log.warn(`Could not restore the layout of ${file}: ${String(error)}`);
+    }
+  }
+
   private settingsFileExists(): boolean {
     const file = this.settingsPath();
     return !!file && existsSync(file);
@@ -102,6 +133,7 @@ export class Locks implements vscode.FileDecorationProvider, vscode.Disposable {
     const config = vscode.workspace.getConfiguration("files", this.folder()?.uri);
     await config.update("readonlyInclude", value, this.target());
     this.log.info(`files.readonlyInclude = ${JSON.stringify(value ?? null)}`);
+    if (!this.book.locked) this.restoreText();
     const file = this.settingsPath();
     if (!removeIfEmpty || !file || !existsSync(file)) return;
     // The settings file did not exist before the loop: leave no empty one behind.

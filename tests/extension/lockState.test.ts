@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { GlobSet, globToRegExp, LockBook, type SavedLocks } from "../../extension/lockState";
+import { GlobSet, globToRegExp, LockBook, restoredText, withoutLayout, type SavedLocks } from "../../extension/lockState";
 
 function memoryStore() {
   let value: SavedLocks | undefined;
@@ -92,4 +92,22 @@ test("the same locks again write nothing", async () => {
   assert.deepEqual(await book.lock(["train.py"], { "train.py": true }, true), { kind: "none" });
   // ...unless the setting lost them meanwhile.
   assert.equal((await book.lock(["train.py"], {}, true)).kind, "write");
+});
+
+test("after unlocking, the settings file gets its own layout back when only the layout changed", () => {
+  const before = '{\n  // mine\n  "files.readonlyInclude": { "data/**": true },\n  "editor.tabSize": 3\n}\n';
+  const rewritten = '{\n  // mine\n  "files.readonlyInclude": {\n    "data/**": true\n  },\n  "editor.tabSize": 3\n}\n';
+  assert.equal(withoutLayout(before), withoutLayout(rewritten));
+  assert.equal(restoredText(before, rewritten), before);
+  assert.equal(restoredText(before, before), undefined, "nothing to do");
+  // A value changed meanwhile (by the user): the file is left as it is.
+  assert.equal(restoredText(before, rewritten.replace("3", "4")), undefined);
+  // Whitespace inside strings and comments counts.
+  assert.notEqual(withoutLayout('{"a": "x y"}'), withoutLayout('{"a": "xy"}'));
+  assert.notEqual(withoutLayout('{"a": "x\\" y"}'), withoutLayout('{"a": "x\\"y"}'));
+  assert.notEqual(withoutLayout("// a b\n{}"), withoutLayout("// ab\n{}"));
+  assert.equal(withoutLayout('/* c */ { "a" : 1 }  '), '/* c */{"a":1}');
+  // No file before, or none now: nothing to restore.
+  assert.equal(restoredText(null, "{}"), undefined);
+  assert.equal(restoredText(before, undefined), undefined);
 });
