@@ -56,7 +56,8 @@ function build(): void {
   const opts: uPlot.Options = {
     width: Math.max(200, root.clientWidth),
     height: Math.max(150, root.clientHeight),
-    scales: { x: { time: false } },
+    // Half an experiment of room on each side: the first and last markers are not cut in half.
+    scales: { x: { time: false, range: (_u, min, max) => (min === null || max === null ? [0, 1] : [min - 0.5, max + 0.5]) } },
     legend: { show: false },
     cursor: { drag: { x: true, y: false }, points: { show: false } },
     axes: [
