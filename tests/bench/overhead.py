@@ -17,14 +17,18 @@ The two run interleaved in rounds, so a busy neighbour on the machine slows both
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import statistics
 import subprocess
 import tempfile
 import threading
 import time
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
+import git
 from common import Table, fmt, make_repo, median_ms
 
 from autoresearch import config as cfg
@@ -84,6 +88,25 @@ CONFIG = {
 }
 
 
+GIT_CALLS: Counter[str] = Counter()
+
+
+@contextlib.contextmanager
+def counting_git() -> Iterator[None]:
+    """Count the git processes the loop starts (GitPython's execute), by subcommand."""
+    original = git.cmd.Git.execute
+
+    def execute(self: git.cmd.Git, command: list[str], *args: object, **kwargs: object) -> object:
+        GIT_CALLS[next((w for w in command[1:] if not w.startswith("-")), "?")] += 1
+        return original(self, command, *args, **kwargs)
+
+    git.cmd.Git.execute = execute  # type: ignore[method-assign, assignment]
+    try:
+        yield
+    finally:
+        git.cmd.Git.execute = original  # type: ignore[method-assign]
+
+
 def daemon_round(root: Path, n: int) -> list[float]:
     stamps: list[tuple[float, Experiment]] = []
 
@@ -91,7 +114,8 @@ def daemon_round(root: Path, n: int) -> list[float]:
         if isinstance(event, ExperimentRecorded):
             stamps.append((time.perf_counter(), event.experiment))
 
-    Loop(root, cfg.from_builtins(CONFIG), InstantEdit(), emit=emit, limit=n).run()
+    with counting_git():
+        Loop(root, cfg.from_builtins(CONFIG), InstantEdit(), emit=emit, limit=n).run()
     overhead = []
     for (before, _), (after, exp) in itertools.pairwise(stamps):
         if exp.number == 0:
@@ -137,6 +161,15 @@ def run(table: Table, experiments: int = 200, rounds: int = 4) -> dict[str, floa
     table.add(bench, "daemon, median per experiment", f"{fmt(d, 'ms')}", f"n={len(daemon)}")
     table.add(bench, "bash loop, median per experiment", f"{fmt(b, 'ms')}", f"n={len(bash)}")
     table.add(bench, "ratio daemon / bash", f"{d / b:.2f}", "target <= 1.5")
+    calls = sum(GIT_CALLS.values()) / experiments
+    top = ", ".join(f"{name} {count / experiments:.1f}" for name, count in GIT_CALLS.most_common())
+    table.add(bench, "git processes per experiment, daemon", f"{calls:.1f}", top)
+    table.add(
+        bench,
+        "git processes per experiment, bash",
+        "3.5",
+        "add 1, commit 1, rev-parse 1, reset 0.5 (+ cat, grep, tail, cut)",
+    )
     spread = statistics.quantiles(daemon, n=10)
     table.add(
         bench,

@@ -502,10 +502,17 @@ def test_refs_read_in_process_agree_with_git(repo: Path, tmp_path: Path) -> None
                 assert r.resolve(ref) == (done.stdout.strip() or None), ref
             r.set_ref("refs/autoresearch/t/1", r.head())
             assert git(root, "rev-parse", "refs/autoresearch/t/1") == r.head()
+            assert r.untracked() == {c.path for c in r.status() if c.untracked}
         finally:
             r.close()
 
     git(repo, "branch", "feature/x")
+    (repo / "new dir").mkdir()
+    (repo / "new dir" / "notes é.txt").write_text("untracked, in an untracked directory")
+    (repo / ".gitignore").write_text("*.log\n")
+    (repo / "ignored.log").write_text("ignored")
+    git(repo, "add", ".gitignore")
+    git(repo, "commit", "-qm", "ignore logs")
     check(repo)
     git(repo, "pack-refs", "--all")  # refs only in .git/packed-refs now
     check(repo)
