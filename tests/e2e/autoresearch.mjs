@@ -1,0 +1,240 @@
+// What the Autoresearch scenarios share: the sample repository (the bundled demo example in a
+// temp git repo), the daemon's interpreter, the packaged extension, a session with the
+// extension's e2e state dump, and readers for results.tsv and the results tree.
+// Not a scenario (run.mjs only runs scenarios/*.test.mjs).
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  makeTempDir, pickItem, statusBarItems, treeItems, viewPane, waitFor, waitForPrompt, waitForQuickInput, withVSCode,
+} from './harness.mjs';
+
+export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const DEMO = path.join(REPO, 'server', 'autoresearch', 'examples', 'demo');
+export const VIEW = 'Experiments';
+/** The codicon of each status in the results tree (extension/format.ts STATUS_ICONS). */
+export const STATUS_ICON = { keep: 'codicon-pass-filled', discard: 'codicon-circle-slash', crash: 'codicon-error' };
+export const LOCK_BADGE = '🔒';
+const KEEP = process.env.AUTORESEARCH_E2E_KEEP === '1';
+
+/** The interpreter that runs the daemon: $AUTORESEARCH_PYTHON (the Makefile sets it), else .venv. */
+export function python() {
+  const p = process.env.AUTORESEARCH_PYTHON || path.join(REPO, '.venv', 'bin', 'python');
+  if (!fs.existsSync(p)) {
+    throw new Error(`e2e: no Python for the daemon at ${p}: run \`make test-python\` (creates .venv) or set AUTORESEARCH_PYTHON`);
+  }
+  return path.resolve(p);
+}
+
+function newestMtime(p) {
+  const st = fs.statSync(p);
+  if (!st.isDirectory()) return st.mtimeMs;
+  return Math.max(st.mtimeMs, ...fs.readdirSync(p).map((e) => newestMtime(path.join(p, e))));
+}
+
+let vsixChecked;
+/**
+ * The packaged extension (autoresearch.vsix at the repository root), rebuilt with
+ * `npm run package` when missing or older than the extension's sources.
+ */
+export function vsix() {
+  const out = path.join(REPO, 'autoresearch.vsix');
+  if (vsixChecked) return out;
+  const sources = ['extension', 'media', 'package.json', 'esbuild.mjs'].map((p) => path.join(REPO, p)).filter(fs.existsSync);
+  if (!fs.existsSync(out) || Math.max(...sources.map(newestMtime)) > fs.statSync(out).mtimeMs) {
+    const r = spawnSync('npm', ['run', '--silent', 'package'], { cwd: REPO, encoding: 'utf8', timeout: 180_000 });
+    if (r.status !== 0) throw new Error(`e2e: npm run package failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
+  }
+  vsixChecked = true;
+  return out;
+}
+
+export function git(dir, ...args) {
+  const r = spawnSync('git', args, { cwd: dir, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`git ${args.join(' ')} failed in ${dir}: ${r.stderr}`);
+  return r.stdout.trim();
+}
+
+/**
+ * A fresh git repository holding the demo example (train.py, evaluate.py and, unless
+ * `toml: false`, autoresearch.toml), committed on `main`. `files`: extra or replaced files
+ * {relPath: text} in the first commit. `tomlEdit(text) -> text` rewrites autoresearch.toml.
+ */
+export function makeDemoRepo({ toml = true, tomlEdit, files = {}, prefix = 'ar-e2e-ws-' } = {}) {
+  const dir = makeTempDir(prefix);
+  for (const f of ['train.py', 'evaluate.py', ...(toml ? ['autoresearch.toml'] : [])]) {
+    fs.copyFileSync(path.join(DEMO, f), path.join(dir, f));
+  }
+  if (toml && tomlEdit) {
+    const p = path.join(dir, 'autoresearch.toml');
+    fs.writeFileSync(p, tomlEdit(fs.readFileSync(p, 'utf8')));
+  }
+  for (const [rel, text] of Object.entries(files)) {
+    fs.mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
+    fs.writeFileSync(path.join(dir, rel), text);
+  }
+  git(dir, 'init', '-q', '-b', 'main');
+  git(dir, 'config', 'user.name', 'E2E Test');
+  git(dir, 'config', 'user.email', 'e2e@example.invalid');
+  git(dir, 'config', 'commit.gpgsign', 'false');
+  git(dir, 'add', '-A');
+  git(dir, 'commit', '-q', '-m', 'demo');
+  return dir;
+}
+
+/** `autoresearch <args>` with the daemon's interpreter, in `dir` (e.g. run --loop 3 to prepare a session). */
+export function cli(dir, ...args) {
+  const r = spawnSync(python(), ['-m', 'autoresearch', ...args], { cwd: dir, encoding: 'utf8', timeout: 120_000 });
+  if (r.status !== 0) throw new Error(`autoresearch ${args.join(' ')} failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
+  return r.stdout;
+}
+
+/** Rows of a results.tsv: [{commit, metric, memory_gb, status, description, ...}] (header names as keys). */
+export function readResults(file) {
+  const lines = fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.trim());
+  const header = lines[0].split('\t');
+  return lines.slice(1).map((l) => Object.fromEntries(l.split('\t').map((v, i) => [header[i], v])));
+}
+
+/** The metric as the extension prints it (format.ts formatMetric). */
+export function formatMetric(value) {
+  const v = typeof value === 'string' ? Number(value) : value;
+  if (value === '' || value === null || value === undefined || !Number.isFinite(v)) return '—';
+  const abs = Math.abs(v);
+  if (abs !== 0 && (abs >= 1e6 || abs < 1e-4)) return v.toExponential(3);
+  return String(Number(v.toPrecision(6)));
+}
+
+/** Tree rows that are experiments ("#3 0.0881"), with their number and metric text split out. */
+export function experimentRows(rows) {
+  return rows.filter((r) => /^#\d+ /.test(r.label) && r.icon !== 'codicon-loading')
+    .map((r) => {
+      const [, number, metric] = r.label.match(/^#(\d+) (.*)$/);
+      return { ...r, number: Number(number), metric };
+    });
+}
+
+/** The extension's e2e state dump (extension/e2eState.ts), or null before its first write. */
+export function readState(file) {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch {
+    return null;
+  }
+}
+
+/** Wait until `predicate(state)` holds for the dump; returns the state. */
+export async function waitForState(file, predicate, { timeoutMs, message = 'the extension state' } = {}) {
+  let last = null;
+  return waitFor(() => { last = readState(file); return last && predicate(last) && last; },
+    { timeoutMs, message: () => `${message} (last state: ${JSON.stringify(last && { ...last, tree: { ...last.tree, items: last.tree.items.slice(0, 8) } })})` });
+}
+
+/** Accept the prefilled value of the wizard's input box whose prompt matches (Enter). */
+export async function acceptInput(page, prompt, { timeoutMs } = {}) {
+  const shown = await waitForPrompt(page, prompt, { timeoutMs });
+  await waitForQuickInput(page);
+  await page.keyboard.press('Enter');
+  await waitFor(async () => {
+    const visible = await page.locator('.quick-input-widget').isVisible().catch(() => false);
+    if (!visible) return true;
+    const now = await page.locator('.quick-input-widget .quick-input-title').first().textContent().catch(() => '');
+    return !shown.includes(now || '\u0000');
+  }, { timeoutMs: 10_000, message: `the wizard to move on from ${prompt}` });
+}
+
+/** Pick one item in the wizard's quick pick shown with the placeholder/prompt `prompt`. */
+export async function pickStep(page, label, prompt) {
+  await pickItem(page, label, { prompt, filter: false });
+}
+
+/** The extension's status bar item `id` ('gpu' or 'loop'), or undefined. */
+export async function statusItem(page, id) {
+  return (await statusBarItems(page)).find((i) => i.id === `autoresearch.autoresearch.autoresearch.${id}` || i.id.endsWith(`.autoresearch.${id}`));
+}
+
+/**
+ * A code-server session with the extension installed, the daemon's interpreter set, and the
+ * state dump on: fn({...session, state, stateFile, workspace}) where state() reads the dump.
+ * `settings`: user settings over the harness defaults; `env`: for code-server and so the daemon.
+ */
+export async function withAutoresearch(name, { workspace, env = {}, settings = {}, timeoutMs } = {}, fn) {
+  const stateDir = makeTempDir('ar-e2e-state-');
+  const stateFile = path.join(stateDir, 'state.json');
+  return withVSCode(name, {
+    workspace,
+    vsix: vsix(),
+    timeoutMs,
+    env: { AUTORESEARCH_E2E_STATE: stateFile, ...env },
+    settings: { 'autoresearch.python': python(), 'workbench.hover.delay': 200, ...settings },
+  }, async (session) => {
+    await widenSidebar(session.page).catch(() => {}); // cosmetic: readable rows in screenshots
+    try {
+      return await fn({ ...session, workspace, stateFile, state: () => readState(stateFile) });
+    } catch (e) {
+      const s = readState(stateFile);
+      process.stderr.write(`\n==== extension state (${stateFile}) ====\n${JSON.stringify(s, null, 1)?.slice(0, 6000)}\n` +
+        `==== Autoresearch log ====\n${session.logs('Autoresearch').slice(-6000)}\n`);
+      throw e;
+    }
+  });
+}
+
+/** Drag the side bar's edge so that it is `width` pixels wide (tree rows readable in screenshots). */
+export async function widenSidebar(page, width = 560) {
+  const sidebar = page.locator('.part.sidebar');
+  await sidebar.waitFor({ state: 'visible', timeout: 10_000 });
+  const box = await sidebar.boundingBox();
+  if (!box || box.width >= width) return;
+  const y = box.y + box.height / 2;
+  await page.mouse.move(box.x + box.width, y);
+  await page.mouse.down();
+  await page.mouse.move(box.x + width, y, { steps: 4 });
+  await page.mouse.up();
+}
+
+/**
+ * Show the results tree as a user does: click the Autoresearch icon in the activity bar (shown
+ * as soon as the extension's manifest is read; clicking it activates the extension).
+ */
+export async function showResults(page, { timeoutMs = 30_000 } = {}) {
+  const item = page.locator('.part.activitybar li.action-item').filter({ has: page.locator('a.action-label[aria-label="Autoresearch"]') }).first();
+  await item.waitFor({ timeout: timeoutMs });
+  if ((await item.getAttribute('aria-selected')) !== 'true') {
+    await item.click();
+    await page.mouse.move(page.viewportSize().width / 2, page.viewportSize().height - 60); // no tooltip left
+  }
+  await viewPane(page, VIEW).waitFor({ state: 'visible', timeout: timeoutMs });
+}
+
+/** The message shown at the top of the results view (TreeView.message), '' when none. */
+export async function viewMessage(page) {
+  return viewPane(page, VIEW).locator('.message:not(.hide)').first().textContent({ timeout: 1000 }).then((t) => (t || '').trim(), () => '');
+}
+
+/** Wait for the results tree to show `predicate(experimentRows)`; returns all rows. */
+export async function waitForExperiments(page, predicate, { timeoutMs } = {}) {
+  let last = [];
+  return waitFor(async () => {
+    last = await treeItems(page, VIEW);
+    return predicate(experimentRows(last), last) && last;
+  }, { timeoutMs, message: () => `the results tree (rows: ${JSON.stringify(last.map((r) => `${r.icon} ${r.label} | ${r.description}`))})` });
+}
+
+/** Remove the temp dirs now (the harness also does at exit) unless AUTORESEARCH_E2E_KEEP=1. */
+export function cleanup(...dirs) {
+  if (KEEP) return;
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+}
+
+/**
+ * Step timings: mark('what') logs the seconds since the scenario started, with
+ * AUTORESEARCH_E2E_VERBOSE=1 (to find the slow step of a scenario).
+ */
+export function stepTimer(name) {
+  const t0 = Date.now();
+  return (what) => {
+    if (process.env.AUTORESEARCH_E2E_VERBOSE === '1') console.log(`# [${name} +${((Date.now() - t0) / 1000).toFixed(1)}s] ${what}`);
+  };
+}
