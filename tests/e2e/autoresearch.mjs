@@ -167,7 +167,9 @@ export async function withAutoresearch(name, { workspace, env = {}, settings = {
     vsix: vsix(),
     timeoutMs,
     env: { AUTORESEARCH_E2E_STATE: stateFile, ...env },
-    settings: { 'autoresearch.python': python(), 'workbench.hover.delay': 200, ...settings },
+    // files.autoSave: code-server (web) saves after 1 s by default, desktop VS Code does not; off,
+    // so that what a scenario types stays in the editor until it saves or reverts it.
+    settings: { 'autoresearch.python': python(), 'workbench.hover.delay': 200, 'files.autoSave': 'off', ...settings },
   }, async (session) => {
     await widenSidebar(session.page).catch(() => {}); // cosmetic: readable rows in screenshots
     try {

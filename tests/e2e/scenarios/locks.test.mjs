@@ -125,10 +125,12 @@ test('locks: in-scope files read-only with a lock badge while the loop runs, set
     await openFile(page, 'train.py');
     await typeInEditor(page, 'zzz');
     await waitFor(async () => (await activeText(page)).includes('zzz'), { message: 'typed text in the editor after Stop' });
+    await page.locator('.tabs-container .tab.active.dirty').waitFor({ timeout: 10_000 }); // an unsaved edit
     mark('typed after stop');
     await screenshot(page, 'locks-stopped');
     await runCommand(page, 'File: Revert File');
     await waitFor(async () => !(await activeText(page)).includes('zzz'), { message: 'the edit reverted' });
+    assert.doesNotMatch(fs.readFileSync(path.join(workspace, 'train.py'), 'utf8'), /zzz/);
   });
 });
 
