@@ -84,6 +84,9 @@ test('start loop: wizard through the UI, tree and results.tsv agree', { timeout:
       await waitFor(async () => !(await hover.isVisible().catch(() => false)), { timeoutMs: 5000, message: 'the hover to close' }).catch(() => {});
     }
 
+    // The files were locked in a .vscode/settings.json the extension made; unlocked, none is left.
+    await waitFor(() => !fs.existsSync(path.join(workspace, '.vscode')), { message: 'no .vscode/ left after the loop' });
+
     // The wizard saved its answers.
     const toml = fs.readFileSync(path.join(workspace, 'autoresearch.toml'), 'utf8');
     assert.match(toml, /val_loss/);
