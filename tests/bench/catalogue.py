@@ -18,6 +18,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -405,9 +406,11 @@ def run_cli(argv: list[str]) -> str:
 
 
 def tidy(text: str, tmp: Path) -> str:
+    """What changes from one run to the next (paths, pids, commits) by a placeholder."""
     text = text.replace(str(tmp / "repo"), "<repo>").replace(str(tmp), "<tmp>")
     text = text.replace(sys.executable, "python")
-    return text
+    text = re.sub(r"\bpid \d+", "pid <pid>", text)
+    return re.sub(r"\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{7,40}\b", "<commit>", text)
 
 
 def run_all() -> list[tuple[str, str, str]]:

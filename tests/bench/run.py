@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
 import time
 from pathlib import Path
@@ -45,7 +46,8 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown benchmark {', '.join(unknown)}; pick from {', '.join(BENCHES)}")
     table = Table()
-    where = machine()
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    where = f"{machine()}; load average at the start {load}"
     print(f"machine: {where}\n", flush=True)
     started = time.perf_counter()
     for name in names:

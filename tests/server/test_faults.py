@@ -7,6 +7,7 @@ resumed run must leave results and git consistent, with no process of the killed
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -119,6 +120,7 @@ class Daemon:
         env.pop(PAUSE_ENV, None)
         if pause:
             env[PAUSE_ENV] = pause
+        STARTED.append(self)
         self.output = root.parent / f"daemon-{self.session[:8]}.log"
         with open(self.output, "wb") as out:
             self.proc = subprocess.Popen(
@@ -155,6 +157,23 @@ class Daemon:
 
     def leftovers(self) -> list[psutil.Process]:
         return alive_with_env("FAULT_SESSION", self.session)
+
+
+STARTED: list[Daemon] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_processes() -> object:
+    """Whatever a failing test left running (a daemon, a sleeping agent, a runaway) is killed."""
+    yield
+    while STARTED:
+        daemon = STARTED.pop()
+        if daemon.proc.poll() is None:
+            daemon.proc.kill()
+            daemon.proc.wait()
+        for proc in daemon.leftovers():
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
 
 
 def alive_with_env(name: str, value: str) -> list[psutil.Process]:
