@@ -15,6 +15,8 @@ from .experiment import DiffStats
 
 BRANCH_PREFIX = "autoresearch/"
 REF_PREFIX = "refs/autoresearch/"
+# Files the editor writes while the loop runs: never reverted by the loop, never committed.
+EDITOR_FILES = (".vscode/settings.json",)
 # Refs that point at commits, never at tag objects: resolved from the ref files in-process.
 _COMMIT_REFS = ("refs/heads/", "refs/stash", REF_PREFIX)
 
@@ -252,7 +254,24 @@ class Repo:
             return None
 
     def reset_hard(self, sha: str) -> None:
+        """Revert to `sha`, keeping the editor's own files (the extension's read-only locks
+        live in .vscode/settings.json, which a repository may track)."""
+        kept = {}
+        for rel in EDITOR_FILES:
+            try:
+                kept[rel] = (self.root / rel).read_bytes()
+            except OSError:
+                pass
         self.git.reset("-q", "--hard", sha)
+        for rel, data in kept.items():
+            path = self.root / rel
+            try:
+                if path.read_bytes() == data:
+                    continue
+            except OSError:
+                pass
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
 
     def restore(self, paths: list[str], sha: str = "HEAD") -> None:
         """Put tracked paths back as they are at `sha`."""

@@ -17,10 +17,12 @@ from pathlib import Path
 import git
 import msgspec
 
-from .repo import Repo
+from .repo import EDITOR_FILES, Repo
 
 # Files the loop itself writes; never the edit step's business, never reverted by it.
-LOOP_FILES = ("results.tsv", "run.log", ".autoresearch/")
+LOOP_FILES = ("results.tsv", "run.log", ".autoresearch/", *EDITOR_FILES)
+# A file the edit step makes this large is refused: git would keep it in every attempt forever.
+MAX_FILE_BYTES = 50 * 1024 * 1024
 
 
 def matches(path: str, globs: list[str]) -> bool:
@@ -149,8 +151,15 @@ def enforce(
             off.append(path)
             events.append(f"off-limits file {path} was edited: reverted")
         elif matches(path, scope) and (change.old_path is None or matches(change.old_path, scope)):
-            allowed.append(path)
-            continue
+            size = _size(repo.root / path)
+            if size <= MAX_FILE_BYTES:
+                allowed.append(path)
+                continue
+            reverted.append(path)
+            events.append(
+                f"{path} is {size / 2**20:.0f} MB, over the {MAX_FILE_BYTES // 2**20} MB limit"
+                " for a committed file: reverted"
+            )
         else:
             reverted.append(path)
             events.append(f"{path} is outside the scope: reverted")
@@ -170,7 +179,7 @@ def _unstash(repo: Repo) -> str:
     try:
         repo.git.stash("apply", "-q")
     except git.GitCommandError:
-        repo.git.reset("-q", "--hard")
+        repo.reset_hard("HEAD")
         return "the edit stashed its changes and they do not apply back: left in `git stash`"
     repo.git.reset("-q")
     repo.git.stash("drop", "-q")
@@ -247,3 +256,10 @@ def checksums(root: Path, paths: list[str]) -> dict[str, str]:
                     digest.update(chunk)
             sums[rel] = digest.hexdigest()
     return sums
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
