@@ -104,7 +104,7 @@ class Bench:
         diff: DiffStats,
         invalid: str,
         marker: str,
-        diff_text: str,
+        diff_text: Callable[[], str],
         best: Experiment | None,
         events: list[str],
         parent: str,
@@ -133,7 +133,9 @@ class Bench:
             attempt.guard = "passed" if ok else "failed"
         return attempt
 
-    def measure(self, n: int, marker: str, suffix: str = "", diff: str = "") -> Measurement:
+    def measure(
+        self, n: int, marker: str, suffix: str = "", diff: Callable[[], str] | None = None
+    ) -> Measurement:
         self.set_state(phase="running", current=n, message=f"running {self.config.run.command}")
         started = time.monotonic()
         timeout = self.config.run.timeout

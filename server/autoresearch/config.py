@@ -127,7 +127,23 @@ def _explain(exc: msgspec.ValidationError) -> str:
         name = field.group(1) if field else "?"
         key = f"{section}.{name}" if section else name
         return f"unknown setting `{key}` (a typo?){hint}"
-    return f"{message}{hint}"
+    key = where.group(1) if where else "a setting"
+    text = message.split(" - at ")[0]
+    enum = re.match(r"Invalid enum value (.+)", text)
+    if enum:
+        choices = _ENUM_CHOICES.get(key.rsplit(".", 1)[-1])
+        return f"`{key}` is {enum.group(1)}; it must be one of {choices or 'the documented values'}"
+    expected = re.match(r"Expected `(.+?)`, got `(.+?)`", text)
+    if expected:
+        return f"`{key}` must be a {expected.group(1)}, not a {expected.group(2)}{hint}"
+    return f"`{key}`: {text}{hint}"
+
+
+_ENUM_CHOICES = {
+    "direction": '"lower", "higher"',
+    "kind": '"sweep", "manual", "command"',
+    "memory_unit": '"GB", "GiB", "MB", "MiB"',
+}
 
 
 def validate(config: Config, source: str = CONFIG_FILE) -> None:

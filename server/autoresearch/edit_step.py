@@ -56,7 +56,7 @@ class EditStep:
         earlier attempt left in the working tree on purpose (not the user's untracked files).
         The proposer's exceptions (AgentUnavailable) propagate; the tree is then undefined."""
         repo = self.repo
-        untracked = {c.path for c in repo.status() if c.untracked} - kept_in_tree
+        untracked = repo.untracked() - kept_in_tree
         stash = self.stash.entries()
         results = _stat(self.ledger.results)
         started = time.monotonic()

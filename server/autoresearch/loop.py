@@ -357,7 +357,11 @@ class Loop:
         invalid = f"off-limits file {', '.join(touched)} was edited" if touched else ""
         marker = uuid.uuid4().hex
         self._journal("committed", n, parent, sha, marker=marker)
-        diff, text = self.repo.diff_stats(parent, sha), self.repo.git.diff(parent, sha)
+        diff = self.repo.diff_stats(parent, sha)
+
+        def text() -> str:  # the whole diff, read only if a crash needs triage
+            return self.repo.git.diff(parent, sha)
+
         attempt = self.bench.attempt(
             n, sha, description, diff, invalid, marker, text, self._best(), events, parent
         )

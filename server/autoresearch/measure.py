@@ -62,8 +62,9 @@ def measure(
     cancel: threading.Event,
     on_tick: Callable[[float], None] | None = None,
     marker: str = "",
-    diff: str = "",
+    diff: Callable[[], str] | None = None,
 ) -> Measurement:
+    """`diff` gives the experiment's diff, asked for only when a failure needs triage."""
     prepare_log(root, path)
     spec = RunSpec(
         command=config.run.command,
@@ -101,7 +102,7 @@ def measure(
         out.tail,
         metric_found=False,
         local_modules=triage.local_modules(root),
-        diff=diff,
+        diff=diff() if diff else "",
     )
     if verdict is None:  # pragma: no cover - exit 0 without metric is always classified
         out.crash_kind, out.reason = "missing_metric", "no metric in the output"

@@ -165,7 +165,8 @@ class Observer:
                     tag, branch = other, BRANCH_PREFIX + other
                     ours = self._records.session(other)
                     break
-        self._resolve([r.commit for r in rows])
+        # Only rows without a record of ours need git to resolve them (another tool's rows).
+        self._resolve([r.commit for r in rows if not _covered(r, ours)])
         experiments = [self._experiment(row, tag, ours) for row in rows]
         holder = RepoLock(self.root).held_elsewhere()
         mine = len(ours) >= len(rows) and all(
@@ -181,9 +182,10 @@ class Observer:
         )
 
     def _experiment(self, row: Experiment, tag: str, ours: list[Experiment]) -> Experiment:
-        n = row.number
-        if n < len(ours) and ours[n].commit.startswith(row.commit):
-            return ours[n]  # our own record has everything (diff stats, runtime, reason...)
+        if _covered(row, ours):
+            return ours[
+                row.number
+            ]  # our own record has everything (diff stats, runtime, reason...)
         full, parent = self._resolved.get(row.commit, (row.commit, ""))
         return msgspec.structs.replace(row, commit=full, parent=parent, tag=tag)
 
@@ -232,6 +234,11 @@ def _best(exps: list[Experiment], direction: str) -> Experiment | None:
     if direction == "higher":
         return max(keeps, key=lambda e: e.metric or 0.0)
     return keeps[-1]  # direction unknown: in the seed's loop every keep beats the one before
+
+
+def _covered(row: Experiment, ours: list[Experiment]) -> bool:
+    n = row.number
+    return n < len(ours) and ours[n].commit.startswith(row.commit)
 
 
 def resolve_commits(root: Path, commits: list[str]) -> Resolved:

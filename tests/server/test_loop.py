@@ -208,3 +208,19 @@ def test_the_seed_command_with_shell_extraction(repo: Path) -> None:
 
 def test_sys_executable_is_used(repo: Path) -> None:
     assert Path(sys.executable).exists()
+
+
+def test_a_huge_file_made_in_scope_is_not_committed(tmp_path: Path) -> None:
+    files = {"train.py": TRAIN, "evaluate.py": EVAL, "data/README": "inputs\n"}
+    repo = make_repo(tmp_path / "repo", files)
+
+    def huge(root: Path) -> str:
+        with open(root / "data" / "cache.bin", "wb") as f:
+            f.truncate(60 * 1024 * 1024)  # sparse: cheap to make, too big to commit
+        return set_lr("0.35")(root)
+
+    loop, _ = run_loop(repo, ScriptedProposer([huge]), 1, scope__files=["train.py", "data/"])
+    record = loop.ledger.experiments(loop.tag)[1]
+    assert any("cache.bin is 60 MB" in e for e in record.events)
+    assert "data/cache.bin" not in git(repo, "show", "--name-only", "--format=", record.commit)
+    assert not (repo / "data" / "cache.bin").exists()

@@ -110,6 +110,11 @@ class SweepProposer:
                     f" lines in scope ({', '.join(files)}). Fix the names or the scope."
                 )
             constants = {k: c for k, c in constants.items() if k in declared}
+        if not files:
+            raise SweepError(
+                f"scope.files ({', '.join(config.scope.files)}) matches no file committed in the"
+                " repository. Fix the globs, or commit the files first."
+            )
         if not constants:
             raise SweepError(
                 "The sweep agent found no numeric constants (UPPER_CASE = number) in the files"
