@@ -22,7 +22,7 @@ let deactivating: (() => Promise<void>) | undefined;
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
   const log = vscode.window.createOutputChannel("Autoresearch", { log: true });
   const dump = new StateDump();
-  const daemon = new Daemon(log, (interactive) => usablePython(pickFolder(), log, interactive), pickFolder);
+  const daemon = new Daemon(log, (interactive) => usablePython(pickFolder(), log, interactive, context.extensionPath), pickFolder);
   const session = new Session(daemon, log);
   const model = new ResultsModel((tag, offset, limit, newestFirst) =>
     daemon.request(Method.experiments, { root: session.requireRoot(), tag, offset, limit, newest_first: newestFirst }),

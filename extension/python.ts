@@ -5,7 +5,7 @@ import { spawn } from "node:child_process";
 import { homedir } from "node:os";
 import { isAbsolute, join } from "node:path";
 import * as vscode from "vscode";
-import { checkImport, folderVenvPython, installPlan } from "./pythonCheck";
+import { checkImport, findBundledWheel, folderVenvPython, installPlan } from "./pythonCheck";
 
 export interface PythonChoice {
   path: string;
@@ -97,6 +97,7 @@ export async function usablePython(
   folder: vscode.WorkspaceFolder | undefined,
   log: vscode.LogOutputChannel,
   interactive: boolean,
+  extensionPath: string,
 ): Promise<string | undefined> {
   const choice = await findPython(folder);
   const cwd = folder?.uri.fsPath;
@@ -118,13 +119,15 @@ export async function usablePython(
     await followUp(answer, settings, pick);
     return undefined;
   }
-  const plan = installPlan((vscode.workspace.workspaceFolders ?? []).map((f) => f.uri.fsPath));
-  const install = `Install (${plan.label})`;
+  const folders = (vscode.workspace.workspaceFolders ?? []).map((f) => f.uri.fsPath);
+  const plan = installPlan(folders, findBundledWheel(extensionPath));
+  const install = plan ? `Install (${plan.label})` : undefined;
   const answer = await vscode.window.showWarningMessage(
-    `Autoresearch: the daemon package "autoresearch" is not installed for ${choice.path} (${choice.source}).`,
+    `Autoresearch: the daemon package "autoresearch" is not installed for ${choice.path} (${choice.source}).` +
+      (plan ? "" : " Install it with pip from a checkout of this project (pip install <checkout>)."),
     ...[install, pick, settings].filter((x): x is string => !!x),
   );
-  if (answer !== install) {
+  if (!plan || answer !== install) {
     await followUp(answer, settings, pick);
     return undefined;
   }

@@ -1,7 +1,7 @@
 // Checks on a Python interpreter, without VS Code: does it run, can it import the daemon package,
 // and which pip command would install it. python.ts asks the user; tests call these directly.
 import { execFile } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 
 export type ImportCheck =
@@ -49,14 +49,26 @@ export interface InstallPlan {
 }
 
 /** `pip install -e <folder>` for a workspace holding this project, else `pip install autoresearch`. */
-export function installPlan(folders: readonly string[]): InstallPlan {
+export function installPlan(folders: readonly string[], bundledWheel?: string): InstallPlan | undefined {
   for (const folder of folders) {
     const path = join(folder, "pyproject.toml");
     if (existsSync(path) && isAutoresearchProject(readFileSync(path, "utf-8"))) {
       return { args: ["-m", "pip", "install", "-e", folder], label: `pip install -e ${folder}` };
     }
   }
-  return { args: ["-m", "pip", "install", "autoresearch"], label: "pip install autoresearch" };
+  // The daemon ships inside the .vsix as a wheel: never a same-named package from an index.
+  if (bundledWheel && existsSync(bundledWheel)) {
+    return { args: ["-m", "pip", "install", bundledWheel], label: "pip install the bundled daemon" };
+  }
+  return undefined;
+}
+
+/** The daemon wheel that `npm run package` puts in dist/python/, if this build has one. */
+export function findBundledWheel(extensionPath: string): string | undefined {
+  const dir = join(extensionPath, "dist", "python");
+  if (!existsSync(dir)) return undefined;
+  const wheel = readdirSync(dir).find((f) => f.startsWith("autoresearch-") && f.endsWith(".whl"));
+  return wheel ? join(dir, wheel) : undefined;
 }
 
 /** The interpreter of a virtual environment in the folder, if there is one. */

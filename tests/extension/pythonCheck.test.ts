@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { checkImport, folderVenvPython, installPlan, isAutoresearchProject } from "../../extension/pythonCheck";
+import { checkImport, findBundledWheel, folderVenvPython, installPlan, isAutoresearchProject } from "../../extension/pythonCheck";
 import { python, pythonEnv, repoRoot } from "./helpers";
 
 test("this repository's pyproject is recognised; others are not", () => {
@@ -12,11 +12,18 @@ test("this repository's pyproject is recognised; others are not", () => {
   assert.ok(!isAutoresearchProject('[tool.x]\nname = "autoresearch"\n[project]\nname = "other"\n'));
 });
 
-test("install plan: editable install of a workspace holding the project, else from PyPI", () => {
-  assert.deepEqual(installPlan([repoRoot()]).args, ["-m", "pip", "install", "-e", repoRoot()]);
+test("install plan: editable install of a workspace holding the project, else the bundled wheel", () => {
+  assert.deepEqual(installPlan([repoRoot()])?.args, ["-m", "pip", "install", "-e", repoRoot()]);
   const other = mkdtempSync(join(tmpdir(), "ar-other-"));
   writeFileSync(join(other, "pyproject.toml"), '[project]\nname = "other"\n');
-  assert.deepEqual(installPlan([other]), { args: ["-m", "pip", "install", "autoresearch"], label: "pip install autoresearch" });
+  assert.equal(installPlan([other]), undefined, "never a same-named package from PyPI");
+  const extension = mkdtempSync(join(tmpdir(), "ar-ext-"));
+  assert.equal(findBundledWheel(extension), undefined);
+  mkdirSync(join(extension, "dist", "python"), { recursive: true });
+  const wheel = join(extension, "dist", "python", "autoresearch-0.1.0-py3-none-any.whl");
+  writeFileSync(wheel, "");
+  assert.equal(findBundledWheel(extension), wheel);
+  assert.deepEqual(installPlan([other], wheel)?.args, ["-m", "pip", "install", wheel]);
 });
 
 test("a workspace .venv is found", () => {
