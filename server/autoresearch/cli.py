@@ -160,14 +160,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def run_loop(root: Path, limit: int | None, tag: str | None) -> int:
-    from .agents import make_proposer
+    from .agents import prepare_proposer
     from .lock import LockError, RepoLock
-    from .repo import Repo, RepoError
+    from .repo import RepoError
 
     try:
         config = cfg.load(root)
-        tracked = Repo(root).ls_files()
-        proposer = make_proposer(config, root, tracked)
+        proposer = prepare_proposer(config, root)
     except (cfg.ConfigError, RepoError, ValueError, RuntimeError) as exc:
         raise UserError(str(exc)) from None
     lock = RepoLock(root)

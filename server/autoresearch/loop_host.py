@@ -18,7 +18,7 @@ from typing import Protocol
 import msgspec
 
 from . import config as cfg
-from .agents import make_proposer
+from .agents import prepare_proposer
 from .agents.base import Proposer
 from .agents.manual import ManualProposer
 from .gpu import gpu_memory_of
@@ -35,7 +35,6 @@ from .protocol import (
     Method,
 )
 from .records import Records
-from .repo import Repo
 from .runner import LocalRunner
 from .tailer import LogTailer
 
@@ -94,12 +93,7 @@ class LoopHost:
                 cfg.save(self.root, config)
             else:
                 config = cfg.load(self.root)
-            repo = Repo(self.root)
-            try:
-                tracked = repo.ls_files()
-            finally:
-                repo.close()
-            proposer = make_proposer(config, self.root, tracked)
+            proposer = prepare_proposer(config, self.root)
         except BaseException:
             lock.release()
             raise

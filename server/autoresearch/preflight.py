@@ -19,11 +19,15 @@ class PreflightError(RuntimeError):
     """The session cannot start; the message names the problem and the fix."""
 
 
-def check_repo(repo: Repo) -> None:
+def check_has_commits(repo: Repo) -> None:
     if not repo.has_commits():
         raise PreflightError(
             "The repository has no commits. Commit your files first (git add -A && git commit)."
         )
+
+
+def check_repo(repo: Repo) -> None:
+    check_has_commits(repo)
     if repo.branch() is None:
         raise PreflightError(
             "HEAD is detached. Check out a branch first"

@@ -26,4 +26,21 @@ def make_proposer(config: Config, root: Path, tracked: list[str]) -> Proposer:
     return SweepProposer(config, root, tracked)
 
 
-__all__ = ["EditContext", "EditOutcome", "Proposer", "make_proposer"]
+def prepare_proposer(config: Config, root: Path) -> Proposer:
+    """The proposer for a loop about to start, after the checks that do not depend on the
+    working tree's state, so a repository without commits or a glob matching nothing is
+    reported as such rather than as an agent problem."""
+    from .. import preflight
+    from ..repo import Repo
+
+    repo = Repo(root)
+    try:
+        preflight.check_has_commits(repo)
+        tracked = repo.ls_files()
+    finally:
+        repo.close()
+    preflight.check_config(root, config, tracked)
+    return make_proposer(config, root, tracked)
+
+
+__all__ = ["EditContext", "EditOutcome", "Proposer", "make_proposer", "prepare_proposer"]
