@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import conftest
 import tomli_w
 from lsprotocol import types
 from pygls.protocol import JsonRPCNotification, JsonRPCResponseMessage, default_converter
@@ -109,23 +109,11 @@ print(f"val_loss: {abs(X - 0.7):.6f}")
 """
 
 
-def git(root: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-C", str(root), *args], capture_output=True, text=True, check=True
-    )
-    return done.stdout.strip()
+git = conftest.git  # the tests import their repository helpers from here
 
 
 def make_repo(root: Path, files: dict[str, str] | None = None) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    git(root, "init", "-q", "-b", "main")
-    git(root, "config", "user.name", "Test")
-    git(root, "config", "user.email", "test@localhost")
-    for rel, text in (files or {"train.py": TRAIN}).items():
-        (root / rel).write_text(text)
-    git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", "initial")
-    return root
+    return conftest.make_repo(root, files or {"train.py": TRAIN})
 
 
 def config(**run: Any) -> dict[str, Any]:
