@@ -66,9 +66,9 @@ function build(): void {
     ],
     series: [
       { label: "#" },
-      markers("keep", css("--vscode-charts-green", "#89d185"), 7),
-      markers("discard", css("--vscode-disabledForeground", "#888"), 5),
-      markers("crash", css("--vscode-charts-red", "#f14c4c"), 8),
+      markers("keep", css("--vscode-charts-green", "#89d185"), 9),
+      markers("discard", css("--vscode-descriptionForeground", "#888"), 7),
+      markers("crash", css("--vscode-charts-red", "#f14c4c"), 9),
       {
         label: "best",
         stroke: css("--vscode-charts-blue", "#3794ff"),
