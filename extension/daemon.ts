@@ -136,13 +136,18 @@ export class Daemon implements DaemonApi, vscode.Disposable {
       await client.start();
     } catch (error) {
       this.log.error(`Daemon failed to start: ${String(error)}`);
+      const handled = this.status === "crashed"; // onClosed already scheduled the restart
       if (this.client === client) this.client = undefined;
       void client.dispose().catch(() => undefined);
       this.setStatus("crashed");
-      this.scheduleRestart();
+      if (!handled) this.scheduleRestart();
       return;
     }
-    if (this.client !== client || client.state !== State.Running) return;
+    if (this.client !== client) {
+      await client.stop(3000).catch(() => undefined); // superseded while starting
+      return;
+    }
+    if (client.state !== State.Running) return;
     this.setStatus("ready");
     clearTimeout(this.stableTimer);
     this.stableTimer = setTimeout(() => (this.failures = 0), STABLE_MS);
@@ -192,6 +197,9 @@ export class Daemon implements DaemonApi, vscode.Disposable {
   /** The Restart Daemon command, a settings change or an interpreter change. */
   async restart(): Promise<void> {
     this.failures = 0;
+    // A start in progress must finish first: stopping a client that is still starting throws,
+    // and the daemon it spawns would be left running beside the new one.
+    await this.starting?.catch(() => undefined);
     await this.stop();
     await this.start(true);
   }

@@ -15,7 +15,8 @@ import { LOG_SCHEME, RunLog } from "./runLog";
 import { pickFolder, Session } from "./session";
 import { ResultsModel } from "./treeModel";
 
-const RESTART_SETTINGS = ["autoresearch.python", "autoresearch.daemon"];
+// Settings the daemon is started with; others (restartOnCrash, statusBar, ...) need no restart.
+const RESTART_SETTINGS = ["autoresearch.python", "autoresearch.daemon.args", "autoresearch.daemon.env"];
 
 let deactivating: (() => Promise<void>) | undefined;
 
@@ -104,6 +105,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     }),
     daemon.onDidNotify((method) => dump.update({ lastNotification: { method, at: new Date().toISOString() } })),
     daemon.onDidChangeStatus((status) => {
+      if (status === "crashed" || status === "failed") statusBar.setGpu(undefined); // stale figures
       if (status === "crashed") {
         void locks.release("the daemon exited");
         view.message = "The Autoresearch daemon exited; restarting…";
@@ -121,7 +123,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     }),
     vscode.workspace.onDidChangeConfiguration((event) => {
       if (RESTART_SETTINGS.some((key) => event.affectsConfiguration(key))) scheduleRestart();
-      if (event.affectsConfiguration("autoresearch.statusBar")) statusBar.setGpu(undefined);
+      if (event.affectsConfiguration("autoresearch.statusBar")) statusBar.refresh();
     }),
     vscode.workspace.onDidChangeWorkspaceFolders(() => {
       model.reset();
@@ -167,10 +169,24 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   let restartTimer: ReturnType<typeof setTimeout> | undefined;
   function scheduleRestart(): void {
     clearTimeout(restartTimer);
-    restartTimer = setTimeout(() => {
-      model.reset();
-      void daemon.restart();
-    }, 500);
+    restartTimer = setTimeout(() => void restartUnlessLooping(), 500);
+  }
+
+  /** A restart abandons a running experiment: never do that without asking. */
+  async function restartUnlessLooping(): Promise<void> {
+    const state = session.state;
+    if (state?.mode === "loop" && ACTIVE_PHASES.includes(state.phase)) {
+      const now = "Restart Now (stops the loop)";
+      const answer = await vscode.window.showWarningMessage(
+        "Autoresearch: the daemon settings changed. Restart the daemon now? The running loop stops; " +
+          "otherwise the new settings apply at the next restart (Autoresearch: Restart Daemon).",
+        now,
+        "Later",
+      );
+      if (answer !== now) return;
+    }
+    model.reset();
+    await daemon.restart();
   }
 
   deactivating = async () => {

@@ -36,6 +36,11 @@ export class StatusBar implements vscode.Disposable {
     return this.loopItem.text;
   }
 
+  /** Re-render (after a settings change) without forgetting the last reading. */
+  refresh(): void {
+    this.setGpu(this.gpu);
+  }
+
   setGpu(status: GpuStatus | undefined): void {
     this.gpu = status;
     const shown = vscode.workspace.getConfiguration("autoresearch").get<boolean>("statusBar.gpu", true);

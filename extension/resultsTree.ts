@@ -4,7 +4,7 @@
 import * as path from "node:path";
 import * as vscode from "vscode";
 import { runningRow, type Row } from "./format";
-import { Method, type DaemonApi, type FileChange } from "./protocol";
+import { Method, type ChangesResult, type DaemonApi, type FileChange } from "./protocol";
 import type { Session } from "./session";
 import type { Node, ResultsModel } from "./treeModel";
 
@@ -17,6 +17,8 @@ export class ResultsTree implements vscode.TreeDataProvider<Node>, vscode.Dispos
   private readonly refreshed = new vscode.EventEmitter<void>();
   /** Fires after a refresh was handed to the view (for the e2e dump). */
   readonly onDidRefresh = this.refreshed.event;
+
+  private readonly changesCache = new Map<string, ChangesResult>();
 
   constructor(
     private readonly model: ResultsModel,
@@ -107,12 +109,18 @@ export class ResultsTree implements vscode.TreeDataProvider<Node>, vscode.Dispos
   private async files(tag: string, number: number): Promise<Node[]> {
     const experiment = this.model.experiment(tag, number);
     const root = this.session.requireRoot();
-    const changes = await this.daemon.request(Method.changes, {
-      root,
-      number,
-      tag: tag || null,
-      commit: experiment?.commit || null,
-    });
+    // A commit's files never change: ask the daemon once per commit, not at every refresh.
+    const key = experiment?.commit ? `${root}\0${experiment.commit}` : undefined;
+    let changes = key ? this.changesCache.get(key) : undefined;
+    if (!changes) {
+      changes = await this.daemon.request(Method.changes, {
+        root,
+        number,
+        tag: tag || null,
+        commit: experiment?.commit || null,
+      });
+      if (key) this.changesCache.set(key, changes);
+    }
     if (changes.files.length === 0) {
       return [{ kind: "message", id: `nofiles:${tag}:${number}`, text: "No changed files" }];
     }

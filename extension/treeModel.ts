@@ -106,6 +106,7 @@ export class ResultsModel {
   setState(state: LoopState): void {
     const before = this.order.join("\n");
     const runningBefore = this.runningNumber();
+    const shownBefore = this.state ? `${this.state.phase}|${this.state.message}|${this.state.elapsed_s}` : "";
     this.state = state;
     const summaries: SessionSummary[] = [...(state.sessions ?? [])];
     const mode = state.mode ?? "none";
@@ -138,7 +139,12 @@ export class ResultsModel {
       if (state.best_number !== undefined && state.best_number !== null) {
         current.bestNumber = state.best_number;
       }
-      if (runningBefore !== this.runningNumber()) changed.add(state.tag ?? "");
+      // The running row shows the phase and the elapsed time: refresh it when they move.
+      const shown = `${state.phase}|${state.message}|${state.elapsed_s}`;
+      const running = this.runningNumber();
+      if (runningBefore !== running || (running !== undefined && shown !== shownBefore)) {
+        changed.add(state.tag ?? "");
+      }
     }
     // The current session first, then the others as the daemon lists them (newest first).
     const tags = summaries.map((s) => s.tag);
@@ -334,7 +340,7 @@ export class ResultsModel {
 
   groupRow(tag: string, start: number, end: number): Row {
     return {
-      id: `group:${tag}:${start}:${end}`,
+      id: `group:${tag}:${start}`, // stable while the head grows, so an open group stays open
       label: `#${start}–#${end - 1}`,
       description: `${end - start} experiments`,
       tooltip: `Older experiments, positions ${start} to ${end - 1} of the ledger`,
