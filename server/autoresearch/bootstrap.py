@@ -24,7 +24,9 @@ from .runner import kill_marked, processes_with_env, signal_all
 # The environment variable agents/command.py gives every agent process: the repository's path.
 AGENT_ROOT_ENV = "AUTORESEARCH_ROOT"
 
-IGNORED = ("results.tsv", "run.log", ".autoresearch/")
+IGNORED_FILES = ("results.tsv", "run.log")
+IGNORED = (*IGNORED_FILES, ".autoresearch/")
+STATE_DIR_NAME = ".autoresearch"
 
 
 class Session(msgspec.Struct):
@@ -60,20 +62,26 @@ def create(repo: Repo, config: Config, ledger: Ledger, journal: Journal, tag: st
             f"Branch {branch} already exists. Check it out to resume that session"
             f" (git switch {branch}), or start a new one with another tag (--tag {tag}b)."
         )
+    origin = repo.branch() or ""
+    before = {rel: _read(repo.root / rel) for rel in (".gitignore", notes.NOTES_FILE)}
     repo.create_branch(branch)
     _ignore_loop_files(repo.root)
-    _archive_old_results(ledger, tag)
+    archived = _archive_old_results(ledger, tag)
     (repo.root / notes.NOTES_FILE).write_text(notes.render(config, tag, []), encoding="utf-8")
     paths = [".gitignore", notes.NOTES_FILE]
     if (repo.root / CONFIG_FILE).exists():
         paths.append(CONFIG_FILE)
     try:
-        repo.commit(f"autoresearch: set up session {tag}", paths)
+        # A tracked results.tsv or run.log would be rewound by every revert: untrack them.
+        repo.git.rm("-q", "--cached", "--ignore-unmatch", "--", *IGNORED_FILES)
+        repo.git.add("-A", "--", *paths)
+        repo.git.commit("-q", "-m", f"autoresearch: set up session {tag}")
     except Exception as exc:
-        repo.git.reset("-q")
+        _undo_setup(repo, origin, branch, before, archived, ledger)
         raise preflight.PreflightError(
             f"git commit of the session setup failed: {_git_message(exc)}."
-            " Fix the repository's commit hooks or configuration, then start again."
+            " Nothing was changed. Fix the repository's commit hooks or configuration, then"
+            " start again."
         ) from None
     ledger.start_session()
     journal.write(Entry(tag=tag, branch=branch))
@@ -85,6 +93,17 @@ def resume(repo: Repo, config: Config, ledger: Ledger, journal: Journal, tag: st
     recovered = recover(repo, ledger, journal, tag)
     preflight.check_repo(repo)
     preflight.check_config(repo.root, config, repo.ls_files())
+    if _foreign_results(ledger, tag):
+        # results.tsv is untracked: after switching back to this branch it can be another
+        # session's table. Set it aside; reconcile rebuilds this session's from the jsonl.
+        _archive_old_results(ledger, tag)
+        recovered.append(f"results.tsv belonged to another session: moved to {STATE_DIR_NAME}/")
+    if any(c.path == CONFIG_FILE for c in repo.status()):
+        # A config edited since (or saved by the wizard) is committed, or the next revert
+        # would silently put the old one back.
+        repo.git.add("--", CONFIG_FILE)
+        repo.git.commit("-q", "-m", "autoresearch: config changed", "--", CONFIG_FILE)
+        recovered.append(f"committed the changed {CONFIG_FILE}")
     history = ledger.reconcile(tag)
     keeps = [e for e in history if e.status == "keep"]
     if keeps and repo.resolve(keeps[-1].commit) is None:
@@ -152,12 +171,65 @@ def _ignore_loop_files(root: Path) -> None:
         path.write_text(text + prefix + "\n".join(missing) + "\n", encoding="utf-8")
 
 
-def _archive_old_results(ledger: Ledger, tag: str) -> None:
+def _archive_old_results(ledger: Ledger, tag: str) -> Path | None:
     """A results.tsv from an earlier session is moved aside, never overwritten."""
     if ledger.results.exists() and ledger.results.stat().st_size > len(results_tsv.HEADER):
         ledger.state_dir.mkdir(exist_ok=True)
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        shutil.move(ledger.results, ledger.state_dir / f"results-before-{tag}-{stamp}.tsv")
+        target = ledger.state_dir / f"results-before-{tag}-{stamp}.tsv"
+        shutil.move(ledger.results, target)
+        return target
+    return None
+
+
+def _foreign_results(ledger: Ledger, tag: str) -> bool:
+    """results.tsv's first row is not this session's baseline (it is another session's)."""
+    if not ledger.results.exists():
+        return False
+    rows = results_tsv.read(ledger.results, ledger.metric_name, strict=False)
+    ours = ledger.experiments(tag)
+    if not rows:
+        return False
+    if ours:
+        return not ours[0].commit.startswith(rows[0].commit)
+    return any(
+        exps and exps[0].commit.startswith(rows[0].commit)
+        for other, exps in ledger.sessions.items()
+        if other != tag
+    )
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+def _undo_setup(
+    repo: Repo,
+    origin: str,
+    branch: str,
+    before: dict[str, bytes | None],
+    archived: Path | None,
+    ledger: Ledger,
+) -> None:
+    """A setup that could not commit leaves the repository as it found it."""
+    try:
+        repo.git.reset("-q")
+        for rel, data in before.items():
+            path = repo.root / rel
+            if data is None:
+                path.unlink(missing_ok=True)
+            else:
+                path.write_bytes(data)
+        if origin:
+            repo.git.checkout("-q", origin)
+            repo.git.branch("-q", "-D", branch)
+        if archived is not None and not ledger.results.exists():
+            shutil.move(archived, ledger.results)
+    except Exception:  # the original error matters more; leave what could not be undone
+        pass
 
 
 def _git_message(exc: Exception) -> str:

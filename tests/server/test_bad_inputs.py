@@ -95,9 +95,12 @@ def test_a_failing_pre_commit_hook_stops_setup_cleanly(repo: Path) -> None:
     hook = repo / ".git" / "hooks" / "pre-commit"
     hook.write_text("#!/bin/sh\necho 'lint says no' >&2\nexit 1\n")
     hook.chmod(0o755)
-    with pytest.raises(PreflightError, match="lint says no.*commit hooks"):
+    head = git(repo, "rev-parse", "HEAD")
+    with pytest.raises(PreflightError, match="lint says no.*Nothing was changed"):
         start(repo)
-    assert git(repo, "log", "--oneline").count("\n") == 0
+    assert_untouched(repo, head)
+    assert git(repo, "branch", "--show-current") == "main"
+    assert git(repo, "status", "--porcelain") == ""
 
 
 def test_a_hand_broken_results_row_is_refused_on_resume(repo: Path) -> None:

@@ -224,3 +224,39 @@ def test_a_huge_file_made_in_scope_is_not_committed(tmp_path: Path) -> None:
     assert any("cache.bin is 60 MB" in e for e in record.events)
     assert "data/cache.bin" not in git(repo, "show", "--name-only", "--format=", record.commit)
     assert not (repo / "data" / "cache.bin").exists()
+
+
+def test_a_tracked_results_file_is_untracked_at_setup_so_reverts_keep_rows(tmp_path: Path) -> None:
+    old_row = "abc1234\t1.000000\t0.0\tkeep\tan earlier run, committed by hand\n"
+    files = {"train.py": TRAIN, "evaluate.py": EVAL, "results.tsv": results_tsv.HEADER + old_row}
+    repo = make_repo(tmp_path / "repo", files)
+    run_loop(repo, ScriptedProposer([set_lr("0.9"), set_lr("0.8")]), 2)
+    rows = results_tsv.read(repo / "results.tsv")
+    assert [r.status for r in rows] == ["keep", "discard", "discard"]
+    assert "results.tsv" not in git(repo, "ls-files")
+
+
+def test_a_config_edited_between_runs_is_committed_on_resume(repo: Path) -> None:
+    from autoresearch import config as cfg
+
+    run_loop(repo, ScriptedProposer([set_lr("0.35")]), 1)
+    config = make_config(run__timeout=61)
+    cfg.save(repo, config)
+    loop2 = Loop(repo, config, ScriptedProposer([set_lr("0.9")]), limit=1)
+    loop2.run()  # the discard reverts to the last keep: the edited config must survive it
+    assert "timeout = 61" in (repo / "autoresearch.toml").read_text()
+    assert git(repo, "status", "--porcelain") == ""
+
+
+def test_resuming_an_older_session_sets_aside_the_other_sessions_table(repo: Path) -> None:
+    first, _ = run_loop(repo, ScriptedProposer([set_lr("0.35")]), 1, **{})
+    git(repo, "switch", "-q", "main")
+    second = Loop(repo, make_config(), ScriptedProposer([set_lr("0.4")]), tag="second", limit=1)
+    second.run()
+    git(repo, "switch", "-q", first.branch)
+    again, _ = run_loop(repo, ScriptedProposer([set_lr("0.31")]), 1)
+    assert again.tag == first.tag
+    rows = results_tsv.read(repo / "results.tsv")
+    records = again.ledger.experiments(first.tag)
+    assert [r.commit[:7] for r in records] == [r.commit for r in rows]
+    assert len(rows) == 3 and rows[0].commit == first.history[0].commit[:7]
