@@ -129,7 +129,7 @@ class Bench:
             return attempt
         attempt.verdict = self._verdict(n, attempt, best, diff.additions - diff.deletions, marker)
         if attempt.verdict.status == "keep" and self.config.run.guard:
-            ok, attempt.guard_output = self.guard(n)
+            ok, attempt.guard_output = self.guard(n, marker)
             attempt.guard = "passed" if ok else "failed"
         return attempt
 
@@ -151,12 +151,17 @@ class Bench:
         self.set_state(phase="measuring", current=n, elapsed_s=None, timeout_s=None)
         return result
 
-    def guard(self, n: int) -> tuple[bool, str]:
+    def guard(self, n: int, marker: str = "") -> tuple[bool, str]:
+        """`marker` is the journaled one: a restarted daemon kills a guard left running."""
         self.set_state(phase="guarding", current=n, message=f"guard: {self.config.run.guard}")
         path = log_path(self.root, self.tag, n, ".guard")
         run = self.config.run
         spec = RunSpec(
-            command=run.guard or "", cwd=self.root, log_path=path, timeout=run.guard_timeout
+            command=run.guard or "",
+            cwd=self.root,
+            log_path=path,
+            timeout=run.guard_timeout,
+            marker=marker,
         )
         result = self.runner.run(spec, self.cancel)
         return result.ok, log_tail(path)

@@ -7,6 +7,7 @@ session's branch with records and git consistent, whatever a killed daemon left 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import shutil
 from pathlib import Path
 
@@ -123,13 +124,18 @@ def recover(repo: Repo, ledger: Ledger, journal: Journal, tag: str) -> list[str]
     if entry.step == "editing" and _kill_agent_leftovers(repo.root):
         done.append(f"killed the edit step's processes left by experiment #{entry.number}")
     repo.abort_in_progress()
-    if entry.step == "editing":
+    if entry.step == "editing" and entry.keep_edit:
+        done.append(f"your unfinished edit of experiment #{entry.number} is left in the tree")
+    elif entry.step == "editing":
         repo.reset_hard(entry.parent)
         done.append(f"discarded the unfinished edit of experiment #{entry.number}")
     elif entry.step == "committed" and entry.number > 0:
         exp = entry.record or Experiment(number=entry.number, commit=entry.commit, status="crash")
+        subject = repo.subject(entry.commit) if not exp.description else ""
         exp = msgspec.structs.replace(
             exp,
+            description=exp.description or re.sub(r"^autoresearch #\d+: ", "", subject),
+            parent=exp.parent or entry.parent,
             status="crash",
             metric=None,
             crash_kind="interrupted",

@@ -17,6 +17,7 @@ import msgspec
 from . import config as cfg
 from .detect import detect
 from .loop import Event, Loop, Progress
+from .measure import default_pattern
 from .protocol import LoopState
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -105,7 +106,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         print(f"inferred {note}")
     if args.metric:
         config.metric.name = args.metric
-        config.metric.pattern = rf"^\s*{args.metric}\s*[:=]\s*([-+0-9.eEnaifNAIF]+)"
+        config.metric.pattern = default_pattern(args.metric)
     if args.run_command:
         config.run.command = args.run_command
     if args.scope:
@@ -254,6 +255,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.loop < 1:
         raise UserError("--loop must be at least 1.")
     root = (args.dir or Path(tempfile.mkdtemp(prefix="autoresearch-demo-"))).resolve()
+    if root.exists() and not root.is_dir():
+        raise UserError(f"{root} is a file. Pick a new --dir (or omit it for a temp dir).")
     if root.exists() and any(root.iterdir()):
         raise UserError(f"{root} is not empty. Pick a new --dir (or omit it for a temp dir).")
     shutil.copytree(EXAMPLE, root, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))

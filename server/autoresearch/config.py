@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 from pathlib import Path
@@ -167,9 +168,9 @@ def validate(config: Config, source: str = CONFIG_FILE) -> None:
         check_pattern(r.memory_pattern, "run.memory_pattern", source)
     for name in ("timeout", "guard_timeout", "max_log_mb"):
         value = getattr(r, name)
-        if not value > 0:
+        if not (value > 0 and math.isfinite(value)):
             raise ConfigError(
-                f"{source}: run.{name} is {value:g}; it must be a positive number"
+                f"{source}: run.{name} is {value:g}; it must be a positive, finite number"
                 f"{' of seconds' if 'timeout' in name else ''}."
             )
     if not config.agent.timeout > 0:
@@ -205,6 +206,7 @@ def validate(config: Config, source: str = CONFIG_FILE) -> None:
 def check_pattern(pattern: str, key: str, source: str = CONFIG_FILE) -> re.Pattern[str]:
     try:
         compiled = re.compile(pattern, re.MULTILINE)
+        re.compile(pattern.encode(), re.MULTILINE)  # run.log is searched as bytes
     except re.error as exc:
         raise ConfigError(f"{source}: {key} does not compile: {exc}. Fix the regex.") from exc
     if compiled.groups != 1:

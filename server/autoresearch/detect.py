@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 from . import config as cfg
+from .measure import default_pattern
 from .protocol import DetectResult
 from .repo import BRANCH_PREFIX, Repo, RepoError
 
@@ -81,7 +82,7 @@ def detect(root: Path) -> DetectResult:
         metric=cfg.Metric(
             name=name or "metric",
             direction="lower",
-            pattern=rf"^\s*{re.escape(name or 'metric')}\s*[:=]\s*([-+0-9.eEnaifNAIF]+)",
+            pattern=default_pattern(name or "metric"),
         ),
         run=cfg.Run(
             command=command or "",

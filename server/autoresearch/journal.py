@@ -41,6 +41,8 @@ class Entry(msgspec.Struct):
     parent: str = ""
     commit: str = ""
     record: Experiment | None = None
+    # editing: the edit is a person's (manual mode) and survives a recovery.
+    keep_edit: bool = False
     # The running command's process marker (runner.MARKER), to kill what a killed daemon left.
     marker: str = ""
     # The pid of the daemon that owns the loop, for the stale-lock check.

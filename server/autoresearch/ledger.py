@@ -41,13 +41,14 @@ class Ledger:
         self._loaded = False
         self._rows = 0  # decided rows in results.tsv, counted by reconcile()
 
-    def load(self) -> None:
-        """Read experiments.jsonl once; a half-written last line is cut off."""
+    def load(self, repair: bool = True) -> None:
+        """Read experiments.jsonl once; a half-written last line is cut off (`repair`), or
+        only skipped by readers such as `status` that must not write under a running loop."""
         self.sessions = {}
         if self.jsonl.exists():
             data = self.jsonl.read_bytes()
             end = data.rfind(b"\n") + 1
-            if end < len(data):
+            if end < len(data) and repair:
                 with open(self.jsonl, "r+b") as f:
                     f.truncate(end)
             with results_tsv.gc_paused():

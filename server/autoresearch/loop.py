@@ -299,7 +299,7 @@ class Loop:
         label = f" (attempt {attempt + 1})" if attempt else ""
         self._phase("editing", current=n, message=f"{self.proposer.name} is editing{label}")
         self._locks(locked=self.config.agent.kind != "manual")
-        self._journal("editing", n, parent, "")
+        self._journal("editing", n, parent, "", keep_edit=self.config.agent.kind == "manual")
         ctx = edit_step.context(self.root, self._agent_config, self.history, failure, attempt)
         try:
             edit = self.editor.call(
@@ -409,7 +409,13 @@ class Loop:
                 src.rename(log_path(self.root, self.tag, n, f".{label}{what}"))
 
     def _abandon_edit(self, parent: str) -> None:
-        self.repo.reset_hard(parent)
+        """Stopped during the edit step. A person's edit (manual mode) is theirs: it stays in
+        the working tree; an agent's half-made edit is undone."""
+        if self.config.agent.kind == "manual" and self.repo.head() == parent:
+            if self.repo.status():
+                self._say("stopped during your edit: it is left in the working tree, uncommitted")
+        else:
+            self.repo.reset_hard(parent)
         self.journal.write(Entry(tag=self.tag, branch=self.branch))
 
     def _refresh_notes(self) -> None:

@@ -70,7 +70,15 @@ def check_config(root: Path, config: Config, tracked: list[str]) -> None:
     present = set(tracked) | {
         str(p.relative_to(root)) for g in config.scope.files for p in root.glob(g) if p.is_file()
     }
+    committed = set(tracked)
     for glob in config.scope.files:
+        if not any(matches(path, [glob]) for path in committed) and any(
+            matches(path, [glob]) for path in present
+        ):
+            raise PreflightError(
+                f"scope.files entry {glob!r} matches only files git does not track. Commit them"
+                " first (git add, git commit): the loop compares every edit with the last commit."
+            )
         if not any(matches(path, [glob]) for path in present):
             raise PreflightError(
                 f"scope.files entry {glob!r} matches no file in {root}. Fix the glob or create"

@@ -40,7 +40,10 @@ def _current_tag(root: Path) -> tuple[str, str]:
 def read_experiments(root: Path, tag: str | None) -> tuple[str, list[Experiment]]:
     config = cfg.load(root) if (root / cfg.CONFIG_FILE).exists() else None
     ledger = Ledger(root, config.metric.name if config else None)
-    ledger.load()
+    ledger.load(repair=False)
+    if tag is not None and tag not in ledger.sessions:
+        known = ", ".join(ledger.sessions) or "none yet"
+        raise ValueError(f"No session {tag!r} in {root}. Sessions: {known}.")
     if tag is None:
         _, tag = _current_tag(root)
     if not tag:
@@ -57,7 +60,7 @@ def read_status(root: Path) -> Status:
     config = cfg.load(root)
     branch, tag = _current_tag(root)
     ledger = Ledger(root, config.metric.name)
-    ledger.load()
+    ledger.load(repair=False)
     sessions = summarize_sessions(ledger, config.metric.direction)
     running = RepoLock(root).held_elsewhere()
     lines = [

@@ -138,3 +138,14 @@ def test_a_metric_that_is_never_printed(tmp_path: Path) -> None:
     with pytest.raises(LoopStopped, match="score not found in run.log"):
         start(root)
     assert (root / "results.tsv").read_text().count("\n") == 1
+
+
+def test_an_uncommitted_scope_file_is_refused(repo: Path) -> None:
+    (repo / "model.py").write_text("WIDTH = 4\n")
+    with pytest.raises(PreflightError, match="'model.py' matches only files git does not track"):
+        start(repo, scope__files=["train.py", "model.py"])
+
+
+def test_an_infinite_log_limit_is_refused_before_anything_runs() -> None:
+    with pytest.raises(cfg.ConfigError, match="positive, finite"):
+        make_config(run__max_log_mb=float("inf"))

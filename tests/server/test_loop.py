@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -204,10 +203,6 @@ def test_the_seed_command_with_shell_extraction(repo: Path) -> None:
     config = {"metric__pattern": None, "metric__extract": 'grep "^score:" run.log'}
     run_loop(repo, ScriptedProposer([set_lr("0.35")]), 1, **config)
     assert results_tsv.read(repo / "results.tsv")[1].metric == pytest.approx(0.09)
-
-
-def test_sys_executable_is_used(repo: Path) -> None:
-    assert Path(sys.executable).exists()
 
 
 def test_a_huge_file_made_in_scope_is_not_committed(tmp_path: Path) -> None:

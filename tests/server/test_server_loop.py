@@ -226,10 +226,13 @@ async def test_manual_mode_runs_the_humans_edit_and_stops_while_waiting(tmp_path
         assert exp["description"] == "X to 0.75" and exp["status"] == "keep"
 
         await client.until(lambda: phases(client)[-1] == "editing")
+        half_done = TRAIN.replace("X = 1.0", "X = 0.5  # still thinking")
+        (root / "train.py").write_text(half_done)
         started = time.monotonic()
         await client.request(Method.STOP, {"root": str(root)})
         await client.until(lambda: ended(client), timeout=10)
         assert phases(client)[-1] == "stopped" and time.monotonic() - started < 10
+        assert (root / "train.py").read_text() == half_done  # a person's edit is never wiped
         late = await client.request(Method.RUN_EXPERIMENT, {"root": str(root)})
         assert not late["ok"] and "No loop is running" in late["message"]
 
