@@ -162,8 +162,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def run_loop(root: Path, limit: int | None, tag: str | None) -> int:
     from .agents import prepare_proposer
+    from .gpu import GpuMonitor, gpu_memory_of, open_source
     from .lock import LockError, RepoLock
     from .repo import RepoError
+    from .runner import LocalRunner
 
     try:
         config = cfg.load(root)
@@ -175,7 +177,10 @@ def run_loop(root: Path, limit: int | None, tag: str | None) -> int:
         lock.acquire("autoresearch run")
     except LockError as exc:
         raise UserError(str(exc)) from None
-    loop = Loop(root, config, proposer, emit=_printer(), tag=tag, limit=limit)
+    # GPU memory of the run's processes, as the daemon records it (nothing without a GPU).
+    monitor = GpuMonitor(open_source()).start()
+    runner = LocalRunner(gpu_sampler=lambda pids: gpu_memory_of(pids, monitor.latest()))
+    loop = Loop(root, config, proposer, runner=runner, emit=_printer(), tag=tag, limit=limit)
     interrupts = 0
 
     def on_sigint(signum: int, frame: object) -> None:
@@ -196,6 +201,7 @@ def run_loop(root: Path, limit: int | None, tag: str | None) -> int:
         return EXIT_FAILED
     finally:
         signal.signal(signal.SIGINT, previous)
+        monitor.stop()
         lock.release()
     return EXIT_INTERRUPTED if interrupts else EXIT_OK
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 import fcntl
 import os
 import sys
+import time
 from pathlib import Path
 
 LOCK_FILE = ".autoresearch/loop.lock"
+ACQUIRE_TRIES = 6
 
 
 class LockError(RuntimeError):
@@ -27,7 +29,15 @@ class RepoLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # A status probe (held_elsewhere) holds a shared lock for microseconds: retry briefly.
+            for attempt in range(ACQUIRE_TRIES):
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if attempt == ACQUIRE_TRIES - 1:
+                        raise
+                    time.sleep(0.05)
         except BlockingIOError:
             holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
             os.close(fd)

@@ -378,8 +378,9 @@ class Loop:
         self._phase("deciding", current=exp.number)
         self._journal("decided", exp.number, parent, exp.commit, record=exp)
         self.ledger.record(exp)
-        if exp.status != "keep":
-            self.repo.reset_hard(parent)
+        # A discard goes back to the parent; a keep (the baseline too) to its own commit, which
+        # undoes what the run itself wrote into tracked files: never the next edit's business.
+        self.repo.reset_hard(parent if exp.status != "keep" else exp.commit)
         self.journal.write(Entry(tag=self.tag, branch=self.branch))
         self.history.append(exp)
         self.proposer.observe(exp)

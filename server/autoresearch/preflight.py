@@ -12,6 +12,8 @@ from .config import Config
 from .repo import Repo, RepoError
 from .scope import LOOP_FILES, matches
 
+# Files the loop writes and commits itself: a kill between write and commit leaves them dirty.
+LOOP_WRITTEN = ("autoresearch.toml", "autoresearch.md")
 SHELL_WORDS = {"cd", "export", "source", ".", "env", "time", "exec", "nice", "timeout", "set"}
 
 
@@ -42,7 +44,7 @@ def check_repo(repo: Repo) -> None:
     dirty = [
         c.path
         for c in repo.status()
-        if not c.untracked and not matches(c.path, [*LOOP_FILES, "autoresearch.toml"])
+        if not c.untracked and not matches(c.path, [*LOOP_FILES, *LOOP_WRITTEN])
     ]
     if dirty:
         shown = ", ".join(dirty[:5]) + (f" and {len(dirty) - 5} more" if len(dirty) > 5 else "")

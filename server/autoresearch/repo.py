@@ -137,10 +137,6 @@ class Repo:
     def branch_exists(self, name: str) -> bool:
         return bool(self.git.branch("--list", name))
 
-    def branches(self, prefix: str = BRANCH_PREFIX) -> list[str]:
-        out = self.git.for_each_ref("--format=%(refname:short)", f"refs/heads/{prefix}")
-        return [line for line in out.splitlines() if line]
-
     def status(self) -> list[Change]:
         """Uncommitted changes, untracked files included (ignored ones not)."""
         out = self.git.status("--porcelain=v1", "-z", "--untracked-files=all")
@@ -173,9 +169,6 @@ class Repo:
 
     def create_branch(self, name: str) -> None:
         self.git.checkout("-b", name)
-
-    def checkout(self, name: str) -> None:
-        self.git.checkout(name)
 
     def commit(self, message: str, paths: list[str] | None = None) -> str:
         """Stage `paths` (all changes when None) and commit; hooks run, as for the user.
@@ -333,28 +326,8 @@ class Repo:
     def subject(self, sha: str) -> str:
         return self.git.log("-1", "--format=%s", sha)
 
-    def log(self, branch: str, limit: int | None = None) -> list[tuple[str, str]]:
-        """(sha, subject) pairs, oldest first."""
-        args = ["--reverse", "--format=%H%x00%s", branch]
-        if limit:
-            args.insert(0, f"-{limit}")
-        out = self.git.log(*args)
-        return [tuple(line.split("\x00", 1)) for line in out.splitlines() if line]  # type: ignore[misc]
-
-    def refs(self, prefix: str) -> dict[str, str]:
-        out = self.git.for_each_ref("--format=%(refname) %(objectname)", prefix)
-        pairs = (line.split(" ", 1) for line in out.splitlines() if line)
-        return {name: sha for name, sha in pairs}
-
     def ls_files(self) -> list[str]:
         return [p for p in self.git.ls_files("-z").split("\0") if p]
-
-    def is_ignored(self, path: str) -> bool:
-        try:
-            self.git.check_ignore("-q", path)
-            return True
-        except git.GitCommandError:
-            return False
 
     def close(self) -> None:
         self._repo.close()
@@ -438,7 +411,3 @@ def merge_diff(numstat: str, names: str) -> list[FileDiff]:
             )
         )
     return files
-
-
-def to_posix(path: str) -> str:
-    return path.replace(os.sep, "/")
