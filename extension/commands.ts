@@ -5,7 +5,7 @@ import * as vscode from "vscode";
 import type { ChartPanel } from "./chart";
 import type { Daemon } from "./daemon";
 import { openChanges, openFileDiff } from "./diffs";
-import { experimentRow } from "./format";
+import { experimentRow, waitsForUserEdit } from "./format";
 import type { StatusBar } from "./gpuStatus";
 import { Method, type Config, type DetectResult, type Direction, type LoopState } from "./protocol";
 import type { RunLog } from "./runLog";
@@ -172,6 +172,7 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
       const actions = [
         { label: "$(output) Open Run Log", command: "autoresearch.openRunLog", show: true },
         { label: "$(graph-line) Show Chart", command: "autoresearch.showChart", show: true },
+        { label: "$(beaker) Run Experiment", command: "autoresearch.runExperiment", show: waitsForUserEdit(session.state) },
         { label: "$(debug-pause) Pause", command: "autoresearch.pause", show: running && !paused },
         { label: "$(debug-continue) Resume", command: "autoresearch.resume", show: paused },
         { label: "$(debug-stop) Stop", command: "autoresearch.stop", show: running },

@@ -41,6 +41,9 @@ export class Daemon implements DaemonApi, vscode.Disposable {
   private stopping = false;
   private disposed = false;
   private failures = 0;
+  /** Bumped by restart(): a start still finding its interpreter (maybe asking the user) is then stale. */
+  private generation = 0;
+  private findingPython = false;
   private restartTimer: ReturnType<typeof setTimeout> | undefined;
   private stableTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly handlers = new Map<NotificationMethod, Set<(params: never) => void>>();
@@ -87,15 +90,29 @@ export class Daemon implements DaemonApi, vscode.Disposable {
   /** Start the daemon unless it runs or is starting. */
   start(interactive = true): Promise<void> {
     if (this.client && this.status === "ready") return Promise.resolve();
-    this.starting ??= this.doStart(interactive).finally(() => (this.starting = undefined));
+    if (!this.starting) {
+      const starting: Promise<void> = this.doStart(interactive).finally(() => {
+        if (this.starting === starting) this.starting = undefined;
+      });
+      this.starting = starting;
+    }
     return this.starting;
   }
 
   private async doStart(interactive: boolean): Promise<void> {
     if (this.disposed) return;
     this.setStatus("starting");
+    const generation = this.generation;
     const folder = this.folder();
-    const python = await this.python(interactive);
+    let python: string | undefined;
+    this.findingPython = true;
+    try {
+      python = await this.python(interactive);
+    } finally {
+      if (generation === this.generation) this.findingPython = false;
+    }
+    // Restarted meanwhile (e.g. autoresearch.python set while the install offer was unanswered).
+    if (generation !== this.generation || this.disposed) return;
     if (!python) {
       this.setStatus("failed");
       return;
@@ -197,6 +214,13 @@ export class Daemon implements DaemonApi, vscode.Disposable {
   /** The Restart Daemon command, a settings change or an interpreter change. */
   async restart(): Promise<void> {
     this.failures = 0;
+    this.generation += 1;
+    // A start still finding its interpreter has spawned nothing: it may wait on a question to the
+    // user for ever (the install offer), so it is left behind rather than waited for.
+    if (this.findingPython) {
+      this.findingPython = false;
+      this.starting = undefined;
+    }
     // A start in progress must finish first: stopping a client that is still starting throws,
     // and the daemon it spawns would be left running beside the new one.
     await this.starting?.catch(() => undefined);

@@ -122,7 +122,10 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       }
     }),
     vscode.workspace.onDidChangeConfiguration((event) => {
-      if (RESTART_SETTINGS.some((key) => event.affectsConfiguration(key))) scheduleRestart();
+      if (RESTART_SETTINGS.some((key) => event.affectsConfiguration(key))) {
+        log.info("The daemon's settings changed: restarting it");
+        scheduleRestart();
+      }
       if (event.affectsConfiguration("autoresearch.statusBar")) statusBar.refresh();
     }),
     vscode.workspace.onDidChangeWorkspaceFolders(() => {

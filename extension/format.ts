@@ -1,6 +1,7 @@
 // How numbers, durations, phases and experiments read in the UI. Pure: no vscode import, so the
 // tree, the status bar, the chart and the e2e state dump all word things the same way.
 import type { Experiment, GpuInfo, GpuStatus, LoopState, Phase, Status } from "./protocol";
+import { agentKind } from "./contextKeys";
 
 export function formatMetric(value: number | null | undefined): string {
   if (value === null || value === undefined || !Number.isFinite(value)) return "—";
@@ -156,8 +157,29 @@ export function experimentTooltip(
   return lines.join("\n");
 }
 
+/**
+ * Manual mode's edit phase: the loop waits for the user (not a busy agent), who edits the files
+ * in scope and then runs Run Experiment.
+ */
+export function waitsForUserEdit(state: LoopState | undefined): boolean {
+  return !!state && state.mode === "loop" && state.phase === "editing" && agentKind(state.agent) === "manual";
+}
+
+const USER_EDIT_HINT = "edit the files in scope, save, then Autoresearch: Run Experiment";
+
 export function runningRow(state: LoopState): Row {
   const number = state.current ?? 0;
+  if (waitsForUserEdit(state)) {
+    return {
+      id: experimentId(state.tag ?? "", number) + ":running",
+      label: `#${number} waiting for your edit`,
+      description: USER_EDIT_HINT,
+      tooltip: `Experiment #${number} waits for your edit: ${USER_EDIT_HINT}.`,
+      icon: "edit",
+      color: "",
+      contextValue: "autoresearch.running",
+    };
+  }
   const progress =
     state.elapsed_s !== null && state.elapsed_s !== undefined
       ? `${formatDuration(state.elapsed_s)}${state.timeout_s ? ` / ${formatDuration(state.timeout_s)}` : ""}`
@@ -240,6 +262,14 @@ export function loopStatusText(state: LoopState | undefined): StatusText | undef
       text: `$(eye) ${state.tag || "results.tsv"}`,
       tooltip: `Observing a loop run by another tool (${state.counts?.keep ?? 0} keep, ` +
         `${state.counts?.discard ?? 0} discard, ${state.counts?.crash ?? 0} crash)`,
+      warning: false,
+    };
+  }
+  if (waitsForUserEdit(state)) {
+    const number = state.current !== null && state.current !== undefined ? ` #${state.current}` : "";
+    return {
+      text: `$(edit) Your edit${number}`,
+      tooltip: `Autoresearch ${state.tag ? `(${state.branch || state.tag}) ` : ""}waits for your edit${number}: ${USER_EDIT_HINT}.`,
       warning: false,
     };
   }
