@@ -7,7 +7,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  makeTempDir, pickItem, statusBarItems, treeItems, viewPane, waitFor, waitForPrompt, waitForQuickInput, withVSCode,
+  makeTempDir, openPalette, pickItem, quickPickItems, statusBarItems, treeItems, viewPane, waitFor, waitForPrompt,
+  waitForQuickInput, withVSCode,
 } from './harness.mjs';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -106,9 +107,12 @@ export function formatMetric(value) {
   return String(Number(v.toPrecision(6)));
 }
 
+/** The icons of the row of the experiment being made (spinner; manual mode's edit phase: pencil). */
+export const MAKING_ICONS = ['codicon-loading', 'codicon-edit'];
+
 /** Tree rows that are experiments ("#3 0.0881"), with their number and metric text split out. */
 export function experimentRows(rows) {
-  return rows.filter((r) => /^#\d+ /.test(r.label) && r.icon !== 'codicon-loading')
+  return rows.filter((r) => /^#\d+ /.test(r.label) && !MAKING_ICONS.includes(r.icon))
     .map((r) => {
       const [, number, metric] = r.label.match(/^#(\d+) (.*)$/);
       return { ...r, number: Number(number), metric };
@@ -125,10 +129,25 @@ export function readState(file) {
 }
 
 /** Wait until `predicate(state)` holds for the dump; returns the state. */
-export async function waitForState(file, predicate, { timeoutMs, message = 'the extension state' } = {}) {
+export async function waitForState(file, predicate, { timeoutMs, intervalMs, message = 'the extension state' } = {}) {
   let last = null;
   return waitFor(() => { last = readState(file); return last && predicate(last) && last; },
-    { timeoutMs, message: () => `${message} (last state: ${JSON.stringify(last && { ...last, tree: { ...last.tree, items: last.tree.items.slice(0, 8) } })})` });
+    { timeoutMs, intervalMs, message: () => `${message} (last state: ${JSON.stringify(last && { ...last, tree: { ...last.tree, items: last.tree.items.slice(0, 8) } })})` });
+}
+
+/**
+ * Wait until `predicate(state)` has held for `holdMs` on end (e.g. settings writes done after a
+ * Stop, not just the first dump that looks stopped); returns the last state.
+ */
+export async function waitForSteadyState(file, predicate, { holdMs = 1500, timeoutMs, message = 'the extension state' } = {}) {
+  let since = 0;
+  let last = null;
+  return waitFor(() => {
+    last = readState(file);
+    if (!last || !predicate(last)) { since = 0; return false; }
+    since ||= Date.now();
+    return Date.now() - since >= holdMs && last;
+  }, { timeoutMs, intervalMs: 50, message: () => `${message}, for ${holdMs} ms (last state: ${JSON.stringify(last && { ...last, tree: undefined })})` });
 }
 
 /** Accept the prefilled value of the wizard's input box whose prompt matches (Enter). */
@@ -147,6 +166,26 @@ export async function acceptInput(page, prompt, { timeoutMs } = {}) {
 /** Pick one item in the wizard's quick pick shown with the placeholder/prompt `prompt`. */
 export async function pickStep(page, label, prompt) {
   await pickItem(page, label, { prompt, filter: false });
+}
+
+/**
+ * The palette's commands whose label starts with `prefix` (e.g. 'Autoresearch: '), as the user
+ * sees them now (`when` clauses applied); waits until `predicate(labels)` holds, closes the palette.
+ */
+export async function paletteCommands(page, prefix, predicate = () => true, { timeoutMs } = {}) {
+  await openPalette(page);
+  const input = page.locator('.quick-input-widget .quick-input-box input');
+  await input.fill(`>${prefix}`);
+  let last = [];
+  try {
+    return await waitFor(async () => {
+      last = (await quickPickItems(page)).filter((l) => l.startsWith(prefix));
+      return predicate(last) && last;
+    }, { timeoutMs, message: () => `the palette's ${prefix}commands (shown: ${JSON.stringify(last)})` });
+  } finally {
+    await page.keyboard.press('Escape');
+    await page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: 5000 }).catch(() => {});
+  }
 }
 
 /** The extension's status bar item `id` ('gpu' or 'loop'), or undefined. */
