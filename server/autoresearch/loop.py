@@ -310,7 +310,8 @@ class Loop:
             if isinstance(exc, AgentUnavailable):  # retrying cannot install the agent
                 raise LoopStopped(f"Stopped: {exc}") from None
             raise
-        self._locks(locked=True)
+        if not self.cancel.is_set():  # stopping: the final unlock follows, no lock in between
+            self._locks(locked=True)
         for event in edit.enforcement.events:
             self._say(f"#{n}: {event}")
         return edit
