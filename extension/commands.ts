@@ -7,7 +7,7 @@ import type { Daemon } from "./daemon";
 import { openChanges, openFileDiff } from "./diffs";
 import { experimentRow, waitsForUserEdit } from "./format";
 import type { StatusBar } from "./gpuStatus";
-import { Method, type Config, type DetectResult, type Direction, type LoopState } from "./protocol";
+import { ACTIVE_PHASES, Method, type Config, type DetectResult, type Direction } from "./protocol";
 import type { RunLog } from "./runLog";
 import type { Session } from "./session";
 import type { Node, ResultsModel } from "./treeModel";
@@ -57,16 +57,15 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
       }
     };
 
-  const applyState = (state: LoopState) => {
-    if (session.isMine(state.root)) session.set(state);
-  };
-
+  // The results of pause/resume/stop are not applied: they are snapshots taken on a daemon
+  // worker thread and can be older than a stateChanged already received. The loop's own
+  // notifications say what happened.
   const loopRequest = async (method: typeof Method.pause | typeof Method.resume) => {
-    applyState(await daemon.request(method, { root: session.requireRoot() }));
+    await daemon.request(method, { root: session.requireRoot() });
   };
 
   const stop = async (now: boolean) => {
-    applyState(await daemon.request(Method.stop, { root: session.requireRoot(), now }));
+    await daemon.request(Method.stop, { root: session.requireRoot(), now });
     notify("info", now ? "Autoresearch: stopped." : "Autoresearch: stopping after the running experiment.");
   };
 
@@ -167,7 +166,8 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
     "autoresearch.showGpus": () => deps.statusBar.showDetails(),
     "autoresearch.showLog": async () => log.show(),
     "autoresearch.showLoopActions": async () => {
-      const running = !!session.state && session.state.mode === "loop";
+      // An ended loop keeps mode "loop" (phase stopped/failed): offer Pause/Stop only while active.
+      const running = !!session.state && session.state.mode === "loop" && ACTIVE_PHASES.includes(session.state.phase);
       const paused = session.state?.phase === "paused";
       const actions = [
         { label: "$(output) Open Run Log", command: "autoresearch.openRunLog", show: true },

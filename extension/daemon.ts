@@ -11,24 +11,17 @@ import {
   type ServerOptions,
 } from "vscode-languageclient/node";
 import {
-  Method,
   type DaemonApi,
   type NotificationMethod,
   type Notifications,
   type ParamsOf,
   type RequestMethod,
   type ResultOf,
+  NOTIFICATION_METHODS,
 } from "./protocol";
 
 export type DaemonStatus = "stopped" | "starting" | "ready" | "crashed" | "failed";
 
-const NOTIFICATION_METHODS: NotificationMethod[] = [
-  Method.stateChanged,
-  Method.experimentRecorded,
-  Method.gpuStatus,
-  Method.locksChanged,
-  Method.logAppended,
-];
 const MAX_BACKOFF_MS = 30_000;
 const STABLE_MS = 60_000;
 const READY_TIMEOUT_MS = 60_000;

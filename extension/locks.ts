@@ -66,9 +66,12 @@ export class Locks implements vscode.FileDecorationProvider, vscode.Disposable {
       this.emitter.fire(undefined);
       this.changed.fire();
     }
-    if (!this.book.locked) return this.queue.then(() => undefined);
-    this.log.info(`Unlocking files (${why})`);
-    return this.enqueue(() => this.book.unlock(this.current()));
+    // Queued like every lock, so a lock still waiting in the queue is undone too (unlock is
+    // a no-op when nothing is saved).
+    return this.enqueue(async () => {
+      if (this.book.locked) this.log.info(`Unlocking files (${why})`);
+      return this.book.unlock(this.current());
+    });
   }
 
   private enqueue(work: () => Promise<LockChange>): Promise<void> {

@@ -371,6 +371,15 @@ export const Method = {
   logAppended: "autoresearch/logAppended",
 } as const;
 
+/** Every notification the daemon sends; the client subscribes to each (checked by a test). */
+export const NOTIFICATION_METHODS = [
+  Method.stateChanged,
+  Method.experimentRecorded,
+  Method.gpuStatus,
+  Method.locksChanged,
+  Method.logAppended,
+] as const;
+
 /** Requests (client -> daemon): params and result of each, as in protocol.py's REQUESTS. */
 export interface Requests {
   "autoresearch/detect": { params: DetectParams; result: DetectResult };

@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import ts from "typescript";
+import { Method, NOTIFICATION_METHODS } from "../../extension/protocol";
 import { python, pythonEnv, repoRoot } from "./helpers";
 
 type JsonSchema = {
@@ -186,6 +187,9 @@ for (const [name, component] of Object.entries(schema.components)) {
 test("the Method table names exactly the daemon's requests and notifications", () => {
   const daemon = [...Object.keys(schema.requests), ...Object.keys(schema.notifications)].sort();
   assert.deepEqual([...file.methodValues].sort(), daemon);
+  // Each name says its method, so two swapped values cannot pass as the same set.
+  for (const [name, method] of Object.entries(Method)) assert.equal(method, `autoresearch/${name}`);
+  assert.deepEqual([...NOTIFICATION_METHODS].sort(), Object.keys(schema.notifications).sort());
 });
 
 test("the Requests table pairs each method with the daemon's params and result", () => {
