@@ -7,7 +7,6 @@ mode and the observer mode, so both answer the same way.
 from __future__ import annotations
 
 import base64
-import os
 from pathlib import Path
 
 import msgspec
@@ -15,6 +14,7 @@ import msgspec
 from .experiment import Experiment
 from .protocol import ChangesResult, FileAtResult, FileChange, LogResult
 from .repo import Repo
+from .triage import read_tail
 
 # `git hash-object -t tree /dev/null`: what a root commit is compared with.
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
@@ -112,15 +112,7 @@ def file_at(repo: Repo, commit: str, path: str) -> FileAtResult:
 
 def tail(path: Path, max_bytes: int, shown: str) -> LogResult:
     """The last `max_bytes` of a log (which may be gigabytes), read from its end."""
-    want = max(0, min(max_bytes, MAX_LOG_BYTES))
-    try:
-        with open(path, "rb") as f:
-            size = f.seek(0, os.SEEK_END)
-            start = max(0, size - want)
-            f.seek(start)
-            data = f.read(want)
-    except FileNotFoundError:
-        return LogResult(path=shown, text="", size=0, truncated=False)
+    data, size, start = read_tail(path, max(0, min(max_bytes, MAX_LOG_BYTES)))
     text = data.decode("utf-8", errors="replace")
     if start > 0 and text[:1] == "\ufffd":
         text = text.lstrip("\ufffd")  # the cut fell inside a multi-byte character

@@ -109,16 +109,22 @@ def classify_failure(
     return Triage("exit", reason=_exit_reason(exit_code, tail))
 
 
-def log_tail(path: Path | str, max_bytes: int = TAIL_BYTES) -> str:
-    """The last `max_bytes` of a file as text, read from the end (the file may be huge)."""
+def read_tail(path: Path | str, max_bytes: int) -> tuple[bytes, int, int]:
+    """The last `max_bytes` of a file, its size and where the bytes start; read from the end,
+    so a log of gigabytes costs no more than a small one. A missing file is empty."""
     try:
         with open(path, "rb") as f:
             size = f.seek(0, os.SEEK_END)
             start = max(0, size - max_bytes)
             f.seek(start)
-            data = f.read(max_bytes)
+            return f.read(max_bytes), size, start
     except FileNotFoundError:
-        return ""
+        return b"", 0, 0
+
+
+def log_tail(path: Path | str, max_bytes: int = TAIL_BYTES) -> str:
+    """The last `max_bytes` of a file as text, from its first whole line."""
+    data, _, start = read_tail(path, max_bytes)
     if start > 0:
         # Drop the partial first line, unless that would leave nothing.
         cut = data.find(b"\n")
