@@ -111,7 +111,9 @@ class LocalRunner:
                 os.write(log.fileno(), b"\n[autoresearch: run.log cut at its size limit]\n")
             proc.returncode = status[0] if status else -1  # reaped by wait4, not by Popen
         runtime = time.monotonic() - started
-        # Whatever outlived the command (background jobs, double-forked daemons) goes too.
+        # Whatever outlived the command goes too: background jobs still in its process group
+        # by the group (no /proc read can miss one mid-exec), setsid'd ones by their marker.
+        _signal_group(pid, signal.SIGKILL)
         _kill_marked(marker, signal.SIGKILL)
         code, maxrss_kb = status if status else (None, 0)
         return RunResult(
