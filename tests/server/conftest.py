@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+import psutil
 import pytest
 
 from autoresearch import config as cfg
@@ -103,3 +104,15 @@ def set_lr(value: str) -> Edit:
 
 def _current_lr(path: Path) -> str:
     return next(line for line in path.read_text().splitlines() if line.startswith("LR = "))
+
+
+def alive_with_env(name: str, value: str) -> list[psutil.Process]:
+    """Live (non-zombie) processes whose environment has name=value: what a kill left."""
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get(name) == value and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found

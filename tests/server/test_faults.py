@@ -23,7 +23,7 @@ from pathlib import Path
 import msgspec
 import psutil
 import pytest
-from conftest import ScriptedProposer, git, make_config, make_repo, set_lr
+from conftest import ScriptedProposer, alive_with_env, git, make_config, make_repo, set_lr
 
 from autoresearch import repo as repo_module
 from autoresearch.experiment import Experiment
@@ -174,17 +174,6 @@ def _no_stray_processes() -> object:
         for proc in daemon.leftovers():
             with contextlib.suppress(psutil.Error):
                 proc.kill()
-
-
-def alive_with_env(name: str, value: str) -> list[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if proc.environ().get(name) == value and proc.status() != psutil.STATUS_ZOMBIE:
-                found.append(proc)
-        except psutil.Error:
-            continue
-    return found
 
 
 def journal(root: Path) -> dict:

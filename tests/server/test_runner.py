@@ -7,7 +7,7 @@ import threading
 import time
 from pathlib import Path
 
-import psutil
+from conftest import alive_with_env
 
 from autoresearch.runner import MARKER, LocalRunner, RunSpec
 
@@ -16,17 +16,6 @@ def run(tmp_path: Path, command: str, **kw) -> tuple:
     spec = RunSpec(command=command, cwd=tmp_path, log_path=tmp_path / "run.log", **kw)
     cancel = kw.pop("cancel", None) or threading.Event()
     return LocalRunner(poll=0.05).run(spec, cancel), spec
-
-
-def survivors(marker: str) -> list[psutil.Process]:
-    alive = []
-    for p in psutil.process_iter():
-        try:
-            if p.environ().get(MARKER) == marker and p.status() != psutil.STATUS_ZOMBIE:
-                alive.append(p)
-        except psutil.Error:
-            continue
-    return alive
 
 
 def test_output_goes_to_the_log_and_the_exit_code_is_kept(tmp_path: Path) -> None:
@@ -46,14 +35,14 @@ def test_timeout_kills_grandchildren_that_ignore_sigterm(tmp_path: Path) -> None
     result, _ = run(tmp_path, script, timeout=1.0, grace=0.5, marker="t-timeout")
     assert result.timed_out and time.monotonic() - started < 10
     time.sleep(0.2)
-    assert survivors("t-timeout") == []
+    assert alive_with_env(MARKER, "t-timeout") == []
 
 
 def test_background_children_do_not_outlive_a_finished_run(tmp_path: Path) -> None:
     result, _ = run(tmp_path, "(sleep 300 &) ; echo done", timeout=10, marker="t-bg")
     assert result.exit_code == 0
     time.sleep(0.2)
-    assert survivors("t-bg") == []
+    assert alive_with_env(MARKER, "t-bg") == []
 
 
 def test_a_runaway_log_is_stopped_at_its_limit(tmp_path: Path) -> None:
