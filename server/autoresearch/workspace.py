@@ -41,7 +41,7 @@ TAG = re.compile(rf"^{revision.TAG_PATTERN}$")
 SETUP_WAIT_S = 60.0
 DAEMON_LOG = ".autoresearch/daemon.log"
 # Texts a request hands over, bounded: they go into prompts, commit messages and results.tsv.
-MAX_GUIDANCE_BYTES = 64 * 1024
+MAX_GUIDANCE_BYTES = 1024 * 1024
 MAX_DESCRIPTION_BYTES = 2 * 1024
 
 

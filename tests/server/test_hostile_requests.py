@@ -281,7 +281,7 @@ def test_oversized_guidance_and_description_are_refused_naming_the_field_and_the
     text = "x" * (5 * 1024 * 1024)
     error = refused(daemon, "autoresearch/guidance", {"root": str(root), "text": text})
     assert error.code == INVALID_PARAMS
-    assert "text is 5,242,880 bytes; at most 65,536 are accepted" in error.message
+    assert "text is 5,242,880 bytes; at most 1,048,576 are accepted" in error.message
     assert not (root / ".autoresearch").exists()
     long = "y" * 5000
     params = {"root": str(root), "description": long}
