@@ -244,7 +244,13 @@ class Workspace:
         if max_bytes < 0:
             raise ParamError("max_bytes", f"max_bytes must not be negative (got {max_bytes}).")
         if number is None:
-            return queries.tail(self.root / RUN_LOG, max_bytes, RUN_LOG)
+            live = self.root / RUN_LOG
+            if live.is_symlink() and not _inside(live, os.path.realpath(self.root)):
+                raise queries.QueryError(
+                    f"{RUN_LOG} is a link to a file outside {self.root}: refused. Delete it;"
+                    " the next run writes a new one."
+                )
+            return queries.tail(live, max_bytes, RUN_LOG)
         if tag is not None and not TAG.match(tag):
             raise ParamError(
                 "tag", f"tag {tag!r} must be letters, digits, '.', '_' or '-', e.g. nov25."
@@ -252,14 +258,13 @@ class Workspace:
         tag = tag if tag is not None else self._current_tag()
         path = log_path(self.root, tag, number)
         runs = os.path.join(os.path.realpath(self.root), ".autoresearch", "runs")
-        if tag and (
-            not TAG.match(tag) or os.path.commonpath([runs, os.path.realpath(path)]) != runs
-        ):
+        known = bool(TAG.match(tag))  # a tag read from another tool's records may be anything
+        if known and not _inside(path, runs):
             raise queries.QueryError(
-                f"The run log of session {tag!r} #{number} resolves outside"
-                " .autoresearch/runs/ (a symbolic link, or a tag from a foreign record): refused."
+                f"The run log of session {tag} #{number} is a link out of .autoresearch/runs/:"
+                " refused. Delete that link."
             )
-        if not tag or not path.is_file():
+        if not known or not path.is_file():
             raise queries.QueryError(
                 f"No run log kept for experiment #{number} of session {tag or '(none)'}"
                 " (only loops run by autoresearch keep one per experiment; run.log holds the"
@@ -406,6 +411,11 @@ class Workspaces:
     def all(self) -> list[Workspace]:
         with self._lock:
             return list(self._by_root.values())
+
+
+def _inside(path: Path, base: str) -> bool:
+    """`path`, links followed, is `base` or under it (`base` already a real path)."""
+    return os.path.commonpath([base, os.path.realpath(path)]) == base
 
 
 def _checked(commit: str) -> str:

@@ -29,9 +29,12 @@ USER_ERROR = -32001
 DEADLINE_S = 60.0
 
 
-@pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[Daemon]:
-    client = Daemon(cwd=tmp_path, log=tmp_path / "daemon.stderr")
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    """One daemon takes every hostile request of this module, as one would in a session: each
+    test also checks that it serves on after the last."""
+    home = tmp_path_factory.mktemp("daemon")
+    client = Daemon(cwd=home, log=home / "daemon.stderr")
     try:
         yield client
     finally:
@@ -184,7 +187,12 @@ def test_a_log_tag_that_climbs_out_of_the_runs_folder_is_refused(
     # A log file in runs/ that is a link to a file outside is not followed either.
     (runs / "nov30-1.log").symlink_to(secret / "secret-1.log")
     error = refused(daemon, "autoresearch/log", {"root": str(root), "tag": "nov30", "number": 1})
-    assert error.code == USER_ERROR and "resolves outside .autoresearch/runs/" in error.message
+    assert error.code == USER_ERROR and "a link out of .autoresearch/runs/" in error.message
+    # So is a run.log that a cloned repository carries as a link to a file outside.
+    (root / "run.log").symlink_to(secret / "secret-1.log")
+    error = refused(daemon, "autoresearch/log", {"root": str(root)})
+    assert error.code == USER_ERROR and "run.log is a link to a file outside" in error.message
+    assert "TOP SECRET" not in error.message
     # A real one is read.
     (runs / "nov30-2.log").write_text("step 1\nval_loss: 0.5\n")
     answer = daemon.request("autoresearch/log", {"root": str(root), "tag": "nov30", "number": 2})
@@ -249,9 +257,17 @@ def test_start_and_guidance_in_a_folder_that_is_not_a_repository_write_nothing(
 
 
 def test_malformed_json_is_answered_with_a_parse_error_and_the_daemon_serves_on(
-    tmp_path: Path, daemon: Daemon
+    tmp_path: Path,
 ) -> None:
     root = make_repo(tmp_path / "repo")
+    daemon = Daemon(cwd=tmp_path, log=tmp_path / "daemon.stderr")  # its own log, read below
+    try:
+        _malformed(daemon, root, tmp_path / "daemon.stderr")
+    finally:
+        daemon.close()
+
+
+def _malformed(daemon: Daemon, root: Path, stderr: Path) -> None:
     daemon.send_raw(b'{"jsonrpc": "2.0", "id": 7, "method": "autoresearch/state", "params": {')
     daemon.wait_for(lambda: len(daemon.orphans) >= 1, DEADLINE_S)
     answer = daemon.orphans[0]
@@ -265,7 +281,7 @@ def test_malformed_json_is_answered_with_a_parse_error_and_the_daemon_serves_on(
     # Served on, in order: the next request is answered as usual.
     state = daemon.request("autoresearch/state", {"root": str(root)})
     assert state["phase"] == "idle"
-    log = (tmp_path / "daemon.stderr").read_text()
+    log = stderr.read_text()
     assert "Traceback" not in log
     lines = [line for line in log.splitlines() if "answered id null" in line]
     assert len(lines) == 3 and "-32700: Parse error" in lines[0]
