@@ -7,6 +7,7 @@ direction is never guessed: it is always asked.
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -41,14 +42,32 @@ CODE_SUFFIXES = {
     ".txt",
     ".ini",
 }
+# A folder that is not a repository is walked for candidates up to this many files.
+MAX_WALKED = 5000
+# What is read of one file to infer from it (a script, a Makefile, results.tsv).
+MAX_READ = 4 * 1024 * 1024
 
 
 def detect(root: Path) -> DetectResult:
+    """The proposed config; what could not be read (permissions, odd files) is skipped and
+    said in one note, never an error."""
+    skipped: list[str] = []
+    result = _detect(root, skipped)
+    skipped = list(dict.fromkeys(skipped))  # a script is read twice: said once
+    if skipped:
+        shown = ", ".join(skipped[:5]) + (
+            f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+        )
+        result.notes.append(f"could not read {shown}: skipped")
+    return result
+
+
+def _detect(root: Path, skipped: list[str]) -> DetectResult:
     notes: list[str] = []
     ask: list[str] = ["metric.direction"]
-    tracked = _tracked(root)
+    tracked = _tracked(root, skipped)
     existing = root / cfg.CONFIG_FILE
-    if existing.is_file():
+    if _is_file(existing, skipped):
         try:
             config = cfg.load(root)
             notes.append(f"loaded the existing {cfg.CONFIG_FILE}")
@@ -57,14 +76,16 @@ def detect(root: Path) -> DetectResult:
                 notes=notes,
                 ask=[],
                 candidates=_candidates(tracked),
-                resumable=_resumable(root),
+                resumable=_resumable(root, skipped),
             )
         except cfg.ConfigError as exc:
             notes.append(f"ignored the existing {cfg.CONFIG_FILE}: {exc}")
-    command, script = _command(root, tracked, notes)
+        except OSError as exc:
+            _skip(skipped, existing, exc)
+    command, script = _command(root, tracked, notes, skipped)
     if not command:
         ask.append("run.command")
-    name = _metric_name(root, script, notes)
+    name = _metric_name(root, script, notes, skipped)
     if not name:
         ask.append("metric.name")
     scope = [script] if script else []
@@ -75,7 +96,7 @@ def detect(root: Path) -> DetectResult:
     off = [h for h in HARNESS if h in tracked and h not in scope]
     if off:
         notes.append(f"off limits: {', '.join(off)} (evaluation/data harness)")
-    memory = _memory_pattern(root, script)
+    memory = _memory_pattern(root, script, skipped)
     if memory:
         notes.append(f"memory: reported by the script ({memory[1]})")
     config = cfg.Config(
@@ -96,11 +117,11 @@ def detect(root: Path) -> DetectResult:
         notes=notes,
         ask=ask,
         candidates=_candidates(tracked),
-        resumable=_resumable(root),
+        resumable=_resumable(root, skipped),
     )
 
 
-def _tracked(root: Path) -> list[str]:
+def _tracked(root: Path, skipped: list[str]) -> list[str]:
     try:
         repo = Repo(root)
         try:
@@ -108,26 +129,65 @@ def _tracked(root: Path) -> list[str]:
         finally:
             repo.close()
     except RepoError:
-        return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())[:5000]
+        return _walk(root, skipped)
 
 
-def _command(root: Path, tracked: list[str], notes: list[str]) -> tuple[str, str]:
+def _walk(root: Path, skipped: list[str]) -> list[str]:
+    """Files of a folder that is not a repository, sorted, at most MAX_WALKED: a root such as
+    / must neither take minutes nor fail on the first folder it may not read."""
+    found: list[str] = []
+    for top, dirs, files in os.walk(root, onerror=lambda exc: _skip(skipped, exc.filename, exc)):
+        dirs.sort()
+        for name in sorted(files):
+            found.append(os.path.relpath(os.path.join(top, name), root))
+            if len(found) >= MAX_WALKED:
+                return found
+    return found
+
+
+def _skip(skipped: list[str], path: object, exc: OSError) -> None:
+    skipped.append(f"{path} ({exc.strerror or type(exc).__name__})")
+
+
+def _is_file(path: Path, skipped: list[str]) -> bool:
+    try:
+        return path.is_file()
+    except OSError as exc:
+        _skip(skipped, path, exc)
+        return False
+
+
+def _read(path: Path, skipped: list[str]) -> str | None:
+    """A regular file's text; None (and a note) when it cannot be read."""
+    if not _is_file(path, skipped):
+        return None
+    try:
+        with path.open("rb") as f:
+            return f.read(MAX_READ).decode("utf-8", errors="replace")
+    except OSError as exc:
+        _skip(skipped, path, exc)
+        return None
+
+
+def _command(
+    root: Path, tracked: list[str], notes: list[str], skipped: list[str]
+) -> tuple[str, str]:
     for name in TRAIN_SCRIPTS:
-        if name in tracked or (root / name).is_file():
-            runner = "uv run" if (root / "uv.lock").exists() else "python3"
+        if name in tracked or _is_file(root / name, skipped):
+            runner = "uv run" if _is_file(root / "uv.lock", skipped) else "python3"
             notes.append(f"command: {runner} {name} (found {name})")
             return f"{runner} {name}", name
-    makefile = root / "Makefile"
-    if makefile.is_file():
-        targets = re.findall(r"^([A-Za-z][\w-]*):", makefile.read_text(errors="replace"), re.M)
+    makefile = _read(root / "Makefile", skipped)
+    if makefile is not None:
+        targets = re.findall(r"^([A-Za-z][\w-]*):", makefile, re.M)
         for target in ("train", "bench", "benchmark", "eval", "experiment", "run"):
             if target in targets:
                 notes.append(f"command: make {target} (a Makefile target)")
                 return f"make {target}", ""
-    package = root / "package.json"
-    if package.is_file():
+    package = _read(root / "package.json", skipped)
+    if package is not None:
         try:
-            scripts = json.loads(package.read_text()).get("scripts", {})
+            scripts = json.loads(package).get("scripts", {})
         except (ValueError, AttributeError):
             scripts = {}
         for target in ("bench", "benchmark", "train", "experiment"):
@@ -141,21 +201,22 @@ def _command(root: Path, tracked: list[str], notes: list[str]) -> tuple[str, str
     return "", ""
 
 
-def _metric_name(root: Path, script: str, notes: list[str]) -> str:
-    results = root / "results.tsv"
-    if results.is_file():
-        header = results.read_text(errors="replace").split("\n", 1)[0].split("\t")
+def _metric_name(root: Path, script: str, notes: list[str], skipped: list[str]) -> str:
+    results = _read(root / "results.tsv", skipped)
+    if results is not None:
+        header = results.split("\n", 1)[0].split("\t")
         if len(header) > 1 and header[0] == "commit" and header[1] != "metric":
             notes.append(f"metric: {header[1]} (the results.tsv header)")
             return header[1]
-    md = root / "autoresearch.md"
-    if md.is_file():
-        found = re.search(r"Primary:\s*`?([\w/.-]+)`?", md.read_text(errors="replace"))
+    md = _read(root / "autoresearch.md", skipped)
+    if md is not None:
+        found = re.search(r"Primary:\s*`?([\w/.-]+)`?", md)
         if found:
             notes.append(f"metric: {found.group(1)} (autoresearch.md)")
             return found.group(1)
-    if script and (root / script).is_file():
-        names = PRINTED.findall((root / script).read_text(errors="replace"))
+    text = _read(root / script, skipped) if script else None
+    if text is not None:
+        names = PRINTED.findall(text)
         for hint in METRIC_HINTS:
             for name in names:
                 if hint in name.lower():
@@ -164,10 +225,10 @@ def _metric_name(root: Path, script: str, notes: list[str]) -> str:
     return ""
 
 
-def _memory_pattern(root: Path, script: str) -> tuple[str, str] | None:
-    if not script or not (root / script).is_file():
+def _memory_pattern(root: Path, script: str, skipped: list[str]) -> tuple[str, str] | None:
+    text = _read(root / script, skipped) if script else None
+    if text is None:
         return None
-    text = (root / script).read_text(errors="replace")
     for name in re.findall(r"""["']\s*(peak_\w*mem\w*|peak_vram_mb|memory_gb)\s*:""", text):
         unit = "MB" if name.endswith("mb") else "GB"
         return rf"^{name}:\s*([0-9.]+)", unit
@@ -178,7 +239,7 @@ def _candidates(tracked: list[str]) -> list[str]:
     return [p for p in tracked if Path(p).suffix.lower() in CODE_SUFFIXES][:2000]
 
 
-def _resumable(root: Path) -> bool:
+def _resumable(root: Path, skipped: list[str]) -> bool:
     try:
         repo = Repo(root)
     except RepoError:
@@ -187,4 +248,4 @@ def _resumable(root: Path) -> bool:
         branch = repo.branch() or ""
     finally:
         repo.close()
-    return branch.startswith(BRANCH_PREFIX) and (root / "results.tsv").is_file()
+    return branch.startswith(BRANCH_PREFIX) and _is_file(root / "results.tsv", skipped)

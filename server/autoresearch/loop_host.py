@@ -89,11 +89,12 @@ class LoopHost:
         """Take the lock, save or load the config, make the loop, and run it on a thread."""
         lock = acquire(RepoLock(self.root))
         try:
-            if config is not None:
-                cfg.save(self.root, config)
-            else:
-                config = cfg.load(self.root)
+            given = config
+            config = cfg.load(self.root) if given is None else given
+            cfg.validate(config)
             proposer = prepare_proposer(config, self.root)
+            if given is not None:  # saved only once every check passed
+                cfg.save(self.root, given)
         except BaseException:
             lock.release()
             raise

@@ -8,6 +8,7 @@ import shutil
 import time
 from pathlib import Path
 
+from . import config as cfg
 from .config import Config
 from .repo import Repo, RepoError
 from .scope import LOOP_FILES, matches
@@ -65,7 +66,29 @@ def wait_for_index(repo: Repo, seconds: float = 5.0) -> None:
         time.sleep(0.1)
 
 
+def check_start(root: Path, config: Config | None) -> None:
+    """What a start request can check before it writes anything (the config it would save,
+    the lock, .autoresearch/): a refused start must leave the folder as it was."""
+    repo = Repo(root)  # RepoError: not a repository, nothing written there
+    try:
+        check_has_commits(repo)
+        tracked = repo.ls_files()
+    finally:
+        repo.close()
+    if config is None:
+        config = cfg.load(root)  # validated as it is read
+    else:
+        cfg.validate(config)
+    check_settings(root, config, tracked)
+
+
 def check_config(root: Path, config: Config, tracked: list[str]) -> None:
+    check_settings(root, config, tracked)
+    check_writable(root)
+
+
+def check_settings(root: Path, config: Config, tracked: list[str]) -> None:
+    """The commands and the scope against the tree; reads only."""
     check_command(root, config.run.command, "run.command")
     if config.run.guard:
         check_command(root, config.run.guard, "run.guard")
@@ -91,7 +114,6 @@ def check_config(root: Path, config: Config, tracked: list[str]) -> None:
             raise PreflightError(
                 f"{path} is matched by both scope.files and scope.off_limits. Narrow one of them."
             )
-    check_writable(root)
 
 
 def check_command(root: Path, command: str, key: str) -> None:

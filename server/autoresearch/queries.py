@@ -14,12 +14,16 @@ import msgspec
 from .experiment import Experiment
 from .protocol import ChangesResult, FileAtResult, FileChange, LogResult
 from .repo import Repo
+from .revision import RevisionError
+from .revision import commit as commit_of
 from .triage import read_tail
 
 # `git hash-object -t tree /dev/null`: what a root commit is compared with.
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 # A log request may ask for less, never for more: one answer must stay one small message.
 MAX_LOG_BYTES = 4 * 1024 * 1024
+# fileAt answers with the whole file: a bigger one is refused before git reads it.
+MAX_FILE_BYTES = 16 * 1024 * 1024
 
 _decoder = msgspec.json.Decoder(Experiment)
 
@@ -58,8 +62,12 @@ def read_records(jsonl: Path) -> dict[str, list[Experiment]]:
 
 
 def changes(repo: Repo, commit: str, exp: Experiment | None) -> ChangesResult:
-    """The files one experiment changed, parent -> commit, with line counts."""
-    sha = repo.resolve(commit)
+    """The files one experiment changed, parent -> commit, with line counts. `commit` may come
+    from a record (results.tsv of a cloned repository): it is checked like a request's."""
+    try:
+        sha = commit_of(repo, commit)
+    except RevisionError as exc:
+        raise QueryError(f"The recorded commit is unusable: {exc}") from None
     if sha is None:
         raise QueryError(
             f"commit {commit} is not in this repository (garbage-collected, or recorded elsewhere)."
@@ -68,7 +76,7 @@ def changes(repo: Repo, commit: str, exp: Experiment | None) -> ChangesResult:
     if parent and parent == sha:
         # The baseline is recorded against itself (nothing edited): show what its commit did.
         parent = ""
-    parent = (repo.resolve(parent) if parent else None) or repo.parent(sha) or EMPTY_TREE
+    parent = _recorded(repo, parent) or repo.parent(sha) or EMPTY_TREE
     files = [
         FileChange(
             path=f.path,
@@ -94,12 +102,13 @@ def file_at(repo: Repo, commit: str, path: str) -> FileAtResult:
     """A file's content at a revision: text when it is UTF-8, else base64."""
     if commit == EMPTY_TREE:
         return FileAtResult(exists=False)
-    if repo.resolve(commit) is None:
+    sha = commit_of(repo, commit)
+    if sha is None:
         raise QueryError(f"commit {commit} is not in this repository.")
     rel = path.replace("\\", "/").lstrip("/")
     if not rel or any(part == ".." for part in rel.split("/")):
         raise QueryError(f"path {path!r} must be relative to the repository root.")
-    data = repo.file_at(commit, rel)
+    data = repo.file_at(sha, rel, MAX_FILE_BYTES)
     if data is None:
         return FileAtResult(exists=False)
     if b"\0" not in data:
@@ -108,6 +117,14 @@ def file_at(repo: Repo, commit: str, path: str) -> FileAtResult:
         except UnicodeDecodeError:
             pass
     return FileAtResult(exists=True, content=base64.b64encode(data).decode(), encoding="base64")
+
+
+def _recorded(repo: Repo, name: str) -> str | None:
+    """A recorded parent, when it is a usable commit name."""
+    try:
+        return commit_of(repo, name) if name else None
+    except RevisionError:
+        return None
 
 
 def tail(path: Path, max_bytes: int, shown: str) -> LogResult:

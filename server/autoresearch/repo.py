@@ -236,13 +236,22 @@ class Repo:
         return True
 
     def resolve(self, rev: str) -> str | None:
-        plain = not any(c in rev for c in "~^@:{}[]*? \\")
+        """The loop's own revisions (HEAD, its refs, recorded shas); a name from a request or a
+        file goes through revision.commit, which only git resolves."""
+        plain = ".." not in rev and not any(c in rev for c in "~^@:{}[]*? \\")
         if plain and (rev == "HEAD" or rev.startswith(_COMMIT_REFS)):  # only ever commits
             sha = self._read_ref(rev)
             if sha or (self._files_refs and rev != "HEAD" and self._ref_absent(rev)):
                 return sha
         try:
             return self.git.rev_parse("--verify", "-q", f"{rev}^{{commit}}")
+        except git.GitCommandError:
+            return None
+
+    def commit_of(self, name: str) -> str | None:
+        """The commit `name` names, asked of git (which refuses ref names leaving .git/)."""
+        try:
+            return self.git.rev_parse("--verify", "-q", f"{name}^{{commit}}") or None
         except git.GitCommandError:
             return None
 
@@ -314,13 +323,20 @@ class Repo:
         names = self.git.diff("--name-status", "-z", "-M", parent, sha)
         return merge_diff(numstat, names)
 
-    def file_at(self, rev: str, path: str) -> bytes | None:
+    def file_at(self, rev: str, path: str, max_bytes: int | None = None) -> bytes | None:
+        """A file's bytes at `rev`; a blob over `max_bytes` is refused before it is read."""
         try:
             blob = self._repo.commit(rev).tree / path
         except (KeyError, ValueError, git.BadName):
             return None
         if blob.type != "blob":  # a directory (or submodule) is no file's content
             return None
+        if max_bytes is not None and blob.size > max_bytes:
+            raise RepoError(
+                f"{path} at {rev[:12]} is {blob.size / 2**20:.1f} MiB; at most"
+                f" {max_bytes / 2**20:g} MiB is read. Open it with git instead"
+                f" (git show {rev[:12]}:{path})."
+            )
         return blob.data_stream.read()
 
     def subject(self, sha: str) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.metadata
+import json
 import logging
 import os
 import re
@@ -46,6 +47,8 @@ log = logging.getLogger("autoresearch.server")
 # bad config, dirty tree, unknown commit...). The message is the user's explanation.
 USER_ERROR = -32001
 WORKERS = 8
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
 
 try:
     VERSION = importlib.metadata.version("autoresearch")
@@ -119,6 +122,24 @@ class AutoresearchServer(LanguageServer):
 
     def _gpu_changed(self, status: GpuStatus) -> None:
         self.post(Method.GPU_STATUS, status)
+
+    # ---- messages that are not JSON-RPC -------------------------------------------------------
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        """pygls' read loop could not take a message (bad JSON, not a request object): answer as
+        JSON-RPC says, with id null, log one line, and read the next message."""
+        if source is not JsonRpcException:  # a handler's or a send's error: pygls' own report
+            super().report_server_error(error, source)
+            return
+        if isinstance(error, json.JSONDecodeError | UnicodeDecodeError):
+            code, text = PARSE_ERROR, f"Parse error: {error}"
+        elif isinstance(error, JsonRpcException):  # pygls could not structure an LSP message
+            code, text = error.code, f"{error.message} ({error.__cause__ or 'no detail'})"
+        else:
+            code, text = INVALID_REQUEST, "Invalid Request: the message is not a JSON-RPC object"
+        log.warning("answered id null, %d: %s [%s]", code, text, type(error).__name__)
+        error_body = {"code": code, "message": text}
+        self.protocol._send_data({"jsonrpc": "2.0", "id": None, "error": error_body})
 
     # ---- lifecycle ------------------------------------------------------------------------------
 
@@ -263,6 +284,14 @@ def build_server() -> AutoresearchServer:
 # ---- process ----------------------------------------------------------------------------------
 
 
+class _ReadLoopTraceback(logging.Filter):
+    """pygls logs a traceback for a message it cannot take; report_server_error says it in a
+    line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg not in ("Unable to handle message", "Unable to deserialize message\n%s")
+
+
 class _OwnErrors(logging.Filter):
     """pygls logs every handler exception with a traceback; ours are explained already."""
 
@@ -280,6 +309,8 @@ def setup_logging() -> None:
     # pygls logs every message body at INFO: far too much for a daemon that streams logs.
     logging.getLogger("pygls").setLevel(logging.WARNING)
     logging.getLogger("pygls.protocol.json_rpc").addFilter(_OwnErrors())
+    logging.getLogger("pygls.protocol.json_rpc").addFilter(_ReadLoopTraceback())
+    logging.getLogger("pygls.server").addFilter(_ReadLoopTraceback())
 
 
 def _take_stdio() -> tuple[BinaryIO, BinaryIO]:

@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 
 from . import config as cfg
-from . import queries
+from . import preflight, queries, revision
 from .experiment import Experiment
 from .loop import GUIDANCE_FILE, Loop
 from .loop_host import Client, LoopHost, sessions_newest_first
@@ -35,11 +35,14 @@ from .protocol import (
 from .records import Records
 from .repo import Repo, RepoError
 
-TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+TAG = re.compile(rf"^{revision.TAG_PATTERN}$")
 # How long `start` waits for the session setup (branch, .gitignore, results.tsv header), so a
 # preflight failure comes back as the request's error rather than only as a notification.
 SETUP_WAIT_S = 60.0
 DAEMON_LOG = ".autoresearch/daemon.log"
+# Texts a request hands over, bounded: they go into prompts, commit messages and results.tsv.
+MAX_GUIDANCE_BYTES = 1024 * 1024
+MAX_DESCRIPTION_BYTES = 2 * 1024
 
 
 class ParamError(ValueError):
@@ -89,6 +92,8 @@ class Workspace:
                     f"A loop is already running in {self.root} (phase {self._phase()})."
                     " Stop it first."
                 )
+            # A refused start writes nothing: no autoresearch.toml, no .autoresearch/.
+            preflight.check_start(self.root, config)
             host = LoopHost(self.root, self._client, self.records, self.log, self.observer.resume)
             (self.root / ".autoresearch").mkdir(exist_ok=True)  # the lock file goes there too
             self._attach_log()
@@ -124,12 +129,15 @@ class Workspace:
         return sessions_newest_first(loop.state)
 
     def run_experiment(self, description: str) -> Ack:
+        _bounded("description", description, MAX_DESCRIPTION_BYTES)
         host = self._host
         if host is None:
             return Ack(False, f"No loop is running in {self.root}. Start one with agent manual.")
         return host.run_experiment(description)
 
     def guidance(self, text: str) -> Ack:
+        _bounded("text", text, MAX_GUIDANCE_BYTES)
+        Repo(self.root).close()  # a folder that is not a repository gets no .autoresearch/
         path = self.root / GUIDANCE_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text.strip() + "\n" if text.strip() else "", encoding="utf-8")
@@ -221,11 +229,14 @@ class Workspace:
         elif commit is not None:
             if not commit.strip():
                 raise ParamError("commit", "commit is empty: give a commit sha (short or full).")
-            exp = _find(items, commit.strip())
+            commit = _checked(commit.strip())
+            exp = _find(items, commit)
         with self._git_lock:
             return queries.changes(self._query_repo(), commit, exp)
 
     def file_at(self, commit: str, path: str) -> FileAtResult:
+        if commit != queries.EMPTY_TREE:
+            _checked(commit)
         with self._git_lock:
             return queries.file_at(self._query_repo(), commit, path)
 
@@ -233,10 +244,27 @@ class Workspace:
         if max_bytes < 0:
             raise ParamError("max_bytes", f"max_bytes must not be negative (got {max_bytes}).")
         if number is None:
-            return queries.tail(self.root / RUN_LOG, max_bytes, RUN_LOG)
+            live = self.root / RUN_LOG
+            if live.is_symlink() and not _inside(live, os.path.realpath(self.root)):
+                raise queries.QueryError(
+                    f"{RUN_LOG} is a link to a file outside {self.root}: refused. Delete it;"
+                    " the next run writes a new one."
+                )
+            return queries.tail(live, max_bytes, RUN_LOG)
+        if tag is not None and not TAG.match(tag):
+            raise ParamError(
+                "tag", f"tag {tag!r} must be letters, digits, '.', '_' or '-', e.g. nov25."
+            )
         tag = tag if tag is not None else self._current_tag()
         path = log_path(self.root, tag, number)
-        if not path.exists():
+        runs = os.path.join(os.path.realpath(self.root), ".autoresearch", "runs")
+        known = bool(TAG.match(tag))  # a tag read from another tool's records may be anything
+        if known and not _inside(path, runs):
+            raise queries.QueryError(
+                f"The run log of session {tag} #{number} is a link out of .autoresearch/runs/:"
+                " refused. Delete that link."
+            )
+        if not known or not path.is_file():
             raise queries.QueryError(
                 f"No run log kept for experiment #{number} of session {tag or '(none)'}"
                 " (only loops run by autoresearch keep one per experiment; run.log holds the"
@@ -383,6 +411,29 @@ class Workspaces:
     def all(self) -> list[Workspace]:
         with self._lock:
             return list(self._by_root.values())
+
+
+def _inside(path: Path, base: str) -> bool:
+    """`path`, links followed, is `base` or under it (`base` already a real path)."""
+    return os.path.commonpath([base, os.path.realpath(path)]) == base
+
+
+def _checked(commit: str) -> str:
+    try:
+        revision.check(commit)
+    except revision.RevisionError as exc:
+        raise ParamError("commit", str(exc)) from None
+    return commit
+
+
+def _bounded(field: str, text: str, limit: int) -> None:
+    size = len(text.encode("utf-8", errors="replace"))
+    if size > limit:
+        raise ParamError(
+            field,
+            f"{field} is {size:,} bytes; at most {limit:,} are accepted. Shorten it (a summary,"
+            " or a path to a file the agent can read).",
+        )
 
 
 def _find(items: list[Experiment], commit: str) -> Experiment | None:

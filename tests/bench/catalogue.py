@@ -372,12 +372,46 @@ def rpc_cases() -> list[RpcCase]:
         ("log of an experiment that does not exist", on_repo("autoresearch/log", number=99)),
         ("log with a negative max_bytes", on_repo("autoresearch/log", max_bytes=-1)),
         ("runExperiment when no manual loop runs", on_repo("autoresearch/runExperiment")),
+        (
+            "changes of a ref name that leads out of the repository",
+            on_repo("autoresearch/changes", commit="refs/heads/" + "../" * 12 + "dev/zero"),
+        ),
+        (
+            "fileAt of a revision expression",
+            on_repo("autoresearch/fileAt", commit="HEAD~1", path="train.py"),
+        ),
+        (
+            "log with a tag that climbs out of .autoresearch/runs",
+            on_repo("autoresearch/log", tag="../../../secret", number=1),
+        ),
+        ("start whose scope leaves the repository", _escaping_start),
+        ("guidance in a directory that is not a repository", _plain_guidance),
+        ("guidance over 1 MiB", fresh("autoresearch/guidance", text="x" * (1024 * 1024 + 1))),
+        (
+            "runExperiment description over 2 KiB",
+            fresh("autoresearch/runExperiment", description="y" * 2049),
+        ),
     ]
 
 
 def _plain_dir(tmp: Path) -> tuple[str, object]:
     (tmp / "plain").mkdir()
     return "autoresearch/start", {"root": str(tmp / "plain")}
+
+
+def _plain_guidance(tmp: Path) -> tuple[str, object]:
+    (tmp / "plain").mkdir()
+    return "autoresearch/guidance", {"root": str(tmp / "plain"), "text": "try a lower LR"}
+
+
+def _escaping_start(tmp: Path) -> tuple[str, object]:
+    root = repo(tmp)  # its tracked autoresearch.toml stays as it is
+    config = {
+        "metric": {"name": "score", "direction": "lower", "pattern": "^score:\\s*(\\S+)"},
+        "run": {"command": f"{sys.executable} train.py"},
+        "scope": {"files": ["../*"]},
+    }
+    return "autoresearch/start", {"root": str(root), "config": config}
 
 
 def _bad_start(tmp: Path) -> tuple[str, object]:
@@ -458,7 +492,10 @@ def run_rpc(base: Path) -> list[tuple[str, str, str]]:
                     daemon.request("autoresearch/stop", {"root": params["root"], "now": True})  # type: ignore[index]
             except RpcError as exc:
                 message = f"{exc.code}: {exc.message}"
-            results.append(("request", f"{title}: `{method}` {json.dumps(params)}", message))
+            shown = json.dumps(params)
+            if len(shown) > 300:  # a 1 MiB text shown as its size, not as itself
+                shown = f"{shown[:200]}... ({len(shown):,} characters)"
+            results.append(("request", f"{title}: `{method}` {shown}", message))
             results[-1] = (results[-1][0], tidy(results[-1][1], tmp), tidy(message, tmp))
     finally:
         daemon.close()

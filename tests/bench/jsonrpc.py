@@ -28,8 +28,11 @@ class RpcError(RuntimeError):
 class Daemon:
     """`autoresearch serve` in a subprocess, initialized; close() shuts it down properly."""
 
-    def __init__(self, env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
-        self.stderr = open(os.devnull, "wb")  # noqa: SIM115 - closed in close()
+    def __init__(
+        self, env: dict[str, str] | None = None, cwd: Path | None = None, log: Path | None = None
+    ) -> None:
+        # `log`: where the daemon's stderr goes (by default nowhere).
+        self.stderr = open(log or os.devnull, "wb")  # noqa: SIM115 - closed in close()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "autoresearch", "serve"],
             stdin=subprocess.PIPE,
@@ -46,6 +49,8 @@ class Daemon:
         self.counts: Counter[str] = Counter()
         self.recent: dict[str, deque[Any]] = {}
         self.listeners: list[Callable[[str, Any], None]] = []
+        # Responses to no request of ours (id null: a message the daemon could not read).
+        self.orphans: list[dict[str, Any]] = []
         self._reader = threading.Thread(target=self._read, args=(self.proc.stdout,), daemon=True)
         self._reader.start()
         self.request("initialize", {"processId": os.getpid(), "rootUri": None, "capabilities": {}})
@@ -95,6 +100,12 @@ class Daemon:
         finally:
             self.stderr.close()
 
+    def send_raw(self, body: bytes) -> None:
+        """Any bytes as one message's body, framed correctly: for malformed requests."""
+        with self._lock:
+            self._out.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            self._out.flush()
+
     def _send(self, message: dict[str, Any]) -> None:
         body = json.dumps(message).encode()
         self._out.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
@@ -119,6 +130,8 @@ class Daemon:
                 if waiter:
                     waiter[1].append(message)
                     waiter[0].set()
+                else:
+                    self.orphans.append(message)
             elif "id" in message:  # a request from the server: accept it
                 with self._lock:
                     self._send({"jsonrpc": "2.0", "id": message["id"], "result": None})
