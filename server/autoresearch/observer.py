@@ -159,8 +159,8 @@ class Observer:
         if path.exists():
             rows = results_tsv.read(path, name, strict=False, warnings=warnings)
             metric = _metric_column(path, name)
-            for line in warnings:  # never a row dropped without a word
-                log.warning("observer: %s", line)
+            for line in warnings:  # never a row dropped without a word (the CLI prints its own)
+                log.info("observer: %s", line)
         ours = self._records.session(tag)
         if rows and not _same_session(ours, rows):
             # results.tsv is untracked, so it stays when another branch is checked out: find
