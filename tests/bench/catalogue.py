@@ -442,7 +442,7 @@ def run_cli(argv: list[str]) -> str:
         return f"UNCAUGHT {type(exc).__name__}: {exc}"
     lines = [line for line in err.getvalue().splitlines() if line.strip()]
     message = "\n".join(lines).strip()
-    if code == 0 and not message:  # warnings on stderr with exit 0 are what the user reads
+    if code == 0 and "autoresearch: warning:" not in message:  # a warning is what they read
         return f"(no error: exit 0) {out.getvalue().strip()[-200:]}"
     return message or f"(exit {code}, nothing on stderr) {out.getvalue().strip()[-300:]}"
 
