@@ -231,16 +231,25 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(msgspec.to_builtins(status), indent=1))
     else:
         print(status.text)
+    _warn(status.warnings)
     return EXIT_OK
+
+
+def _warn(lines: list[str]) -> None:
+    """Rows of results.tsv that cannot be read: said on stderr, never dropped silently."""
+    for line in lines:
+        print(f"autoresearch: warning: {line}", file=sys.stderr)
 
 
 def cmd_results(args: argparse.Namespace) -> int:
     from .status import read_experiments
 
     try:
-        tag, experiments = read_experiments(_root(args.dir), args.tag)
+        table = read_experiments(_root(args.dir), args.tag)
     except (cfg.ConfigError, ValueError, RuntimeError) as exc:
         raise UserError(str(exc)) from None
+    tag, experiments = table.tag, table.experiments
+    _warn(table.warnings)
     if args.json:
         for exp in experiments:
             print(msgspec.json.encode(exp).decode())

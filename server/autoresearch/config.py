@@ -195,11 +195,33 @@ def validate(config: Config, source: str = CONFIG_FILE) -> None:
             f"{source}: scope.files is empty. List the files the agent may edit, e.g."
             ' files = ["train.py"].'
         )
+    for key in ("files", "off_limits"):
+        for glob in getattr(config.scope, key):
+            check_scope_pattern(glob, f"scope.{key}", source)
     overlap = set(config.scope.files) & set(config.scope.off_limits)
     if overlap:
         raise ConfigError(
             f"{source}: {', '.join(sorted(overlap))} is both in scope.files and in"
             " scope.off_limits. Remove it from one of them."
+        )
+
+
+def check_scope_pattern(glob: str, key: str, source: str = CONFIG_FILE) -> None:
+    """Scope patterns name files of this repository: relative, never climbing out of it."""
+    norm = glob.replace("\\", "/")
+    files = key == "scope.files"
+    example = "e.g. 'src/*.py'" if files else "e.g. 'data/*'"
+    why = "files outside it are never in scope" if files else "the loop never edits outside it"
+    if norm.startswith(("/", "~")) or re.match(r"[A-Za-z]:/", norm):
+        raise ConfigError(
+            f"{source}: {key}: {glob!r} is absolute; patterns are relative to the repository"
+            f" root, {example}. Write it relative to the repository, or drop it ({why})."
+        )
+    if ".." in norm.split("/"):
+        raise ConfigError(
+            f"{source}: {key}: {glob!r} climbs out of the repository with '..'; patterns are"
+            f" relative to the repository root and stay inside it, {example}. Remove the '..'"
+            f" ({why})."
         )
 
 

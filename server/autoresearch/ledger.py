@@ -89,7 +89,7 @@ class Ledger:
             self._write(self._append_jsonl, self.jsonl, row)
             records.append(row)
         for exp in records[len(rows) :]:
-            self._write(results_tsv.append, self.results, exp)
+            self._write(self._append_row, self.results, exp)
         self._rows = len(records)
         return list(records)  # the caller's own list: record() appends to ours
 
@@ -99,7 +99,7 @@ class Ledger:
         if not self.results.exists():  # deleted under us (by an agent): rebuild it first
             self.reconcile(exp.tag)
         if self._rows <= exp.number:
-            self._write(results_tsv.append, self.results, exp)
+            self._write(self._append_row, self.results, exp)
             self._rows = exp.number + 1
             pause_point("row-written", exp.number)
         if len(records) <= exp.number:
@@ -120,6 +120,9 @@ class Ledger:
                 f"Cannot write experiment #{exp.number} to {path} ({exc.strerror}). To fix:"
                 f" {fix}, then resume: the decision is kept in the journal and written then."
             ) from None
+
+    def _append_row(self, path: Path, exp: Experiment) -> None:
+        results_tsv.append(path, exp, self.metric_name)  # in the table's own layout
 
     def _append_jsonl(self, path: Path, exp: Experiment) -> None:
         path.parent.mkdir(exist_ok=True)

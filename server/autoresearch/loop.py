@@ -150,6 +150,7 @@ class Loop:
                 self._set(remaining=None if self.limit is None else self.limit - done)
             if self.limit is not None and done == self.limit:
                 self._say(self.summary())
+            self._refresh_notes()  # the recovery document ends with every experiment of the run
             self._phase("stopped", current=None, message="stopped")
             return self.history
         except Exception as exc:

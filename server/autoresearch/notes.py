@@ -14,35 +14,54 @@ NOTES_FILE = "autoresearch.md"
 TRIED_LIMIT = 40
 
 
+# The seed's section names, in its order: an agent resuming from this file looks for them.
+SECTIONS = (
+    "Objective",
+    "Metric",
+    "Command",
+    "Metric Extraction",
+    "Comparison Protocol",
+    "Files in Scope",
+    "Off Limits",
+    "Constraints",
+    "Guard",
+    "What's Been Tried",
+)
+
+
 def render(config: Config, tag: str, history: list[Experiment]) -> str:
-    m, r = config.metric, config.run
-    extraction = f"regex `{m.pattern}`" if m.pattern else f"`{m.extract}`"
+    m, r, p = config.metric, config.run, config.protocol
+    extraction = (
+        f"Regex `{m.pattern}` on run.log; the last match wins."
+        if m.pattern
+        else f"`{m.extract}`; the last number it prints wins."
+    )
     memory = f"`{r.memory_pattern}` in {r.memory_unit}" if r.memory_pattern else "measured"
-    lines = [
-        f"# Autoresearch: {m.name} ({tag})",
-        "",
-        "## Objective",
-        f"Make `{m.name}` {m.direction} (a {'lower' if m.direction == 'lower' else 'higher'}"
-        " value is better).",
-        "",
-        "## Metrics",
-        f"- Primary: `{m.name}`, {m.direction} is better, extracted with {extraction}.",
-        f"- Memory: {memory}.",
-        "",
-        "## How to Run",
-        f"`{r.command} > run.log 2>&1` (timeout {r.timeout:g} s).",
-    ]
-    if config.protocol.text or config.protocol.time_budget:
-        lines += ["", "## Comparison Protocol", config.protocol.text]
-        if config.protocol.time_budget:
-            lines.append(f"Time budget: {config.protocol.time_budget:g} s per experiment.")
-    lines += ["", "## Files in Scope", *[f"- `{g}`" for g in config.scope.files]]
-    lines += ["", "## Off Limits", *([f"- `{g}`" for g in config.scope.off_limits] or ["- (none)"])]
-    lines += ["", "## Constraints", config.constraints or "(none)"]
-    if r.guard:
-        lines.append(f"Guard (must pass for a keep): `{r.guard}`.")
-    lines += ["", "## What's Been Tried", *tried(history), ""]
-    return "\n".join(lines)
+    protocol = [p.text] if p.text else []
+    if p.time_budget:
+        protocol.append(f"Time budget: {p.time_budget:g} s per experiment.")
+    body = {
+        "Objective": [
+            f"Make `{m.name}` {m.direction} (a {'lower' if m.direction == 'lower' else 'higher'}"
+            " value is better)."
+        ],
+        "Metric": [
+            f"- Primary: `{m.name}`, {m.direction} is better.",
+            f"- Memory: {memory}.",
+        ],
+        "Command": [f"`{r.command} > run.log 2>&1` (timeout {r.timeout:g} s)."],
+        "Metric Extraction": [extraction],
+        "Comparison Protocol": protocol or ["One run per experiment, compared with the best."],
+        "Files in Scope": [f"- `{g}`" for g in config.scope.files],
+        "Off Limits": [f"- `{g}`" for g in config.scope.off_limits] or ["- (none)"],
+        "Constraints": [config.constraints or "(none)"],
+        "Guard": [f"`{r.guard}` must pass for a keep." if r.guard else "(none)"],
+        "What's Been Tried": tried(history),
+    }
+    lines = [f"# Autoresearch: {m.name} ({tag})"]
+    for name in SECTIONS:
+        lines += ["", f"## {name}", *body[name]]
+    return "\n".join([*lines, ""])
 
 
 def tried(history: list[Experiment]) -> list[str]:

@@ -43,6 +43,8 @@ class Snapshot(msgspec.Struct):
     external: bool
     # Who holds the loop lock, when another process runs our loop here.
     holder: str | None = None
+    # Rows of results.tsv that cannot be read, one line each with its line number.
+    warnings: list[str] = msgspec.field(default_factory=list)
 
 
 # Called with the new snapshot and the rows appended since the last one (None: not an append,
@@ -152,10 +154,13 @@ class Observer:
         tag = branch[len(BRANCH_PREFIX) :] if on_session_branch else branch
         name = self._metric_name()
         rows: list[Experiment] = []
+        warnings: list[str] = []
         metric = name or "metric"
         if path.exists():
-            rows = results_tsv.read(path, name, strict=False)
+            rows = results_tsv.read(path, name, strict=False, warnings=warnings)
             metric = _metric_column(path, name)
+            for line in warnings:  # never a row dropped without a word (the CLI prints its own)
+                log.info("observer: %s", line)
         ours = self._records.session(tag)
         if rows and not _same_session(ours, rows):
             # results.tsv is untracked, so it stays when another branch is checked out: find
@@ -179,6 +184,7 @@ class Observer:
             experiments=experiments,
             external=holder is not None or not mine,
             holder=holder,
+            warnings=warnings,
         )
 
     def _experiment(self, row: Experiment, tag: str, ours: list[Experiment]) -> Experiment:
@@ -195,14 +201,19 @@ class Observer:
             self._resolved.update(resolve_commits(self.root, missing))
 
 
-def observed_state(state: LoopState, snap: Snapshot) -> LoopState:
-    """`state` (the idle one, with this repository's own sessions) as the observed loop's."""
+def observe(root: Path, metric_name: str | None) -> Snapshot | None:
+    """One snapshot of the table, read as the daemon's observer reads it (for the CLI)."""
+    return Observer(root, Records(root), lambda: metric_name, lambda *_: None).snapshot()
+
+
+def summary_of(snap: Snapshot, direction: str) -> SessionSummary:
+    """The observed session's summary: counts (the baseline aside) and best."""
     exps = snap.experiments
     counts = Counts()
     for exp in exps[1:]:
         setattr(counts, exp.status, getattr(counts, exp.status) + 1)
-    best = _best(exps, state.direction)
-    summary = SessionSummary(
+    best = _best(exps, direction)
+    return SessionSummary(
         tag=snap.tag,
         branch=snap.branch,
         total=len(exps),
@@ -210,17 +221,26 @@ def observed_state(state: LoopState, snap: Snapshot) -> LoopState:
         best=best.metric if best else None,
         best_number=best.number if best else None,
     )
+
+
+def observed_state(state: LoopState, snap: Snapshot) -> LoopState:
+    """`state` (the idle one, with this repository's own sessions) as the observed loop's."""
+    exps = snap.experiments
+    summary = summary_of(snap, state.direction)
     who = f"a loop in another process ({snap.holder})" if snap.holder else "another tool"
+    unread = ""
+    if snap.warnings:
+        unread = f"; {len(snap.warnings)} row(s) cannot be read: {snap.warnings[0]}"
     return msgspec.structs.replace(
         state,
         mode="observer",
         metric=snap.metric,
         iteration=max(len(exps) - 1, 0),
-        counts=counts,
+        counts=summary.counts,
         best=summary.best,
         best_number=summary.best_number,
         baseline=exps[0].metric if exps else None,
-        message=f"watching results.tsv on {snap.branch}, written by {who}",
+        message=f"watching results.tsv on {snap.branch}, written by {who}{unread}",
         sessions=[summary, *[s for s in state.sessions if s.tag != snap.tag]],
     )
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from . import config as cfg
 from .config import Config
+from .confine import why_not
 from .repo import Repo, RepoError
 from .scope import LOOP_FILES, matches
 
@@ -95,6 +96,11 @@ def check_settings(root: Path, config: Config, tracked: list[str]) -> None:
     present = set(tracked) | {
         str(p.relative_to(root)) for g in config.scope.files for p in root.glob(g) if p.is_file()
     }
+    # Links first: a file under a linked folder is never tracked, and must be named as a link.
+    for path in sorted(present):
+        reason = why_not(root, path) if matches(path, config.scope.files) else None
+        if reason:
+            raise PreflightError(reason)
     committed = set(tracked)
     for glob in config.scope.files:
         if not any(matches(path, [glob]) for path in committed) and any(

@@ -1,7 +1,9 @@
 """`results.tsv`: the seed's five columns, written byte for byte; read from any tool's file.
 
 Readers find columns by header name, so files with Karpathy's `val_bpb` header, `0.000000` for a
-crash, or extra columns load too (see shared/samples/).
+crash, or extra columns load too (see shared/samples/), and take the status spellings other
+tools write (KEEP, kept, revert, error...). A row is appended in the table's own layout, so a
+session resumed on another tool's table never breaks it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,14 @@ from .experiment import Experiment
 RESULTS_FILE = "results.tsv"
 HEADER = "commit\tmetric\tmemory_gb\tstatus\tdescription\n"
 STATUSES = ("keep", "discard", "crash")
+# Other tools' spellings (compared lower-cased). A baseline row is the session's first keep.
+STATUS_WORDS = {
+    **{w: "keep" for w in ("keep", "kept", "baseline", "accept", "accepted", "improved")},
+    **{w: "discard" for w in ("discard", "discarded", "revert", "reverted", "reject", "rejected")},
+    **{w: "crash" for w in ("crash", "crashed", "error", "failed", "fail", "timeout")},
+}
+# Metric values other tools write for "no result" (with any status).
+SENTINELS = (-999.0, -9999.0)
 
 
 class ResultsError(ValueError):
@@ -49,15 +59,35 @@ def ensure_header(path: Path) -> None:
         path.write_text(HEADER, encoding="utf-8")
 
 
-def append(path: Path, exp: Experiment) -> None:
-    """Append one row durably; a crash mid-write leaves at most a partial last line."""
-    line = format_row(exp).encode()
+def append(path: Path, exp: Experiment, metric_name: str | None = None) -> None:
+    """Append one row durably; a crash mid-write leaves at most a partial last line. A table
+    with another layout (another tool's, with more columns) gets the row in its own layout."""
+    line = _row_in_layout(path, exp, metric_name).encode()
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, line)
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _row_in_layout(path: Path, exp: Experiment, metric_name: str | None) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            first = f.readline()
+    except FileNotFoundError:
+        first = ""
+    if first in ("", HEADER) or not first.endswith("\n"):
+        return format_row(exp)
+    header = first.rstrip("\r\n").split("\t")
+    columns = _columns(header, metric_name, path)
+    cells = [""] * len(header)  # the table's other columns stay empty
+    seed = format_row(exp).rstrip("\n").split("\t")
+    fields = ("commit", "metric", "memory", "status", "description")
+    for key, value in zip(fields, seed, strict=True):
+        if columns[key] >= 0:
+            cells[columns[key]] = value
+    return "\t".join(cells) + "\n"
 
 
 @contextlib.contextmanager
@@ -73,13 +103,21 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def read(path: Path, metric_name: str | None = None, strict: bool = True) -> list[Experiment]:
-    """Rows as experiments numbered from 0. Non-strict skips broken rows instead of raising."""
+def read(
+    path: Path,
+    metric_name: str | None = None,
+    strict: bool = True,
+    warnings: list[str] | None = None,
+) -> list[Experiment]:
+    """Rows as experiments numbered from 0. Non-strict skips broken rows instead of raising,
+    and says which in `warnings` (one line each, with its line number)."""
     with gc_paused():
-        return _read(path, metric_name, strict)
+        return _read(path, metric_name, strict, warnings)
 
 
-def _read(path: Path, metric_name: str | None, strict: bool) -> list[Experiment]:
+def _read(
+    path: Path, metric_name: str | None, strict: bool, warnings: list[str] | None
+) -> list[Experiment]:
     text = path.read_text(encoding="utf-8", errors="replace")
     lines = text.split("\n")
     if lines and lines[-1] == "":
@@ -102,6 +140,10 @@ def _read(path: Path, metric_name: str | None, strict: bool) -> list[Experiment]
                 raise ResultsError(
                     f"{path} line {lineno}: {exc} Fix or delete that line, then try again."
                 ) from None
+            if warnings is not None:
+                warnings.append(
+                    f"{path.name} line {lineno} is left out: {exc} Fix or delete that line."
+                )
     return rows
 
 
@@ -155,15 +197,18 @@ class _Layout:
             elif self.description_last:
                 # Tabs inside a hand-edited description: fold them back into the last column.
                 cells = [*cells[: width - 1], " ".join(cells[width - 1 :])]
-        status = cells[self.status].strip().lower()
-        if status not in STATUSES:
-            raise ResultsError(f"status {cells[self.status]!r} is not keep, discard or crash.")
+        status = STATUS_WORDS.get(cells[self.status].strip().lower(), "")
+        if not status:
+            raise ResultsError(
+                f"status {cells[self.status]!r} is not keep, discard or crash (nor another"
+                " tool's word for one: kept, baseline, revert, error, failed...)."
+            )
         commit = cells[self.commit].strip()
         if not commit:
             raise ResultsError("the commit column is empty.")
         metric = _number(cells[self.metric], "metric")
-        if status == "crash" and metric == 0.0:
-            metric = None  # Karpathy's files write 0.000000 for a crash
+        if (status == "crash" and metric == 0.0) or metric in SENTINELS:
+            metric = None  # Karpathy's files write 0.000000 for a crash, others -999
         memory = _number(cells[self.memory], "memory_gb") if self.memory >= 0 else None
         extra = {self.header[i]: cells[i] for i in self.extra if i < len(cells)}
         return Experiment(

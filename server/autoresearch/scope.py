@@ -17,6 +17,7 @@ from pathlib import Path
 import git
 import msgspec
 
+from .confine import link_in_path
 from .repo import EDITOR_FILES, Repo
 
 # Files the loop itself writes; never the edit step's business, never reverted by it.
@@ -151,6 +152,13 @@ def enforce(
             off.append(path)
             events.append(f"off-limits file {path} was edited: reverted")
         elif matches(path, scope) and (change.old_path is None or matches(change.old_path, scope)):
+            link = link_in_path(repo.root, path)
+            if link:  # the next edit would write through it, outside the repository's files
+                reverted.append(path)
+                made = "was made a symbolic link" if link == path else f"lies under the link {link}"
+                events.append(f"{path} {made}: reverted (no edit writes through a link)")
+                (remove if change.untracked else restore).append(path)
+                continue
             size = _size(repo.root / path)
             if size <= MAX_FILE_BYTES:
                 allowed.append(path)

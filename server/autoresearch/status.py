@@ -1,4 +1,8 @@
-"""What `autoresearch status` and `results` show, read from disk without running anything."""
+"""What `autoresearch status` and `results` show, read from disk without running anything.
+
+A table another tool writes (no records of ours) is read by the daemon's observer code, so the
+CLI shows what VS Code shows, unreadable rows included as warnings.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from .experiment import Experiment
 from .ledger import Ledger
 from .lock import RepoLock
 from .loop import summarize_sessions
+from .observer import Snapshot, observe, summary_of
 from .protocol import SessionSummary
 from .repo import BRANCH_PREFIX, Repo
 from .results_tsv import format_metric
@@ -25,6 +30,14 @@ class Status(msgspec.Struct):
     direction: str
     sessions: list[SessionSummary]
     text: str = ""
+    # Rows of results.tsv that cannot be read, each with its line number.
+    warnings: list[str] = msgspec.field(default_factory=list)
+
+
+class Table(msgspec.Struct):
+    tag: str
+    experiments: list[Experiment]
+    warnings: list[str]
 
 
 def _current_tag(root: Path) -> tuple[str, str]:
@@ -37,12 +50,23 @@ def _current_tag(root: Path) -> tuple[str, str]:
     return branch, tag
 
 
-def read_experiments(root: Path, tag: str | None) -> tuple[str, list[Experiment]]:
+def _observed(snap: Snapshot | None, ledger: Ledger) -> Snapshot | None:
+    """The table to show instead of the records, chosen as the daemon's workspace does."""
+    if snap is not None and (snap.external or snap.tag not in ledger.sessions):
+        return snap if snap.experiments else None
+    return None
+
+
+def read_experiments(root: Path, tag: str | None) -> Table:
     config = cfg.load(root) if (root / cfg.CONFIG_FILE).exists() else None
-    ledger = Ledger(root, config.metric.name if config else None)
+    name = config.metric.name if config else None
+    ledger = Ledger(root, name)
     ledger.load(repair=False)
+    snap = _observed(observe(root, name), ledger)
+    if snap is not None and tag in (None, snap.tag):
+        return Table(tag=snap.tag, experiments=snap.experiments, warnings=snap.warnings)
     if tag is not None and tag not in ledger.sessions:
-        known = ", ".join(ledger.sessions) or "none yet"
+        known = ", ".join([*ledger.sessions, *([snap.tag] if snap else [])]) or "none yet"
         raise ValueError(f"No session {tag!r} in {root}. Sessions: {known}.")
     if tag is None:
         _, tag = _current_tag(root)
@@ -53,7 +77,7 @@ def read_experiments(root: Path, tag: str | None) -> tuple[str, list[Experiment]
                 f"No autoresearch session in {root}. Start one with `autoresearch run`."
             )
         tag = tags[-1]
-    return tag, ledger.experiments(tag)
+    return Table(tag=tag, experiments=ledger.experiments(tag), warnings=[])
 
 
 def read_status(root: Path) -> Status:
@@ -62,6 +86,11 @@ def read_status(root: Path) -> Status:
     ledger = Ledger(root, config.metric.name)
     ledger.load(repair=False)
     sessions = summarize_sessions(ledger, config.metric.direction)
+    snap = _observed(observe(root, config.metric.name), ledger)
+    if snap is not None:  # another tool's table: shown as the daemon shows it
+        tag = snap.tag
+        observed = summary_of(snap, config.metric.direction)
+        sessions = [observed, *[s for s in sessions if s.tag != snap.tag]]
     running = RepoLock(root).held_elsewhere()
     lines = [
         f"repository: {root}",
@@ -87,4 +116,5 @@ def read_status(root: Path) -> Status:
         direction=config.metric.direction,
         sessions=sessions,
         text="\n".join(lines),
+        warnings=snap.warnings if snap else [],
     )

@@ -147,6 +147,10 @@ CONFIGS = [
     ("run.command whose program does not exist", f"{sys.executable} train.py", "trian.sh --fast"),
     ("run.command naming a missing script path", f"{sys.executable} train.py", "./train.sh"),
     ("scope.files glob matching nothing", 'files = ["train.py"]', 'files = ["model/*.py"]'),
+    ("scope.files with an absolute pattern", 'files = ["train.py"]', 'files = ["/etc/*"]'),
+    ("scope.files climbing out with '..'", 'files = ["train.py"]', 'files = ["../*"]'),
+    ("scope.off_limits with an absolute path", '["evaluate.py"]', '["/etc/passwd"]'),
+    ("scope.off_limits climbing out with '..'", '["evaluate.py"]', '["../secrets/*"]'),
 ]
 for title, old, new in CONFIGS:
     case("config", title)(bad_config(old, new))
@@ -246,6 +250,40 @@ def _(tmp: Path) -> list[str]:
 
 
 HELD: list = []
+
+
+@case("repository", "an in-scope file that is a symbolic link out of the repository")
+def _(tmp: Path) -> list[str]:
+    (tmp / "decoy.py").write_text("LR = 0.5\n")
+    root = repo(tmp, GOOD.replace('files = ["train.py"]', 'files = ["train.py", "ext.py"]'))
+    os.symlink("../decoy.py", root / "ext.py")
+    git(root, "add", "ext.py")
+    git(root, "commit", "-q", "-m", "a link to a file outside")
+    return run_in(root)
+
+
+@case("repository", "scope.files under a folder that links out of the repository")
+def _(tmp: Path) -> list[str]:
+    (tmp / "outside").mkdir()
+    (tmp / "outside" / "model.py").write_text("WIDTH = 512\n")
+    root = repo(tmp, GOOD.replace('files = ["train.py"]', 'files = ["train.py", "lib/*.py"]'))
+    os.symlink("../outside", root / "lib")
+    git(root, "add", "lib")
+    git(root, "commit", "-q", "-m", "a linked folder")
+    return run_in(root)
+
+
+@case("repository", "another tool's results.tsv with a row that cannot be read: `results`")
+def _(tmp: Path) -> list[str]:
+    root = repo(tmp)
+    git(root, "checkout", "-q", "-b", "autoresearch/mar8")
+    (root / "results.tsv").write_text(
+        "commit\tval_bpb\tmemory_gb\tstatus\tdescription\n"
+        "a1b2c3d\t0.998000\t43.9\tBASELINE\tbaseline\n"
+        "b2c3d4e\t-999\t0.0\tREVERT\tn_head 12 (crashed)\n"
+        "c3d4e5f\t0.991000\t43.9\tMAYBE\twindow 512\n"
+    )
+    return ["results", "--dir", str(root)]
 
 
 def resumable(tmp: Path) -> Path:
@@ -438,7 +476,7 @@ def run_cli(argv: list[str]) -> str:
         return f"UNCAUGHT {type(exc).__name__}: {exc}"
     lines = [line for line in err.getvalue().splitlines() if line.strip()]
     message = "\n".join(lines).strip()
-    if code == 0:
+    if code == 0 and "autoresearch: warning:" not in message:  # a warning is what they read
         return f"(no error: exit 0) {out.getvalue().strip()[-200:]}"
     return message or f"(exit {code}, nothing on stderr) {out.getvalue().strip()[-300:]}"
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import msgspec
 import psutil
 import pytest
+from branch_head import head_past_notes
 from fake_agents import FAKE_AGENT, TRAIN_PY, agent_command, git, make_config, make_repo
 
 from autoresearch import results_tsv
@@ -135,7 +136,7 @@ def assert_nothing_lost(s: Session) -> list[Experiment]:
     ]
     assert git(root, "branch", "--show-current").strip() == f"autoresearch/{tag}"
     keeps = [e for e in records if e.status == "keep"]
-    assert git(root, "rev-parse", "HEAD").strip() == keeps[-1].commit
+    assert head_past_notes(root) == keeps[-1].commit
     assert git(root, "status", "--porcelain", "--untracked-files=all") == ""
     assert not (root / ".git" / "MERGE_HEAD").exists()
     assert git(root, "stash", "list") == ""
@@ -194,6 +195,7 @@ def test_agent_commits_are_not_on_the_branch(repo: Path) -> None:
     assert_nothing_lost(s)
     subjects = git(repo, "log", "--format=%s", "main..HEAD").splitlines()
     assert subjects == [
+        "autoresearch: refresh notes",  # the loop ended: autoresearch.md lists #1
         "autoresearch #1: LEARNING_RATE 0.01 -> 0.009",
         f"autoresearch: set up session {s.loop.tag}",
     ]

@@ -23,6 +23,7 @@ from pathlib import Path
 import msgspec
 import psutil
 import pytest
+from branch_head import head_past_notes
 from conftest import ScriptedProposer, alive_with_env, git, make_config, make_repo, set_lr
 
 from autoresearch import repo as repo_module
@@ -215,7 +216,7 @@ def assert_consistent(root: Path) -> list[Experiment]:
     tag = recs[0].tag
     assert git(root, "symbolic-ref", "--short", "HEAD") == f"autoresearch/{tag}"
     keeps = [r for r in recs if r.status == "keep"]
-    assert git(root, "rev-parse", "HEAD") == keeps[-1].commit, "HEAD is not the last keep"
+    assert head_past_notes(root) == keeps[-1].commit, "HEAD is not the last keep"
     assert git(root, "status", "--porcelain") == "", "the tree is not clean"
     for rec in recs:
         ref = f"refs/autoresearch/{tag}/{rec.number}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from branch_head import head_past_notes
 from conftest import EVAL, TRAIN, ScriptedProposer, git, make_config, make_repo, set_lr
 
 from autoresearch import results_tsv
@@ -32,7 +33,7 @@ def test_keep_discard_crash_are_recorded_and_reverted(repo: Path) -> None:
     assert text[0] == "commit\tmetric\tmemory_gb\tstatus\tdescription"
     assert text[1].endswith("\t0.240000\t0.5\tkeep\tbaseline")
     # The branch sits at the last keep, with a clean tree: the discard and crash are reverted.
-    assert git(repo, "rev-parse", "HEAD").startswith(rows[1].commit)
+    assert head_past_notes(repo).startswith(rows[1].commit)
     assert "LR = 0.35" in (repo / "train.py").read_text()
     assert git(repo, "status", "--porcelain") == ""
     # Every attempt stays reviewable under its ref, reverted ones included.

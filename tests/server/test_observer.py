@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from lsp_fixtures import TRAIN, config, daemon, git, make_repo, write_config
+from tables import baseline_keep_revert
 
 from autoresearch.lock import RepoLock
 from autoresearch.protocol import Method
@@ -120,6 +121,27 @@ async def test_results_from_other_tools_load_with_their_columns(tmp_path: Path) 
         assert first["commit"] == "c2ae6d8" and first["metric"] == 1.374486
         assert first["extra"] == {"artifact_mb": "11.96"} and first["memory_gb"] == 10.0
         assert [e["description"] for e in page["items"]] == [r.split("\t")[5] for r in rows]
+
+
+async def test_a_baseline_keep_revert_table_is_served_whole_with_its_unread_rows(
+    tmp_path: Path,
+) -> None:
+    root = make_repo(tmp_path / "repo")
+    git(root, "checkout", "-q", "-b", "autoresearch/mar8")
+    lines = baseline_keep_revert().splitlines()
+    lines.insert(20, "7c6b5a4\t0.99\t43.9\tMAYBE\ttried something")  # line 21
+    (root / "results.tsv").write_text("\n".join(lines) + "\n")
+    async with daemon() as client:
+        state = await client.request(Method.STATE, {"root": str(root)})
+        assert state["mode"] == "observer" and state["iteration"] == 65
+        assert state["baseline"] == 0.998  # the BASELINE row, not the first KEEP
+        assert 0 < state["best"] < 0.998  # never the -999 of a failed run
+        assert "1 row(s) cannot be read: results.tsv line 21 is left out" in state["message"]
+        page = await client.request(
+            Method.EXPERIMENTS, {"root": str(root), "newest_first": False, "limit": 500}
+        )
+        assert page["total"] == 66
+        assert {e["status"] for e in page["items"]} == {"keep", "discard"}
 
 
 async def test_a_terminal_run_is_observed_with_locks_until_it_stops(tmp_path: Path) -> None:

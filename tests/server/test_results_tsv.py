@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tables import ELEVEN, baseline_keep_revert, eleven_columns
 
 from autoresearch import results_tsv
 from autoresearch.experiment import Experiment
@@ -63,3 +64,73 @@ def test_a_half_written_last_line_is_not_a_row(tmp_path: Path) -> None:
     path = tmp_path / "results.tsv"
     path.write_text(results_tsv.HEADER + "a1b2c3d\t0.9\t1.0\tkeep\tok\nb2c3d4e\t0.8")
     assert len(results_tsv.read(path)) == 1
+
+
+@pytest.mark.parametrize(
+    ("word", "status"),
+    [
+        ("BASELINE", "keep"),
+        ("Kept", "keep"),
+        ("KEEP", "keep"),
+        ("REVERT", "discard"),
+        ("reverted", "discard"),
+        ("Discard", "discard"),
+        ("ERROR", "crash"),
+        ("failed", "crash"),
+        ("Crash", "crash"),
+    ],
+)
+def test_other_tools_status_words_in_any_case(tmp_path: Path, word: str, status: str) -> None:
+    path = tmp_path / "results.tsv"
+    path.write_text(results_tsv.HEADER + f"a1b2c3d\t0.9\t1.0\t{word}\tok\n")
+    assert results_tsv.read(path)[0].status == status
+
+
+def test_a_baseline_keep_revert_table_is_read_whole(tmp_path: Path) -> None:
+    path = tmp_path / "results.tsv"
+    path.write_text(baseline_keep_revert())
+    warnings: list[str] = []
+    rows = results_tsv.read(path, "val_bpb", strict=False, warnings=warnings)
+    assert len(rows) == 66 and warnings == []
+    assert rows[0].status == "keep" and rows[0].description.startswith("baseline")
+    failed = [r for r in rows if r.description.endswith("(crashed: CUDA OOM)")]
+    assert failed and all(r.metric is None and r.status == "discard" for r in failed)
+    assert min(r.metric for r in rows if r.metric is not None) > 0  # -999 is never a best
+
+
+def test_rows_left_out_are_reported_with_their_line(tmp_path: Path) -> None:
+    path = tmp_path / "results.tsv"
+    path.write_text(
+        results_tsv.HEADER
+        + "a1b2c3d\t0.9\t1.0\tkeep\tbaseline\n"
+        + "b2c3d4e\t0.8\t1.0\tmaybe\tunsure\n"
+        + "c3d4e5f\tfast\t1.0\tkeep\tno number\n"
+        + "d4e5f6a\t0.7\t1.0\tdiscard\tfine\n"
+    )
+    warnings: list[str] = []
+    rows = results_tsv.read(path, strict=False, warnings=warnings)
+    assert [r.commit for r in rows] == ["a1b2c3d", "d4e5f6a"]
+    assert warnings == [
+        "results.tsv line 3 is left out: status 'maybe' is not keep, discard or crash (nor"
+        " another tool's word for one: kept, baseline, revert, error, failed...)."
+        " Fix or delete that line.",
+        "results.tsv line 4 is left out: metric 'fast' is not a number. Fix or delete that line.",
+    ]
+
+
+def test_a_row_is_appended_in_the_tables_own_layout(tmp_path: Path) -> None:
+    path = tmp_path / "results.tsv"
+    path.write_text(eleven_columns("a1b2c3d", rows=3))
+    before = path.read_text()
+    results_tsv.append(path, Experiment(3, "f0e1d2c3b4", "crash", None, 0.0, "a\ttab"), "val_bpb")
+    results_tsv.append(path, Experiment(4, "0e1d2c3b4a", "keep", 0.9871, 43.5, "wider"), "val_bpb")
+    added = path.read_text()[len(before) :].splitlines()
+    assert [dict(zip(ELEVEN, line.split("\t"), strict=True)) for line in added] == [
+        {**dict.fromkeys(ELEVEN, ""), "commit": "f0e1d2c", "val_bpb": "NA", "memory_gb": "0.0",
+         "status": "crash", "description": "a tab"},
+        {**dict.fromkeys(ELEVEN, ""), "commit": "0e1d2c3", "val_bpb": "0.987100",
+         "memory_gb": "43.5", "status": "keep", "description": "wider"},
+    ]  # fmt: skip
+    assert [r.status for r in results_tsv.read(path, "val_bpb")] == [
+        "keep", "discard", "discard", "crash", "keep"
+    ]  # fmt: skip

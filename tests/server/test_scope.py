@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -119,3 +120,17 @@ def test_the_sentinel_ignores_a_touch_that_leaves_the_content(repo: Path) -> Non
     assert sentinel.changed() == []
     (repo / "evaluate.py").write_text(EVAL.replace("1", "2"))
     assert sentinel.changed() == ["evaluate.py"]
+
+
+def test_an_in_scope_file_made_a_symbolic_link_is_put_back(repo: Path) -> None:
+    decoy = repo.parent / "decoy.py"
+    decoy.write_text("LR = 0.5\n")
+    (repo / "train.py").unlink()
+    os.symlink("../decoy.py", repo / "train.py")
+    done = enforce(repo)
+    assert done.allowed == [] and done.reverted == ["train.py"]
+    assert done.events == [
+        "train.py was made a symbolic link: reverted (no edit writes through a link)"
+    ]
+    assert not (repo / "train.py").is_symlink() and (repo / "train.py").read_text() == TRAIN
+    assert decoy.read_text() == "LR = 0.5\n" and git(repo, "status", "--porcelain") == ""

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from branch_head import head_past_notes
 from lsp_fixtures import TRAIN, Client, config, daemon, git, make_repo
 
 from autoresearch import results_tsv
@@ -72,7 +73,7 @@ async def test_client_gone_mid_experiment_records_it_and_leaves_no_process(
     assert [r["number"] for r in records] == [0, 1]
     assert records[1]["crash_kind"] == "interrupted"
     # The abandoned experiment was reverted, its commit kept under its ref, the tree clean.
-    assert git(root, "rev-parse", "HEAD") == records[0]["commit"]
+    assert head_past_notes(root) == records[0]["commit"]
     assert git(root, "rev-parse", f"refs/autoresearch/{tag}/1") == records[1]["commit"]
     assert git(root, "status", "--porcelain") == ""
     journal = json.loads((root / ".autoresearch" / "state.json").read_text())

@@ -19,9 +19,10 @@ import optuna
 from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
 
 from ..config import Config, SweepParam
+from ..confine import ConfinementError, write_inside
 from ..experiment import Experiment
 from ..scope import matches
-from .base import EditContext, EditOutcome
+from .base import AgentUnavailable, EditContext, EditOutcome
 
 CONSTANT = re.compile(
     r"^(?P<name>[A-Z][A-Z0-9_]*)(?P<annot>\s*:\s*\w+)?(?P<eq>\s*=\s*)"
@@ -91,7 +92,10 @@ def write_value(root: Path, const: Constant, text: str) -> None:
             return m.group(0)
         return f"{m.group('name')}{m.group('annot') or ''}{m.group('eq')}{text}{m.group('rest')}"
 
-    path.write_text(CONSTANT.sub(swap, source, count=0), encoding="utf-8")
+    try:  # never through a symbolic link: preflight refuses them, this catches a later one
+        write_inside(root, const.path, CONSTANT.sub(swap, source, count=0))
+    except ConfinementError as exc:
+        raise AgentUnavailable(str(exc)) from None
 
 
 class SweepProposer:
