@@ -50,6 +50,9 @@ def default_tag(today: dt.date | None = None) -> str:
 
 
 def start(repo: Repo, config: Config, ledger: Ledger, journal: Journal, tag: str | None) -> Session:
+    entry = journal.read()
+    if entry is not None and entry.step == "setup" and repo.branch_exists(entry.branch):
+        return finish_setup(repo, config, ledger, journal, entry)
     current = repo.branch() or ""
     resumable = current.startswith(BRANCH_PREFIX) and (
         tag is None or current == BRANCH_PREFIX + tag
@@ -69,8 +72,27 @@ def create(repo: Repo, config: Config, ledger: Ledger, journal: Journal, tag: st
             f" (git switch {branch}), or start a new one with another tag (--tag {tag}b)."
         )
     origin = repo.branch() or ""
-    before = {rel: _read(repo.root / rel) for rel in (".gitignore", notes.NOTES_FILE)}
+    before = {rel: _read(repo.root / rel) for rel in SETUP_FILES}
+    # One journaled step: a start killed from here on is finished by the next (finish_setup).
+    journal.write(Entry(tag=tag, branch=branch, step="setup", parent=repo.head(), origin=origin))
     repo.create_branch(branch)
+    return _set_up(repo, config, ledger, journal, tag, origin, before)
+
+
+SETUP_FILES = (".gitignore", notes.NOTES_FILE)
+
+
+def _set_up(
+    repo: Repo,
+    config: Config,
+    ledger: Ledger,
+    journal: Journal,
+    tag: str,
+    origin: str,
+    before: dict[str, bytes | None],
+) -> Session:
+    """On the new branch: ignore the loop's files, write the notes, commit; idempotent."""
+    branch = BRANCH_PREFIX + tag
     _ignore_loop_files(repo.root)
     archived = _archive_old_results(ledger, tag)
     (repo.root / notes.NOTES_FILE).write_text(notes.render(config, tag, []), encoding="utf-8")
@@ -84,6 +106,7 @@ def create(repo: Repo, config: Config, ledger: Ledger, journal: Journal, tag: st
         repo.git.commit("-q", "-m", f"autoresearch: set up session {tag}")
     except Exception as exc:
         _undo_setup(repo, origin, branch, before, archived, ledger)
+        journal.write(Entry(tag=tag, branch=branch))
         raise preflight.PreflightError(
             f"git commit of the session setup failed: {_git_message(exc)}."
             " Nothing was changed. Fix the repository's commit hooks or configuration, then"
@@ -92,6 +115,49 @@ def create(repo: Repo, config: Config, ledger: Ledger, journal: Journal, tag: st
     ledger.start_session()
     journal.write(Entry(tag=tag, branch=branch))
     return Session(tag=tag, branch=branch, resumed=False, history=[])
+
+
+def finish_setup(
+    repo: Repo, config: Config, ledger: Ledger, journal: Journal, entry: Entry
+) -> Session:
+    """A start was killed during the session's setup (journal step "setup"; the branch
+    exists): finish it. Before the setup commit it is made again; after it, only the records'
+    header is left to write. Anything else on the branch is a person's: refused, unchanged."""
+    tag, branch = entry.tag, entry.branch
+    if repo.branch() != branch:
+        raise preflight.PreflightError(
+            f"The setup of session {tag} was interrupted and {branch} is not checked out."
+            f" Switch to it (git switch {branch}) and run again to finish the setup, or delete"
+            f" it (git branch -D {branch}) to start over."
+        )
+    head = repo.head()
+    subject = f"autoresearch: set up session {tag}"
+    if head != entry.parent and not (
+        repo.parent(head) == entry.parent and repo.subject(head) == subject
+    ):
+        raise preflight.PreflightError(
+            f"The setup of session {tag} was interrupted, and {branch} has commits since"
+            f' ({head[:7]} "{repo.subject(head)}"): nothing was changed. Start a new session'
+            f" with another tag (--tag {tag}b), or delete the branch to start over."
+        )
+    if head != entry.parent:  # the setup commit was made: only the records are left
+        ledger.start_session()
+        journal.write(Entry(tag=tag, branch=branch))
+        return Session(tag=tag, branch=branch, resumed=False, history=[])
+    repo.git.reset("-q")  # the killed commit's staging
+    dirty = [
+        c.path
+        for c in guarded_reset.tracked_changes(repo)
+        if c.path not in (*SETUP_FILES, CONFIG_FILE)
+    ]
+    if dirty:
+        raise preflight.PreflightError(
+            f"The setup of session {tag} was interrupted, and {', '.join(dirty)} changed since."
+            " Commit or stash them (git stash), then run again to finish the setup."
+        )
+    preflight.check_config(repo.root, config, repo.ls_files())
+    before = {rel: repo.file_at(entry.parent, rel) for rel in SETUP_FILES}
+    return _set_up(repo, config, ledger, journal, tag, entry.origin, before)
 
 
 def resume(repo: Repo, config: Config, ledger: Ledger, journal: Journal, tag: str) -> Session:

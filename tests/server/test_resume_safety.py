@@ -9,10 +9,12 @@ commits on the branch, every attempt ref where it was, and no experiment number 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import psutil
+import pytest
 from conftest import alive_with_env, git
 from test_faults import (  # noqa: F401 (the autouse fixture applies here too)
     Daemon,
@@ -235,3 +237,41 @@ def test_an_experiment_interrupted_twice_is_recorded_as_a_crash(tmp_path: Path) 
     assert recs[2].commit == committed and recs[2].status == "crash"
     assert recs[2].crash_kind == "interrupted" and "twice" in recs[2].reason
     assert len(recs) == 4
+
+
+# ---- 8. a kill during the session's setup ----------------------------------------------------
+
+# A slow pre-commit hook: says it runs, then waits for the test to say how it ends.
+HOOK = """\
+#!/bin/sh
+touch "{dir}/hook-running"
+while [ ! -e "{dir}/hook-go" ]; do sleep 0.05; done
+code=$(cat "{dir}/hook-go")
+touch "{dir}/hook-done"
+exit $code
+"""
+
+
+@pytest.mark.parametrize("hook_exit", [0, 1], ids=["commit-made", "commit-not-made"])
+def test_a_kill_during_setup_is_finished_by_the_next_start(tmp_path: Path, hook_exit: int) -> None:
+    root = safety_repo(tmp_path)
+    hook = root / ".git" / "hooks" / "pre-commit"
+    hook.write_text(HOOK.format(dir=tmp_path))
+    hook.chmod(0o755)
+    daemon = Daemon(root, "--loop", "1")
+    daemon.until((tmp_path / "hook-running").exists)
+    daemon.kill9()  # git and its hook live on: the commit is made or fails without the daemon
+    (tmp_path / "hook-go").write_text(str(hook_exit))
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "hook-done").exists() or (root / ".git" / "index.lock").exists():
+        assert time.monotonic() < deadline, "git did not finish"
+        time.sleep(0.05)
+    hook.unlink()
+    again = Daemon(root, "--loop", "1")
+    assert again.wait() == 0, again.text()
+    recs = assert_consistent(root)
+    assert [r.status for r in recs] == ["keep", "discard"]
+    subjects = git(root, "log", "--format=%s").splitlines()
+    assert subjects.count(f"autoresearch: set up session {recs[0].tag}") == 1
+    ignored = (root / ".gitignore").read_text().splitlines()
+    assert ignored.count("results.tsv") == 1 and ignored.count(".autoresearch/") == 1
