@@ -9,13 +9,15 @@ commits on the branch, every attempt ref where it was, and no experiment number 
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 import pytest
-from conftest import alive_with_env, git
+from conftest import TRAIN as CONF_TRAIN
+from conftest import alive_with_env, git, make_repo
 from test_faults import (  # noqa: F401 (the autouse fixture applies here too)
     Daemon,
     _no_stray_processes,
@@ -28,6 +30,7 @@ from test_faults import (  # noqa: F401 (the autouse fixture applies here too)
     settle,
 )
 
+from autoresearch.agents.sweep import CONSTANT
 from autoresearch.bootstrap import RERUN_EVENT
 
 # The experiment script: MODE (written by the fault agent per experiment) picks how it runs.
@@ -275,3 +278,50 @@ def test_a_kill_during_setup_is_finished_by_the_next_start(tmp_path: Path, hook_
     assert subjects.count(f"autoresearch: set up session {recs[0].tag}") == 1
     ignored = (root / ".gitignore").read_text().splitlines()
     assert ignored.count("results.tsv") == 1 and ignored.count(".autoresearch/") == 1
+
+
+# ---- 4. the sweep's records match their commits after a kill --------------------------------
+
+SWEEP_CONFIG = f"""\
+[metric]
+name = "score"
+direction = "lower"
+pattern = '^score:\\s*(\\S+)'
+
+[run]
+command = "{sys.executable} train.py"
+timeout = 30
+
+[scope]
+files = ["train.py"]
+
+[agent]
+kind = "sweep"
+seed = 7
+"""
+
+
+def constants_at(root: Path, rev: str) -> dict[str, float]:
+    text = git(root, "show", f"{rev}:train.py")
+    return {m["name"]: float(m["value"]) for m in CONSTANT.finditer(text)}
+
+
+@pytest.mark.parametrize("phase", ["editing", "committed", "decided", "recorded"])
+def test_sweep_records_match_their_commits_after_a_kill(tmp_path: Path, phase: str) -> None:
+    root = make_repo(tmp_path / "repo", {"train.py": CONF_TRAIN, "autoresearch.toml": SWEEP_CONFIG})
+    daemon = Daemon(root, pause=f"{phase}:1")
+    settle(
+        daemon, at_step(root, phase, 1) if phase != "recorded" else lambda: len(records(root)) == 2
+    )
+    daemon.kill9()
+    again = Daemon(root, "--loop", "3")  # below the notes refresh at #5
+    assert again.wait() == 0, again.text()
+    recs = assert_consistent(root)
+    assert len(recs) >= 4
+    for rec in recs[1:]:
+        # Every parameter recorded is the committed code's, and the description's change is
+        # the commit's change.
+        at_commit, at_parent = constants_at(root, rec.commit), constants_at(root, rec.parent)
+        assert rec.params in ({}, at_commit), (rec.number, rec.description, rec.params, at_commit)
+        name, old, _, new = rec.description.split()
+        assert (float(old), float(new)) == (at_parent[name], at_commit[name]), rec.description
