@@ -32,6 +32,7 @@ from test_faults import (  # noqa: F401 (the autouse fixture applies here too)
 
 from autoresearch.agents.sweep import CONSTANT
 from autoresearch.bootstrap import RERUN_EVENT
+from autoresearch.repo import Repo, RepoError
 
 # The experiment script: MODE (written by the fault agent per experiment) picks how it runs.
 # "gate": waits until the file named by SAFETY_GATE exists (the test edits meanwhile);
@@ -325,3 +326,27 @@ def test_sweep_records_match_their_commits_after_a_kill(tmp_path: Path, phase: s
         assert rec.params in ({}, at_commit), (rec.number, rec.description, rec.params, at_commit)
         name, old, _, new = rec.description.split()
         assert (float(old), float(new)) == (at_parent[name], at_commit[name]), rec.description
+
+
+# ---- attempt refs are created, never moved ---------------------------------------------------
+
+
+def test_an_attempt_ref_is_never_overwritten(repo: Path) -> None:
+    first = git(repo, "rev-parse", "HEAD")
+    git(repo, "commit", "-q", "--allow-empty", "-m", "second")
+    second = git(repo, "rev-parse", "HEAD")
+    r = Repo(repo)
+    try:
+        r.set_ref("refs/autoresearch/t/1", first)
+        r.set_ref("refs/autoresearch/t/1", first)  # the same again: nothing to do
+        for packed in (False, True):
+            if packed:
+                git(repo, "pack-refs", "--all")
+            with pytest.raises(RepoError, match="never overwritten"):
+                r.set_ref("refs/autoresearch/t/1", second)
+            assert git(repo, "rev-parse", "refs/autoresearch/t/1") == first
+        r.set_ref("refs/autoresearch/t/1", second, old=first)  # a retry taking over its number
+        assert git(repo, "rev-parse", "refs/autoresearch/t/1") == second
+        assert r.attempt_refs("t") == {1: second}
+    finally:
+        r.close()
