@@ -106,7 +106,7 @@ def _set_up(
         repo.git.commit("-q", "-m", f"autoresearch: set up session {tag}")
     except Exception as exc:
         _undo_setup(repo, origin, branch, before, archived, ledger)
-        journal.write(Entry(tag=tag, branch=branch))
+        journal.path.unlink(missing_ok=True)  # undone: nothing in flight, nothing left behind
         raise preflight.PreflightError(
             f"git commit of the session setup failed: {_git_message(exc)}."
             " Nothing was changed. Fix the repository's commit hooks or configuration, then"
@@ -221,9 +221,13 @@ def recover(
     if entry.step == "editing" and entry.keep_edit:
         done.append(f"your unfinished edit of experiment #{n} is left in the tree")
     else:
-        changes = guarded_reset.tracked_changes(repo)
+        # The config (saved by a new start) and the notes are the loop's files, committed by
+        # it later; anything else uncommitted is a person's, or an edit never committed.
+        repo.git.reset("-q")  # a half-made commit's staging (its new files stay, untracked)
+        changes = [
+            c for c in guarded_reset.tracked_changes(repo) if c.path not in preflight.LOOP_WRITTEN
+        ]
         if changes:
-            repo.git.reset("-q")  # a half-made commit's staged files: stashed with the rest
             names = guarded_reset.paths_of(changes)
             what = f"uncommitted changes to {', '.join(names)} found after #{n} was interrupted"
             done.append(guarded_reset.stash(repo, names, what))
