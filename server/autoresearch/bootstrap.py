@@ -176,14 +176,14 @@ def resume(repo: Repo, config: Config, ledger: Ledger, journal: Journal, tag: st
     rerun, done = reconcile.fill_from_refs(repo, ledger, tag, history, rerun)
     recovered += done
     config_changed = any(c.path == CONFIG_FILE for c in repo.status())
-    can_rerun, done = reconcile.put_head(repo, branch, history, rerun)
+    can_rerun, done = reconcile.put_head(repo, tag, history, rerun)
     recovered += done
     if rerun is not None and (config_changed or not can_rerun):
         why = "the config changed since" if config_changed else "the branch moved on since"
         _record_interrupted(ledger, history, rerun, f"it did not run again: {why}")
         recovered.append(f"recorded the interrupted experiment #{rerun.number} as a crash ({why})")
         rerun = None
-        _, done = reconcile.put_head(repo, branch, history, None)
+        _, done = reconcile.put_head(repo, tag, history, None)
         recovered += done
     if config_changed:
         # A config edited since (or saved by the wizard) is committed, or the next revert

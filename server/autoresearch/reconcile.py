@@ -17,7 +17,7 @@ from .experiment import Experiment
 from .guarded_reset import BOOKKEEPING_SUBJECT, EXPERIMENT_SUBJECT, name_commits
 from .ledger import Ledger
 from .preflight import PreflightError
-from .repo import REF_PREFIX, Repo
+from .repo import BRANCH_PREFIX, REF_PREFIX, Repo
 
 # Recorded with an experiment whose record was lost, when its commit runs again.
 LOST_EVENT = "its record was lost (results.tsv and experiments.jsonl): run again"
@@ -35,6 +35,8 @@ def fill_from_refs(
     refs = repo.attempt_refs(tag)
     top = max(refs, default=-1)
     done: list[str] = []
+    if not history:  # the baseline runs (again) first; its number is 0
+        return rerun, done
     for n in range(max(len(history), 1), top + 1):  # a missing baseline runs again anyway
         if rerun is not None and n == rerun.number:
             continue
@@ -65,7 +67,7 @@ def fill_from_refs(
 
 
 def put_head(
-    repo: Repo, branch: str, history: list[Experiment], rerun: Experiment | None
+    repo: Repo, tag: str, history: list[Experiment], rerun: Experiment | None
 ) -> tuple[bool, list[str]]:
     """Put HEAD on the last keep (with the loop's own bookkeeping commits above it), or on the
     commit of the experiment to run again. Returns whether that re-run can go ahead (its parent
@@ -74,6 +76,7 @@ def put_head(
     if not keeps or repo.resolve(keeps[-1].commit) is None:
         return rerun is not None, []
     keep = keeps[-1]
+    branch = BRANCH_PREFIX + tag
     head = repo.head()
     if not repo.is_ancestor(keep.commit, head):
         raise PreflightError(
@@ -82,7 +85,14 @@ def put_head(
             f" {keep.short}) and run again, or start a new session (--tag)."
         )
     commits = repo.commits_between(keep.commit, head)
-    foreign = [c for c in commits if not c[1].startswith((EXPERIMENT_SUBJECT, BOOKKEEPING_SUBJECT))]
+    # The loop's own: its bookkeeping commits, and attempts that have a ref of this session.
+    attempts = repo.ref_commits(f"{REF_PREFIX}{tag}/")
+    foreign = [
+        (sha, subject)
+        for sha, subject in commits
+        if not subject.startswith(BOOKKEEPING_SUBJECT)
+        and not (subject.startswith(EXPERIMENT_SUBJECT) and sha in attempts)
+    ]
     if foreign:
         raise PreflightError(
             f"{branch} has commits that are not the loop's above its last keep #{keep.number}"

@@ -216,6 +216,10 @@ class Repo:
                 refs[int(name[len(prefix) :])] = sha
         return refs
 
+    def ref_commits(self, prefix: str) -> set[str]:
+        """The commits the refs under `prefix` point at."""
+        return set(self.git.for_each_ref("--format=%(objectname)", prefix).split())
+
     def commits_between(self, base: str, tip: str) -> list[tuple[str, str]]:
         """(sha, subject) of the commits in base..tip, oldest first."""
         out = self.git.log("--reverse", "--format=%H %s", f"{base}..{tip}")
