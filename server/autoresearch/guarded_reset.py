@@ -10,7 +10,7 @@ commits: the loop's own.
 
 from __future__ import annotations
 
-from .repo import Change, Repo
+from .repo import Change, Repo, parse_status
 from .scope import LOOP_FILES, matches
 
 # The subject every experiment commit has (loop._commit): "autoresearch #<n>: <description>".
@@ -57,7 +57,8 @@ def name_commits(commits: list[tuple[str, str]]) -> str:
 
 def tracked_changes(repo: Repo) -> list[Change]:
     """Uncommitted changes of tracked files, the loop's own files (records, run.log) left out."""
-    return [c for c in repo.status() if not c.untracked and not matches(c.path, list(LOOP_FILES))]
+    out = repo.git.status("--porcelain=v1", "-z", "--untracked-files=no")  # no untracked scan
+    return [c for c in parse_status(out) if not matches(c.path, list(LOOP_FILES))]
 
 
 def paths_of(changes: list[Change]) -> list[str]:

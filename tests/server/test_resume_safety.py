@@ -9,6 +9,7 @@ commits on the branch, every attempt ref where it was, and no experiment number 
 from __future__ import annotations
 
 import contextlib
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -350,3 +351,23 @@ def test_an_attempt_ref_is_never_overwritten(repo: Path) -> None:
         assert r.attempt_refs("t") == {1: second}
     finally:
         r.close()
+
+
+def test_an_abandoned_edit_keeps_a_persons_edit_outside_the_scope(tmp_path: Path) -> None:
+    root = safety_repo(tmp_path)
+    gate, flag = tmp_path / "gate", tmp_path / "agent-editing"
+    plan = {"1": {"mode": "gate"}, "2": {"hang": str(flag)}}
+    daemon = Daemon(root, "--loop", "3", plan=plan, env={"SAFETY_GATE": str(gate)})
+    daemon.until(Path(f"{gate}.waiting").exists)
+    with open(root / "NOTES.md", "a") as f:  # the person's, during #1's run: left in place
+        f.write("y\n")
+    gate.write_text("")
+    daemon.until(lambda: flag.exists() and "# half an edit" in (root / "train.py").read_text())
+    daemon.proc.send_signal(signal.SIGINT)  # Ctrl-C twice: abandon #2's edit now
+    daemon.until(lambda: "stopping after this experiment" in daemon.text())
+    daemon.proc.send_signal(signal.SIGINT)
+    assert daemon.wait() == 130, daemon.text()
+    assert (root / "NOTES.md").read_text() == NOTES + "y\n"
+    assert "# half an edit" not in (root / "train.py").read_text()
+    assert git(root, "status", "--porcelain") == "M NOTES.md"
+    assert len(records(root)) == 2
