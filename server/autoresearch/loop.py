@@ -256,7 +256,7 @@ class Loop:
                 break
             self._agent_failures = 0
             self._phase("committing", current=n)
-            description = outcome.description or describe.diff_summary(self.repo, parent)
+            description = outcome.description or describe.diff_summary(self.repo, parent, allowed)
             # A retry's commit takes over ref n from the attempt it retires (kept as n-<label>).
             sha = self._commit(n, description, allowed, parent, last.sha if last else None)
             if last is not None and self._same_tree(sha, last.sha):
