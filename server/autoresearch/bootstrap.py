@@ -7,23 +7,26 @@ session's branch with records and git consistent, whatever a killed daemon left 
 from __future__ import annotations
 
 import datetime as dt
-import re
 import shutil
 from pathlib import Path
 
 import msgspec
 import psutil
 
-from . import notes, preflight, results_tsv
+from . import guarded_reset, notes, preflight, reconcile, results_tsv
 from .config import CONFIG_FILE, Config
 from .experiment import Experiment
 from .journal import Entry, Journal
 from .ledger import Ledger
-from .repo import BRANCH_PREFIX, Repo
+from .repo import BRANCH_PREFIX, REF_PREFIX, Repo
 from .runner import kill_marked, processes_with_env, signal_all
 
 # The environment variable agents/command.py gives every agent process: the repository's path.
 AGENT_ROOT_ENV = "AUTORESEARCH_ROOT"
+
+# Recorded with an interrupted experiment whose commit runs again on resume; interrupted a
+# second time (the journal's pending record has it already), it is recorded as a crash.
+RERUN_EVENT = "interrupted by a stopped daemon: its commit ran again on resume"
 
 IGNORED_FILES = ("results.tsv", "run.log")
 IGNORED = (*IGNORED_FILES, ".autoresearch/")
@@ -37,6 +40,8 @@ class Session(msgspec.Struct):
     history: list[Experiment]
     # What recovery did, for the progress output.
     recovered: list[str] = msgspec.field(default_factory=list)
+    # An experiment interrupted before its decision: its commit runs again (loop._rerun).
+    rerun: Experiment | None = None
 
 
 def default_tag(today: dt.date | None = None) -> str:
@@ -45,6 +50,9 @@ def default_tag(today: dt.date | None = None) -> str:
 
 
 def start(repo: Repo, config: Config, ledger: Ledger, journal: Journal, tag: str | None) -> Session:
+    entry = journal.read()
+    if entry is not None and entry.step == "setup" and repo.branch_exists(entry.branch):
+        return finish_setup(repo, config, ledger, journal, entry)
     current = repo.branch() or ""
     resumable = current.startswith(BRANCH_PREFIX) and (
         tag is None or current == BRANCH_PREFIX + tag
@@ -64,8 +72,27 @@ def create(repo: Repo, config: Config, ledger: Ledger, journal: Journal, tag: st
             f" (git switch {branch}), or start a new one with another tag (--tag {tag}b)."
         )
     origin = repo.branch() or ""
-    before = {rel: _read(repo.root / rel) for rel in (".gitignore", notes.NOTES_FILE)}
+    before = {rel: _read(repo.root / rel) for rel in SETUP_FILES}
+    # One journaled step: a start killed from here on is finished by the next (finish_setup).
+    journal.write(Entry(tag=tag, branch=branch, step="setup", parent=repo.head(), origin=origin))
     repo.create_branch(branch)
+    return _set_up(repo, config, ledger, journal, tag, origin, before)
+
+
+SETUP_FILES = (".gitignore", notes.NOTES_FILE)
+
+
+def _set_up(
+    repo: Repo,
+    config: Config,
+    ledger: Ledger,
+    journal: Journal,
+    tag: str,
+    origin: str,
+    before: dict[str, bytes | None],
+) -> Session:
+    """On the new branch: ignore the loop's files, write the notes, commit; idempotent."""
+    branch = BRANCH_PREFIX + tag
     _ignore_loop_files(repo.root)
     archived = _archive_old_results(ledger, tag)
     (repo.root / notes.NOTES_FILE).write_text(notes.render(config, tag, []), encoding="utf-8")
@@ -79,6 +106,7 @@ def create(repo: Repo, config: Config, ledger: Ledger, journal: Journal, tag: st
         repo.git.commit("-q", "-m", f"autoresearch: set up session {tag}")
     except Exception as exc:
         _undo_setup(repo, origin, branch, before, archived, ledger)
+        journal.path.unlink(missing_ok=True)  # undone: nothing in flight, nothing left behind
         raise preflight.PreflightError(
             f"git commit of the session setup failed: {_git_message(exc)}."
             " Nothing was changed. Fix the repository's commit hooks or configuration, then"
@@ -89,9 +117,52 @@ def create(repo: Repo, config: Config, ledger: Ledger, journal: Journal, tag: st
     return Session(tag=tag, branch=branch, resumed=False, history=[])
 
 
+def finish_setup(
+    repo: Repo, config: Config, ledger: Ledger, journal: Journal, entry: Entry
+) -> Session:
+    """A start was killed during the session's setup (journal step "setup"; the branch
+    exists): finish it. Before the setup commit it is made again; after it, only the records'
+    header is left to write. Anything else on the branch is a person's: refused, unchanged."""
+    tag, branch = entry.tag, entry.branch
+    if repo.branch() != branch:
+        raise preflight.PreflightError(
+            f"The setup of session {tag} was interrupted and {branch} is not checked out."
+            f" Switch to it (git switch {branch}) and run again to finish the setup, or delete"
+            f" it (git branch -D {branch}) to start over."
+        )
+    head = repo.head()
+    subject = f"autoresearch: set up session {tag}"
+    if head != entry.parent and not (
+        repo.parent(head) == entry.parent and repo.subject(head) == subject
+    ):
+        raise preflight.PreflightError(
+            f"The setup of session {tag} was interrupted, and {branch} has commits since"
+            f' ({head[:7]} "{repo.subject(head)}"): nothing was changed. Start a new session'
+            f" with another tag (--tag {tag}b), or delete the branch to start over."
+        )
+    if head != entry.parent:  # the setup commit was made: only the records are left
+        ledger.start_session()
+        journal.write(Entry(tag=tag, branch=branch))
+        return Session(tag=tag, branch=branch, resumed=False, history=[])
+    repo.git.reset("-q")  # the killed commit's staging
+    dirty = [
+        c.path
+        for c in guarded_reset.tracked_changes(repo)
+        if c.path not in (*SETUP_FILES, CONFIG_FILE)
+    ]
+    if dirty:
+        raise preflight.PreflightError(
+            f"The setup of session {tag} was interrupted, and {', '.join(dirty)} changed since."
+            " Commit or stash them (git stash), then run again to finish the setup."
+        )
+    preflight.check_config(repo.root, config, repo.ls_files())
+    before = {rel: repo.file_at(entry.parent, rel) for rel in SETUP_FILES}
+    return _set_up(repo, config, ledger, journal, tag, entry.origin, before)
+
+
 def resume(repo: Repo, config: Config, ledger: Ledger, journal: Journal, tag: str) -> Session:
     branch = BRANCH_PREFIX + tag
-    recovered = recover(repo, ledger, journal, tag)
+    recovered, rerun = recover(repo, ledger, journal, tag)
     preflight.check_repo(repo)
     preflight.check_config(repo.root, config, repo.ls_files())
     if _foreign_results(ledger, tag):
@@ -99,63 +170,122 @@ def resume(repo: Repo, config: Config, ledger: Ledger, journal: Journal, tag: st
         # session's table. Set it aside; reconcile rebuilds this session's from the jsonl.
         _archive_old_results(ledger, tag)
         recovered.append(f"results.tsv belonged to another session: moved to {STATE_DIR_NAME}/")
-    if any(c.path == CONFIG_FILE for c in repo.status()):
+    history = ledger.reconcile(tag)
+    # The records, the attempt refs and the branch, checked against each other: the journal
+    # may be gone, and a kill can leave a ref without its record.
+    rerun, done = reconcile.fill_from_refs(repo, ledger, tag, history, rerun)
+    recovered += done
+    config_changed = any(c.path == CONFIG_FILE for c in repo.status())
+    can_rerun, done = reconcile.put_head(repo, tag, history, rerun)
+    recovered += done
+    if rerun is not None and (config_changed or not can_rerun):
+        why = "the config changed since" if config_changed else "the branch moved on since"
+        _record_interrupted(ledger, history, rerun, f"it did not run again: {why}")
+        recovered.append(f"recorded the interrupted experiment #{rerun.number} as a crash ({why})")
+        rerun = None
+        _, done = reconcile.put_head(repo, tag, history, None)
+        recovered += done
+    if config_changed:
         # A config edited since (or saved by the wizard) is committed, or the next revert
         # would silently put the old one back.
         repo.git.add("--", CONFIG_FILE)
         repo.git.commit("-q", "-m", "autoresearch: config changed", "--", CONFIG_FILE)
         recovered.append(f"committed the changed {CONFIG_FILE}")
-    history = ledger.reconcile(tag)
     keeps = [e for e in history if e.status == "keep"]
     if keeps and repo.resolve(keeps[-1].commit) is None:
         recovered.append(f"the last keep {keeps[-1].commit[:7]} is not in this repository")
-    journal.write(Entry(tag=tag, branch=branch))
-    return Session(tag=tag, branch=branch, resumed=True, history=history, recovered=recovered)
+    if rerun is None:  # a re-run's pending record stays journaled until it runs
+        journal.write(Entry(tag=tag, branch=branch))
+    return Session(
+        tag=tag, branch=branch, resumed=True, history=history, recovered=recovered, rerun=rerun
+    )
 
 
-def recover(repo: Repo, ledger: Ledger, journal: Journal, tag: str) -> list[str]:
-    """Complete or undo the step a killed daemon was in (see journal.Step)."""
+def recover(
+    repo: Repo, ledger: Ledger, journal: Journal, tag: str
+) -> tuple[list[str], Experiment | None]:
+    """Complete the step a killed daemon was in (see journal.Step), and return what was done
+    and the experiment to run again, if one was interrupted before its decision. Nothing of a
+    person's is discarded: uncommitted changes are stashed under a named entry. HEAD is left
+    where it is for reconcile.put_head, which checks it against the records and refs."""
     entry = journal.read()
-    if entry is None or entry.tag != tag or entry.step == "idle":
-        return []
+    if entry is None or entry.tag != tag or entry.step not in ("editing", "committed", "decided"):
+        return [], None
     done: list[str] = []
+    n = entry.number
     if entry.marker and kill_marked(entry.marker):
-        done.append(f"killed the processes left running by experiment #{entry.number}")
+        done.append(f"killed the processes left running by experiment #{n}")
     if entry.step == "editing" and _kill_agent_leftovers(repo.root):
-        done.append(f"killed the edit step's processes left by experiment #{entry.number}")
+        done.append(f"killed the edit step's processes left by experiment #{n}")
     repo.abort_in_progress()
     if entry.step == "editing" and entry.keep_edit:
-        done.append(f"your unfinished edit of experiment #{entry.number} is left in the tree")
-    elif entry.step == "editing":
-        repo.reset_hard(entry.parent)
-        done.append(f"discarded the unfinished edit of experiment #{entry.number}")
-    elif entry.step == "committed" and entry.number > 0:
-        exp = entry.record or Experiment(number=entry.number, commit=entry.commit, status="crash")
-        subject = repo.subject(entry.commit) if not exp.description else ""
+        done.append(f"your unfinished edit of experiment #{n} is left in the tree")
+    else:
+        # The config (saved by a new start) and the notes are the loop's files, committed by
+        # it later; anything else uncommitted is a person's, or an edit never committed.
+        repo.git.reset("-q")  # a half-made commit's staging (its new files stay, untracked)
+        changes = [
+            c for c in guarded_reset.tracked_changes(repo) if c.path not in preflight.LOOP_WRITTEN
+        ]
+        if changes:
+            names = guarded_reset.paths_of(changes)
+            what = f"uncommitted changes to {', '.join(names)} found after #{n} was interrupted"
+            done.append(guarded_reset.stash(repo, names, what))
+    rerun = None
+    if entry.step == "editing":
+        head = repo.head()
+        if (
+            head != entry.parent
+            and repo.subject(head).startswith(f"autoresearch #{n}: ")
+            and repo.parent(head) == entry.parent
+            and repo.resolve(_ref(tag, n)) is None
+        ):
+            repo.reset_keep(entry.parent)  # committed, never run nor referenced: ours
+            done.append(f"undid experiment #{n}'s commit {head[:7]}, made but never run")
+    elif entry.step == "committed" and n > 0:
+        exp = entry.record or Experiment(number=n, commit=entry.commit, status="crash")
         exp = msgspec.structs.replace(
             exp,
-            description=exp.description or re.sub(r"^autoresearch #\d+: ", "", subject),
+            commit=entry.commit,
+            description=exp.description or reconcile.description_of(repo, entry.commit),
             parent=exp.parent or entry.parent,
-            status="crash",
-            metric=None,
-            crash_kind="interrupted",
-            reason="the daemon stopped during this experiment",
             tag=tag,
         )
         ledger.reconcile(tag)
-        ledger.record(exp)
-        repo.reset_hard(entry.parent)
-        done.append(f"recorded the interrupted experiment #{entry.number} as a crash")
+        if RERUN_EVENT in exp.events:
+            _record_interrupted(ledger, None, exp, "the daemon stopped during it twice")
+            done.append(f"experiment #{n} was interrupted again: recorded as a crash")
+        else:
+            rerun = exp
+            done.append(f"experiment #{n} was interrupted: its commit {exp.short} runs again")
     elif entry.step == "committed":
         done.append("the baseline was interrupted: it runs again")
     elif entry.step == "decided" and entry.record is not None:
         ledger.reconcile(tag, pending=entry.record)
         ledger.record(entry.record)
-        if entry.record.status != "keep":
-            repo.reset_hard(entry.parent)
-        done.append(f"finished recording experiment #{entry.number}")
-    journal.write(Entry(tag=tag, branch=entry.branch))
-    return done
+        done.append(f"finished recording experiment #{n}")
+    if rerun is None:
+        journal.write(Entry(tag=tag, branch=entry.branch))
+    return done, rerun
+
+
+def _record_interrupted(
+    ledger: Ledger, history: list[Experiment] | None, exp: Experiment, why: str
+) -> None:
+    crashed = msgspec.structs.replace(
+        exp,
+        status="crash",
+        metric=None,
+        crash_kind="interrupted",
+        reason=f"the daemon stopped during this experiment; {why}",
+    )
+    ledger.record(crashed)
+    if history is not None:
+        history.append(crashed)
+
+
+def _ref(tag: str, n: int) -> str:
+    return f"{REF_PREFIX}{tag}/{n}"
 
 
 def _kill_agent_leftovers(root: Path) -> int:

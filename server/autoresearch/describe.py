@@ -20,10 +20,12 @@ def first_line(text: str, limit: int = 200) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
-def diff_summary(repo: Repo, parent: str) -> str:
-    """A description for an edit that came without one: `edit a.py, b.py (2 files changed, ...)`."""
-    stat = repo.git.diff("--shortstat", parent)
-    files = repo.git.diff("--name-only", parent).split()
+def diff_summary(repo: Repo, parent: str, paths: list[str] | None = None) -> str:
+    """A description for an edit that came without one: `edit a.py, b.py (2 files changed, ...)`.
+    `paths`: the files to be committed (a person's other uncommitted edits are not the edit's)."""
+    only = ["--", *paths] if paths else []
+    stat = repo.git.diff("--shortstat", parent, *only)
+    files = repo.git.diff("--name-only", parent, *only).split()
     return f"edit {', '.join(files[:3])}" + (f" ({stat.strip()})" if stat else "")
 
 

@@ -51,9 +51,11 @@ class EditStep:
         off_limits: list[str],
         kept_in_tree: set[str],
         cancel: threading.Event,
+        dirt: dict[str, bytes | None] | None = None,
     ) -> Edit:
         """Run the proposer once, then undo what it may not do. `kept_in_tree`: files of an
-        earlier attempt left in the working tree on purpose (not the user's untracked files).
+        earlier attempt left in the working tree on purpose (not the user's untracked files);
+        `dirt`: a person's uncommitted edits of tracked files before the call, left alone.
         The proposer's exceptions (AgentUnavailable) propagate; the tree is then undefined."""
         repo = self.repo
         untracked = repo.untracked() - kept_in_tree
@@ -65,7 +67,9 @@ class EditStep:
             outcome.agent_s = time.monotonic() - started
         files = ctx.config.scope.files
         stashed = self.stash.stashed(stash)
-        enforcement = scope.enforce(repo, branch, parent, files, off_limits, untracked, stashed)
+        enforcement = scope.enforce(
+            repo, branch, parent, files, off_limits, untracked, stashed, dirt or {}
+        )
         enforcement.events[:0] = outcome.events
         if _stat(self.ledger.results) != results:
             self.ledger.results.unlink(missing_ok=True)

@@ -30,7 +30,8 @@ PAUSE_ENV = "AUTORESEARCH_TEST_PAUSE_AT"
 # committed: the experiment commit exists, undecided -> record as interrupted, revert.
 # decided: `record` holds the decision -> write it (idempotently), then revert if not kept.
 # idle: nothing in flight.
-Step = Literal["idle", "editing", "committed", "decided"]
+# setup: a session's setup (branch, .gitignore, notes, its commit) -> the next start finishes it.
+Step = Literal["idle", "setup", "editing", "committed", "decided"]
 
 
 class Entry(msgspec.Struct):
@@ -47,6 +48,8 @@ class Entry(msgspec.Struct):
     marker: str = ""
     # The pid of the daemon that owns the loop, for the stale-lock check.
     pid: int = 0
+    # setup: the branch the session was started from (`parent` is its commit).
+    origin: str = ""
 
 
 class Journal:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import msgspec
 
-from . import bootstrap, describe, edit_step, notes, policy, scope
+from . import bootstrap, describe, edit_step, guarded_reset, notes, policy, scope
 from .agents.base import AgentUnavailable, FailureKind, Proposer
 from .attempt import Attempt, Bench
 from .config import Config
@@ -95,6 +95,11 @@ class Loop:
         self._next_failure: tuple[str, FailureKind] | None = None
         self._carried: list[str] = []
         self._agent_failures = 0
+        # Where the loop left HEAD, a person's uncommitted edits from before the edit step, and
+        # the out-of-scope edits already reported as left in place (guarded_reset).
+        self._head = ""
+        self._dirt: dict[str, bytes | None] = {}
+        self._left: set[str] = set()
         self.bench = Bench(root, config, self.runner, self.cancel, self._set, self._say)
         self.state = LoopState(
             root=str(root),
@@ -136,8 +141,11 @@ class Loop:
             if session.resumed:
                 self._say(f"resuming {self.branch} after {len(self.history)} experiments")
             self._prepare()
+            self._head = self.repo.head()
             if not self.history:
                 self._baseline()
+            elif session.rerun is not None:
+                self._rerun(session.rerun)
             self._refresh_counts()
             done = 0
             while not self._stop.is_set() and (self.limit is None or done < self.limit):
@@ -214,7 +222,8 @@ class Loop:
 
     def _iterate(self) -> None:
         n = len(self.history)
-        parent = self.repo.head()
+        self._check_head(f"before experiment #{n}")
+        parent = self._head
         failure, self._next_failure = self._next_failure, None
         events, self._carried = self._carried, []
         strays: list[str] = []
@@ -248,22 +257,26 @@ class Loop:
                 break
             self._agent_failures = 0
             self._phase("committing", current=n)
-            description = outcome.description or describe.diff_summary(self.repo, parent)
-            sha = self._commit(n, description, allowed, parent)
+            description = outcome.description or describe.diff_summary(self.repo, parent, allowed)
+            # A retry's commit takes over ref n from the attempt it retires (kept as n-<label>).
+            sha = self._commit(n, description, allowed, parent, last.sha if last else None)
             if last is not None and self._same_tree(sha, last.sha):
                 events.append(f"attempt {retries + reworks + 1} is the same code: not run again")
                 self._say(f"#{n}: the retry left the code as it was: the previous run stands")
-                self.repo.reset_hard(parent)
-                self.repo.set_ref(self._ref(n), last.sha)
+                self.repo.reset_keep(parent)
+                self._head = parent
+                self.repo.set_ref(self._ref(n), last.sha, old=sha)
                 break
             self._keep_logs(n, retired)
-            last = self._try(n, parent, sha, description, edit, events)
+            touched = edit.enforcement.off_limits
+            invalid = f"off-limits file {', '.join(touched)} was edited" if touched else ""
+            last = self._try(n, parent, sha, description, invalid, edit.outcome.params, events)
             if last.m.crash_kind and last.m.trivial and retries < MAX_CRASH_RETRIES:
                 retries += 1
                 events.append(f"crash retry {retries}: {last.m.reason}")
                 self._say(f"#{n}: {last.m.reason}: back to the edit step ({retries}/2)")
                 retired = f"crash{retries}"
-                kept_in_tree = self._retire_attempt(n, sha, retired, parent, keep=True)
+                kept_in_tree = self._retire_attempt(n, sha, retired, parent, True, events)
                 failure = (f"The run crashed: {last.m.reason}\n\n{last.m.tail[-3000:]}", "crash")
                 continue
             if last.guard == "failed" and reworks < MAX_REWORKS:
@@ -271,7 +284,7 @@ class Loop:
                 events.append(f"guard failed, rework {reworks}")
                 self._say(f"#{n}: improved but the guard failed: rework ({reworks}/2)")
                 retired = f"rework{reworks}"
-                kept_in_tree = self._retire_attempt(n, sha, retired, parent, keep=False)
+                kept_in_tree = self._retire_attempt(n, sha, retired, parent, False, events)
                 failure = (f"The guard command failed:\n{last.guard_output[-3000:]}", "guard")
                 continue
             break
@@ -302,9 +315,15 @@ class Loop:
         self._locks(locked=self.config.agent.kind != "manual")
         self._journal("editing", n, parent, "", keep_edit=self.config.agent.kind == "manual")
         ctx = edit_step.context(self.root, self._agent_config, self.history, failure, attempt)
+        # A person's uncommitted edits (outside the scope) are theirs, not the edit step's.
+        self._dirt = {
+            path: data
+            for path, data in guarded_reset.snapshot(self.repo).items()
+            if path not in kept_in_tree
+        }
         try:
             edit = self.editor.call(
-                ctx, self.branch, parent, self.off_limits, kept_in_tree, self.cancel
+                ctx, self.branch, parent, self.off_limits, kept_in_tree, self.cancel, self._dirt
             )
         except Exception as exc:
             self._abandon_edit(parent)
@@ -337,28 +356,47 @@ class Loop:
         self._say(f"#{n}: calling the agent again in {self.agent_retry_wait_s:g} s")
         self._stop.wait(self.agent_retry_wait_s)
 
-    def _commit(self, n: int, description: str, paths: list[str], parent: str) -> str:
+    def _commit(
+        self, n: int, description: str, paths: list[str], parent: str, retired: str | None
+    ) -> str:
         try:
             sha = self.repo.commit(f"autoresearch #{n}: {description}", paths)
         except Exception as exc:
-            self.repo.git.reset("-q")
-            self.repo.reset_hard(parent)
+            guarded_reset.discard_edit(self.repo, parent, self._dirt)
             self.journal.write(Entry(tag=self.tag, branch=self.branch))
             raise LoopStopped(
                 f"git commit of experiment #{n} failed: {bootstrap._git_message(exc)}. Fix the"
                 " repository's commit hooks (they reject the loop's commits), then resume."
             ) from None
-        self.repo.set_ref(self._ref(n), sha)
+        self._head = sha
+        self.repo.set_ref(self._ref(n), sha, old=retired)
         return sha
 
     def _try(
-        self, n: int, parent: str, sha: str, description: str, edit: Edit, events: list[str]
+        self,
+        n: int,
+        parent: str,
+        sha: str,
+        description: str,
+        invalid: str,
+        params: dict[str, float],
+        events: list[str],
     ) -> Attempt:
-        """Run and judge a committed attempt; an environment failure stops the loop."""
-        touched = edit.enforcement.off_limits
-        invalid = f"off-limits file {', '.join(touched)} was edited" if touched else ""
+        """Run and judge a committed attempt; an environment failure stops the loop. `invalid`:
+        why it must not run (an off-limits edit)."""
         marker = uuid.uuid4().hex
-        self._journal("committed", n, parent, sha, marker=marker)
+        # What a resume needs to run this commit again if the daemon is stopped meanwhile.
+        pending = Experiment(
+            number=n,
+            commit=sha,
+            status="crash",
+            description=description,
+            tag=self.tag,
+            parent=parent,
+            events=list(events),
+            params=params,
+        )
+        self._journal("committed", n, parent, sha, marker=marker, record=pending)
         diff = self.repo.diff_stats(parent, sha)
 
         def text() -> str:  # the whole diff, read only if a crash needs triage
@@ -367,9 +405,12 @@ class Loop:
         attempt = self.bench.attempt(
             n, sha, description, diff, invalid, marker, text, self._best(), events, parent
         )
-        attempt.params = edit.outcome.params
+        attempt.params = params
         if attempt.m.environment:
-            self.repo.reset_hard(parent)
+            self._check_head(f"during experiment #{n}")
+            self._set_aside(n, parent)
+            self.repo.reset_keep(parent)
+            self._head = parent
             self.journal.write(Entry(tag=self.tag, branch=self.branch))
             raise LoopStopped(
                 f"Stopped: {attempt.m.reason}. End of run.log:\n{attempt.m.tail[-1500:]}"
@@ -378,28 +419,45 @@ class Loop:
 
     def _record(self, exp: Experiment, parent: str) -> None:
         self._phase("deciding", current=exp.number)
+        # A discard goes back to the parent; a keep (the baseline too) to its own commit. Only
+        # if the branch is as the loop left it; a person's edits meanwhile are set aside first.
+        target = parent if exp.status != "keep" else exp.commit
+        stopped = ""
+        try:
+            self._check_head(f"during experiment #{exp.number}")
+            exp.events += self._set_aside(exp.number, target)
+        except LoopStopped as exc:
+            stopped = str(exc)
+            exp.events.append("the branch was not as the loop left it: stopped, nothing reset")
         self._journal("decided", exp.number, parent, exp.commit, record=exp)
         self.ledger.record(exp)
-        # A discard goes back to the parent; a keep (the baseline too) to its own commit, which
-        # undoes what the run itself wrote into tracked files: never the next edit's business.
-        self.repo.reset_hard(parent if exp.status != "keep" else exp.commit)
+        if not stopped:
+            self.repo.reset_keep(target)
+            self._head = target
         self.journal.write(Entry(tag=self.tag, branch=self.branch))
         self.history.append(exp)
         self.proposer.observe(exp)
         self._refresh_counts()
         self.emit(ExperimentRecorded(root=str(self.root), tag=self.tag, experiment=exp))
         self._say(describe.result_line(exp, self.history))
+        if stopped:
+            raise LoopStopped(stopped)
         if exp.number and exp.number % PROGRESS_EVERY == 0:
             self._say(describe.checkpoint(exp.number, self.config.metric.name, self.history))
             self._refresh_notes()
 
-    def _retire_attempt(self, n: int, sha: str, label: str, parent: str, keep: bool) -> set[str]:
+    def _retire_attempt(
+        self, n: int, sha: str, label: str, parent: str, keep: bool, events: list[str]
+    ) -> set[str]:
         """A retried attempt stays reviewable under its own ref. HEAD goes back to `parent`;
         with `keep` its changes stay in the files (for the agent to fix), else they go too.
         Returns the paths left in the tree."""
         self.repo.set_ref(f"{self._ref(n)}-{label}", sha)
+        self._check_head(f"during experiment #{n}")
+        self._head = parent
         if not keep:
-            self.repo.reset_hard(parent)
+            events += self._set_aside(n, parent)
+            self.repo.reset_keep(parent)
             return set()
         self.repo.git.reset("-q", "--mixed", parent)
         return set(self.repo.git.diff("--name-only", "-z", parent, sha).split("\0")) - {""}
@@ -413,12 +471,14 @@ class Loop:
 
     def _abandon_edit(self, parent: str) -> None:
         """Stopped during the edit step. A person's edit (manual mode) is theirs: it stays in
-        the working tree; an agent's half-made edit is undone."""
+        the working tree; an agent's half-made edit is undone, a person's older edits kept."""
         if self.config.agent.kind == "manual" and self.repo.head() == parent:
             if self.repo.status():
                 self._say("stopped during your edit: it is left in the working tree, uncommitted")
         else:
-            self.repo.reset_hard(parent)
+            if self.repo.branch() == self.branch and self.repo.head() != parent:
+                self.repo.git.reset("-q", "--soft", parent)  # the edit step committed
+            guarded_reset.discard_edit(self.repo, parent, self._dirt)
         self.journal.write(Entry(tag=self.tag, branch=self.branch))
 
     def _refresh_notes(self) -> None:
@@ -428,10 +488,47 @@ class Loop:
             return
         path.write_text(text, encoding="utf-8")
         try:
-            self.repo.commit("autoresearch: refresh notes", [notes.NOTES_FILE])
+            self._head = self.repo.commit("autoresearch: refresh notes", [notes.NOTES_FILE])
         except Exception as exc:
             self._say(f"could not commit {notes.NOTES_FILE}: {bootstrap._git_message(exc)}")
             self.repo.restore([notes.NOTES_FILE])
+
+    def _rerun(self, pending: Experiment) -> None:
+        """Experiment #n was interrupted by a stopped daemon: its commit runs once more, as it
+        was (no edit step, no retries). Interrupted again, recovery records it as a crash."""
+        n, sha, parent = pending.number, pending.commit, pending.parent
+        self._say(f"#{n}: interrupted before its decision: running its commit {sha[:7]} again")
+        self._locks(locked=True)
+        self._head = sha
+        self.repo.set_ref(self._ref(n), sha)
+        events = [*pending.events, bootstrap.RERUN_EVENT]
+        started = _now()
+        self._phase("running", current=n)
+        last = self._try(n, parent, sha, pending.description, "", pending.params, events)
+        if last.guard == "failed":
+            last.verdict = policy.Verdict("discard", "the guard failed (a re-run has no rework)")
+        exp = last.record(n, parent, self.tag, events, pending.agent_s, started, _now())
+        self._record(exp, parent=parent)
+
+    def _check_head(self, when: str) -> None:
+        """The branch is where the loop left it, or the loop stops (never resetting a person's
+        commit away)."""
+        try:
+            guarded_reset.check_head(self.repo, self.branch, self._head, when)
+        except guarded_reset.ForeignWork as exc:
+            self.journal.write(Entry(tag=self.tag, branch=self.branch))
+            raise LoopStopped(str(exc)) from None
+
+    def _set_aside(self, n: int, target: str) -> list[str]:
+        """Stash a person's in-scope edits before HEAD moves to `target`; say what is left."""
+        events, left = guarded_reset.set_aside(self.repo, target, self.config.scope.files, n)
+        new = sorted(set(left) - self._left)
+        self._left = set(left)
+        if new:
+            events.append(f"your edit of {', '.join(new)} (outside the scope) is left in place")
+        for event in events:
+            self._say(f"#{n}: {event}")
+        return events
 
     # ---- helpers -----------------------------------------------------------------------------
 

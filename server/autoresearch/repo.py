@@ -189,9 +189,52 @@ class Repo:
         self.git.commit("-q", "-m", message)
         return self.head()
 
-    def set_ref(self, ref: str, sha: str) -> None:
-        if not (self._files_refs and _is_sha(sha) and self._write_ref(ref, sha)):
-            self.git.update_ref(ref, sha)
+    def set_ref(self, ref: str, sha: str, old: str | None = None) -> None:
+        """Create `ref` at `sha`, or move it from `old`. An attempt ref is never overwritten:
+        one that already points elsewhere (and was not expected at `old`) is a RepoError."""
+        current = self.resolve(ref)
+        if current == sha:
+            return
+        if current is not None and current != old:
+            raise RepoError(
+                f"{ref} already points at {current[:7]}, not {sha[:7]}: an attempt ref is never"
+                " overwritten. Run again: resume numbers experiments after every existing ref."
+            )
+        if current is None and self._files_refs and _is_sha(sha) and self._write_ref(ref, sha):
+            return
+        # Create-only ("" as the old value) or compare-and-swap: git refuses a ref that moved.
+        self.git.update_ref(ref, sha, current or "")
+
+    def attempt_refs(self, tag: str) -> dict[int, str]:
+        """`refs/autoresearch/<tag>/<n>` by number (the retired `<n>-crash1`, ... left out)."""
+        prefix = f"{REF_PREFIX}{tag}/"
+        out = self.git.for_each_ref("--format=%(objectname) %(refname)", prefix)
+        refs: dict[int, str] = {}
+        for line in out.splitlines():
+            sha, _, name = line.partition(" ")
+            if name[len(prefix) :].isdigit():
+                refs[int(name[len(prefix) :])] = sha
+        return refs
+
+    def ref_commits(self, prefix: str) -> set[str]:
+        """The commits the refs under `prefix` point at."""
+        return set(self.git.for_each_ref("--format=%(objectname)", prefix).split())
+
+    def commits_between(self, base: str, tip: str) -> list[tuple[str, str]]:
+        """(sha, subject) of the commits in base..tip, oldest first."""
+        out = self.git.log("--reverse", "--format=%H %s", f"{base}..{tip}")
+        return [(line[:40], line[41:]) for line in out.splitlines() if line]
+
+    def is_ancestor(self, older: str, newer: str) -> bool:
+        try:
+            self.git.merge_base("--is-ancestor", older, newer)
+            return True
+        except git.GitCommandError:
+            return False
+
+    def stash_push(self, message: str, paths: list[str]) -> None:
+        """Put a person's changes of `paths` aside under a named stash entry."""
+        self.git.stash("push", "-q", "-m", message, "--", *paths)
 
     def _read_ref(self, name: str, depth: int = 0) -> str | None:
         """The sha `name` (HEAD or refs/...) points at, read from the ref files; None when
@@ -258,13 +301,21 @@ class Repo:
     def reset_hard(self, sha: str) -> None:
         """Revert to `sha`, keeping the editor's own files (the extension's read-only locks
         live in .vscode/settings.json, which a repository may track)."""
+        self._reset(sha, "--hard")
+
+    def reset_keep(self, sha: str) -> None:
+        """Move HEAD to `sha`, updating only the files that differ between HEAD and `sha`;
+        other uncommitted changes stay (git refuses when one of those files has some)."""
+        self._reset(sha, "--keep")
+
+    def _reset(self, sha: str, mode: str) -> None:
         kept = {}
         for rel in EDITOR_FILES:
             try:
                 kept[rel] = (self.root / rel).read_bytes()
             except OSError:
                 pass
-        self.git.reset("-q", "--hard", sha)
+        self.git.reset("-q", mode, sha)
         for rel, data in kept.items():
             path = self.root / rel
             try:

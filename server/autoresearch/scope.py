@@ -115,9 +115,12 @@ def enforce(
     off_limits: list[str],
     untracked_before: set[str],
     stashed: bool = False,
+    dirt: dict[str, bytes | None] | None = None,
 ) -> Enforcement:
     """Put the repository back as the loop expects it after an edit; `stashed`: the edit left
-    a new stash entry (StashWatch), to bring back and drop."""
+    a new stash entry (StashWatch), to bring back and drop. `dirt`: a person's uncommitted
+    edits of tracked files outside the scope before the edit (path: content), left alone."""
+    dirt = dirt or {}
     events: list[str] = []
     if repo.in_progress():
         events.append(f"the edit left a {repo.in_progress()} in progress: aborted")
@@ -148,6 +151,12 @@ def enforce(
             continue
         if change.untracked and path in untracked_before:
             continue  # the user's own untracked file, there before the edit
+        if path in dirt and not matches(path, scope):
+            if _content(repo.root / path) != dirt[path]:  # the edit changed it further
+                reverted.append(path)
+                events.append(f"{path} is outside the scope: put back as you had left it")
+                _put(repo.root / path, dirt[path])
+            continue  # the user's own uncommitted edit, there before the edit
         if matches(path, off_limits) or (change.old_path and matches(change.old_path, off_limits)):
             off.append(path)
             events.append(f"off-limits file {path} was edited: reverted")
@@ -264,6 +273,20 @@ def checksums(root: Path, paths: list[str]) -> dict[str, str]:
                     digest.update(chunk)
             sums[rel] = digest.hexdigest()
     return sums
+
+
+def _content(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+def _put(path: Path, data: bytes | None) -> None:
+    if data is None:
+        path.unlink(missing_ok=True)
+    else:
+        path.write_bytes(data)
 
 
 def _size(path: Path) -> int:

@@ -27,6 +27,7 @@ from branch_head import head_past_notes
 from conftest import ScriptedProposer, alive_with_env, git, make_config, make_repo, set_lr
 
 from autoresearch import repo as repo_module
+from autoresearch.bootstrap import RERUN_EVENT
 from autoresearch.experiment import Experiment
 from autoresearch.journal import PAUSE_ENV
 from autoresearch.ledger import LedgerError
@@ -40,7 +41,7 @@ LR = 0.5
 MODE = "normal"
 
 print("training...", flush=True)
-if MODE == "slow" or os.environ.get("FAULT_SLOW_RUNS"):
+if (MODE == "slow" and not os.environ.get("FAULT_FAST_RUNS")) or os.environ.get("FAULT_SLOW_RUNS"):
     time.sleep(120)
 elif MODE == "runaway":  # ignores SIGTERM, forks a grandchild and a double-forked daemon
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -232,8 +233,10 @@ def settle(daemon: Daemon, check: Callable[[], bool]) -> None:
     assert check(), "the daemon went past the pause point"
 
 
-def resume(root: Path, loops: int = 1) -> tuple[Daemon, list[Experiment]]:
-    again = Daemon(root, "--loop", str(loops))
+def resume(
+    root: Path, loops: int = 1, env: dict[str, str] | None = None
+) -> tuple[Daemon, list[Experiment]]:
+    again = Daemon(root, "--loop", str(loops), env=env)
     assert again.wait() == 0, again.text()
     assert "recovered:" in again.text(), again.text()
     return again, assert_consistent(root)
@@ -266,9 +269,11 @@ def test_kill_after_the_commit(tmp_path: Path) -> None:
     settle(daemon, at_step(root, "committed", 2))
     committed = journal(root)["commit"]
     daemon.kill9()
-    _, recs = resume(root, loops=2)  # two: numbering goes on right after a recovery
-    assert recs[2].commit == committed and recs[2].status == "crash"
-    assert recs[2].crash_kind == "interrupted" and len(recs) == 5
+    again, recs = resume(root, loops=2)  # two: numbering goes on right after a recovery
+    # The interrupted experiment runs again on its own commit (not counted in --loop 2).
+    assert "experiment #2 was interrupted: its commit" in again.text()
+    assert recs[2].commit == committed and recs[2].status == "keep"
+    assert RERUN_EVENT in recs[2].events and len(recs) == 5
     assert daemon.leftovers() == []
 
 
@@ -281,11 +286,12 @@ def test_kill_while_the_command_runs(tmp_path: Path) -> None:
     assert alive_with_env("AUTORESEARCH_RUN_ID", marker), "the run should be running"
     daemon.kill9()
     assert alive_with_env("AUTORESEARCH_RUN_ID", marker), "the run outlives the daemon"
-    again, recs = resume(root)
+    again, recs = resume(root, env={"FAULT_FAST_RUNS": "1"})
     assert "killed the processes left running by experiment #2" in again.text()
     assert alive_with_env("AUTORESEARCH_RUN_ID", marker) == []
     assert daemon.leftovers() == []
-    assert recs[2].status == "crash" and recs[2].crash_kind == "interrupted"
+    # Re-run once on the same commit (its slow mode made fast for the second run).
+    assert recs[2].status == "keep" and RERUN_EVENT in recs[2].events
 
 
 def test_kill_while_the_baseline_runs(tmp_path: Path) -> None:
@@ -509,8 +515,9 @@ def test_refs_read_in_process_agree_with_git(repo: Path, tmp_path: Path) -> None
                     text=True,
                 )
                 assert r.resolve(ref) == (done.stdout.strip() or None), ref
-            r.set_ref("refs/autoresearch/t/1", r.head())
-            assert git(root, "rev-parse", "refs/autoresearch/t/1") == r.head()
+            ref = f"refs/autoresearch/t/{uuid.uuid4().hex[:8]}"
+            r.set_ref(ref, r.head())
+            assert git(root, "rev-parse", ref) == r.head()
             assert r.untracked() == {c.path for c in r.status() if c.untracked}
         finally:
             r.close()

@@ -124,8 +124,12 @@ class SweepProposer:
                 "The sweep agent found no numeric constants (UPPER_CASE = number) in the files"
                 " in scope. Add some, list them under agent.params, or pick another agent."
             )
+        # The values are read again from the tree at the first call: this proposer is made
+        # before a resume's recovery, when the tree may still hold an interrupted edit.
+        self.files = files
+        self.declared = declared
         self.constants = constants
-        self.dists = {k: distribution(c, declared.get(k)) for k, c in constants.items()}
+        self.dists: dict[str, BaseDistribution] = {}
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         direction = "minimize" if config.metric.direction == "lower" else "maximize"
         seed = config.agent.seed
@@ -135,9 +139,20 @@ class SweepProposer:
         self.pending: dict[int, optuna.trial.Trial] = {}
         self.current = {k: c.value for k, c in constants.items()}
 
+    def _read(self) -> dict[str, Constant]:
+        """The constants as the working tree has them now (the commit the edit starts from)."""
+        found = find_constants(self.root, self.files)
+        return {k: c for k, c in found.items() if k in self.constants}
+
     def propose(self, ctx: EditContext, cancel: threading.Event) -> EditOutcome:
         started = time.monotonic()
-        self._sync(ctx.history)
+        self.constants.update(self._read())
+        if not self.dists:  # the first call: the search space around the recovered values
+            self.dists = {
+                k: distribution(c, self.declared.get(k)) for k, c in self.constants.items()
+            }
+            self._sync(ctx.history)
+        self.current = {k: c.value for k, c in self.constants.items()}
         name = self._pick()
         fixed = {k: v for k, v in self.current.items() if k != name}
         self.study.enqueue_trial(_clip(fixed, self.dists), skip_if_exists=False)
@@ -150,7 +165,8 @@ class SweepProposer:
             new = render(value, const.integer)
         write_value(self.root, const, new)
         self.pending[ctx.number] = trial
-        params = {**self.current, name: float(new)}
+        # What the edited files hold, so the record matches its commit whatever was there.
+        params = {k: c.value for k, c in self._read().items()}
         return EditOutcome(
             description=f"{name} {old} -> {new}",
             agent_s=time.monotonic() - started,
@@ -171,15 +187,10 @@ class SweepProposer:
     def _pick(self) -> str:
         return self.rng.choice(sorted(self.constants))
 
-    _synced = False
-
     def _sync(self, history: list[Experiment]) -> None:
         """On the first call, teach the study what this session already tried (resume)."""
-        if self._synced:
-            return
-        self._synced = True
         for exp in history:
-            params = exp.params or ({} if exp.number else dict(self.current))
+            params = exp.params or (self._values_at(exp.commit) if exp.number == 0 else {})
             if not params or set(params) != set(self.dists) or exp.metric is None:
                 continue
             try:
@@ -191,6 +202,22 @@ class SweepProposer:
                 continue
             if exp.status == "keep":
                 self.current.update(params)
+
+    def _values_at(self, commit: str) -> dict[str, float]:
+        """The constants at a commit (the baseline's, which records no params)."""
+        from ..repo import Repo
+
+        repo = Repo(self.root)
+        try:
+            values: dict[str, float] = {}
+            for name, const in self.constants.items():
+                data = repo.file_at(commit, const.path) if commit else None
+                for m in CONSTANT.finditer((data or b"").decode("utf-8", "replace")):
+                    if m.group("name") == name and name not in values:
+                        values[name] = float(m.group("value").replace("_", ""))
+            return values
+        finally:
+            repo.close()
 
 
 def _clip(params: dict[str, float], dists: dict[str, BaseDistribution]) -> dict[str, float]:

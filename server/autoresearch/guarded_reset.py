@@ -1,0 +1,142 @@
+"""Moving the session branch back without destroying what is not provably the loop's own.
+
+The loop resets after every decision, after an abandoned edit and on recovery. Before each, it
+compares the repository with what it left there: a commit someone else made on the branch (or
+a branch switch) stops the loop and is never reset away; a person's uncommitted edit of a file
+in scope is stashed under a named entry; any other uncommitted edit is left in place. HEAD then
+moves with `git reset --keep`, which rewrites only the files that differ between the two
+commits: the loop's own.
+"""
+
+from __future__ import annotations
+
+from .repo import Change, Repo, parse_status
+from .scope import LOOP_FILES, matches
+
+# The subject every experiment commit has (loop._commit): "autoresearch #<n>: <description>".
+EXPERIMENT_SUBJECT = "autoresearch #"
+# Commits the loop makes for itself (setup, notes, config): "autoresearch: ...".
+BOOKKEEPING_SUBJECT = "autoresearch: "
+
+
+class ForeignWork(RuntimeError):
+    """The branch holds work that is not the loop's: the message names it and the fix."""
+
+
+def check_head(repo: Repo, branch: str, expected: str, when: str) -> None:
+    """HEAD is on `branch` at `expected` (what the loop left), or ForeignWork says what moved.
+    `when` words the moment, e.g. "during experiment #3"."""
+    current = repo.branch()
+    if current != branch:
+        raise ForeignWork(
+            f"Stopped: the repository was switched to {current or 'a detached HEAD'} {when};"
+            f" the loop works on {branch}. Nothing was reset. Switch back (git switch {branch})"
+            " and run again."
+        )
+    head = repo.head()
+    if head == expected:
+        return
+    if repo.is_ancestor(expected, head):
+        raise ForeignWork(
+            f"Stopped: {branch} has commits that are not the loop's, made {when}:"
+            f" {name_commits(repo.commits_between(expected, head))}. The loop never resets them"
+            f" away. Move them to another branch (git branch my-work {head[:7]}, then git reset"
+            f" --keep {expected[:7]}) and run again, or start a new session from them."
+        )
+    raise ForeignWork(
+        f"Stopped: {branch} was moved to {head[:7]} {when} (the loop left it at"
+        f" {expected[:7]}). Nothing was reset. Put it back (git reset --keep {expected[:7]}) and"
+        " run again."
+    )
+
+
+def name_commits(commits: list[tuple[str, str]]) -> str:
+    shown = ", ".join(f'{sha[:7]} "{subject}"' for sha, subject in commits[:5])
+    return shown + (f" and {len(commits) - 5} more" if len(commits) > 5 else "")
+
+
+def tracked_changes(repo: Repo) -> list[Change]:
+    """Uncommitted changes of tracked files, the loop's own files (records, run.log) left out."""
+    out = repo.git.status("--porcelain=v1", "-z", "--untracked-files=no")  # no untracked scan
+    return [c for c in parse_status(out) if not matches(c.path, list(LOOP_FILES))]
+
+
+def paths_of(changes: list[Change]) -> list[str]:
+    out: list[str] = []
+    for c in changes:
+        out += [c.path] if c.old_path is None else [c.path, c.old_path]
+    return out
+
+
+def stash(repo: Repo, paths: list[str], what: str) -> str:
+    """Stash `paths` under "autoresearch: <what>"; returns the event that says so."""
+    message = f"autoresearch: {what}"
+    repo.stash_push(message, paths)
+    return f'{what}: stashed as "{message}" (git stash list; git stash pop brings it back)'
+
+
+def set_aside(repo: Repo, target: str, scope: list[str], n: int) -> tuple[list[str], list[str]]:
+    """Before HEAD (checked to be the loop's) moves to `target` after experiment #n: in-scope
+    edits are a person's (the edit step is over), and so is any edit of a file the move would
+    rewrite: stashed. Returns the events and the paths left in place (outside the scope)."""
+    changes = tracked_changes(repo)
+    if not changes:
+        return [], []
+    own = set(_changed_between(repo, target))
+    mine = [c for c in changes if matches(c.path, scope) or c.path in own]
+    events: list[str] = []
+    if mine:
+        names = paths_of(mine)
+        events.append(stash(repo, names, f"your edit of {', '.join(names)} during #{n}"))
+    return events, [c.path for c in changes if c not in mine]
+
+
+def _changed_between(repo: Repo, target: str) -> list[str]:
+    out = repo.git.diff("--name-only", "-z", target, "HEAD")
+    return [p for p in out.split("\0") if p]
+
+
+def snapshot(repo: Repo) -> dict[str, bytes | None]:
+    """The tracked files a person has changed, with their content (None: deleted), so what an
+    edit step changes on top can be told from what was there before it."""
+    out: dict[str, bytes | None] = {}
+    for path in paths_of(tracked_changes(repo)):
+        out[path] = read(repo, path)
+    return out
+
+
+def discard_edit(repo: Repo, parent: str, before: dict[str, bytes | None]) -> None:
+    """Undo an unfinished edit step's changes of tracked files (HEAD is at `parent`), leaving
+    a person's changes that were there before it (`before`, from snapshot()) as they were."""
+    repo.git.reset("-q")
+    restore: list[str] = []
+    for path in paths_of(tracked_changes(repo)):
+        if path in before and read(repo, path) == before[path]:
+            continue
+        if path in before:
+            _write(repo, path, before[path])
+        else:
+            restore.append(path)
+    if not restore:
+        return
+    present = set(repo.git.ls_tree("-r", "-z", "--name-only", parent, "--", *restore).split("\0"))
+    repo.restore([p for p in restore if p in present], parent)
+    for rel in restore:
+        if rel not in present:
+            (repo.root / rel).unlink(missing_ok=True)
+
+
+def read(repo: Repo, path: str) -> bytes | None:
+    try:
+        return (repo.root / path).read_bytes()
+    except OSError:
+        return None
+
+
+def _write(repo: Repo, path: str, data: bytes | None) -> None:
+    target = repo.root / path
+    if data is None:
+        target.unlink(missing_ok=True)
+    else:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
