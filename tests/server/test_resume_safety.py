@@ -17,6 +17,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from branch_head import head_past_notes
 from conftest import TRAIN as CONF_TRAIN
 from conftest import alive_with_env, git, make_repo
 from test_faults import (  # noqa: F401 (the autouse fixture applies here too)
@@ -150,7 +151,7 @@ def test_edits_during_a_run_are_stashed_or_left_in_place(tmp_path: Path) -> None
     assert any("your edit of train.py during #1: stashed as" in e for e in events), events
     assert "your edit of NOTES.md (outside the scope) is left in place" in events
     assert "your edit of NOTES.md (outside the scope) is left in place" in daemon.text()
-    assert git(root, "rev-parse", "HEAD") == recs[2].commit
+    assert head_past_notes(root) == recs[2].commit
 
 
 def test_a_commit_on_the_branch_during_a_run_stops_the_loop(tmp_path: Path) -> None:
@@ -207,7 +208,7 @@ def test_truncated_tables_reuse_no_number_and_keep_no_worse_experiment(tmp_path:
     recs = assert_consistent(root)
     assert ref(root, tag, 3) == kept == recs[3].commit and recs[3].status == "keep"
     assert [r.status for r in recs] == ["keep", "discard", "keep", "keep", "discard"]
-    assert git(root, "rev-parse", "HEAD") == kept
+    assert head_past_notes(root) == kept
 
 
 def test_resume_undoes_a_discard_left_at_head_without_a_journal(tmp_path: Path) -> None:
