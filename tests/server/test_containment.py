@@ -77,9 +77,7 @@ def propose(root: Path, command: str, timeout: float) -> object:
 
 
 @pytest.mark.parametrize("ending", ["exits", "times out"])
-def test_an_agent_leaves_no_escapee_behind(
-    tmp_path: Path, escapees: Escapees, ending: str
-) -> None:
+def test_an_agent_leaves_no_escapee_behind(tmp_path: Path, escapees: Escapees, ending: str) -> None:
     root = agent_repo(tmp_path / "repo")
     tail = "echo edited" if ending == "exits" else "sleep 300"
     outcome = propose(root, escapees.shell() + tail, timeout=3)
@@ -106,9 +104,7 @@ print(f"score: {abs(LR - 0.3):.6f}", flush=True)
 """
 
 
-def test_autoresearch_run_kills_escapees_at_the_timeout(
-    tmp_path: Path, escapees: Escapees
-) -> None:
+def test_autoresearch_run_kills_escapees_at_the_timeout(tmp_path: Path, escapees: Escapees) -> None:
     root = fault_repo(tmp_path, timeout=3)
     (root / "train.py").write_text(TRAIN)
     git(root, "commit", "-qam", "escaping runs")
