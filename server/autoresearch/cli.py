@@ -12,6 +12,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TextIO
 
 import msgspec
 
@@ -207,13 +208,13 @@ def run_loop(root: Path, limit: int | None, tag: str | None) -> int:
         loop.run()
     except Exception as exc:
         if received and _killed_git(exc):  # a signal sent to our whole process group
-            _tell(
+            _say(
                 f"autoresearch: stopped while git was running ({exc.__class__.__name__})."
                 " Run `autoresearch run` again: it resumes where this stopped.",
-                fd=2,
+                file=sys.stderr,
             )
             return 128 + received[0]
-        _tell(f"autoresearch: {exc}", fd=2)
+        _say(f"autoresearch: {exc}", file=sys.stderr)
         return EXIT_FAILED
     finally:
         for sig, handler in previous.items():
@@ -223,11 +224,11 @@ def run_loop(root: Path, limit: int | None, tag: str | None) -> int:
     return 128 + received[0] if received else EXIT_OK
 
 
-def _tell(text: str, fd: int = 1) -> None:
-    """A line straight to the file descriptor: safe inside a signal handler (no buffered
+def _tell(text: str) -> None:
+    """A line straight to stdout's file descriptor: safe inside a signal handler (no buffered
     writer to re-enter) and silent when the terminal is gone."""
     try:
-        os.write(fd, f"{text}\n".encode(errors="replace"))
+        os.write(1, f"{text}\n".encode(errors="replace"))
     except OSError:
         pass
 
@@ -238,11 +239,11 @@ def _killed_git(exc: Exception) -> bool:
     return isinstance(exc, git.GitCommandError) and isinstance(exc.status, int) and exc.status < 0
 
 
-def _say(text: str) -> None:
-    """A progress line on stdout. A terminal that went away (SIGHUP) must not break the loop:
-    output then goes to /dev/null."""
+def _say(text: str, file: TextIO | None = None) -> None:
+    """A line on stdout (or `file`). A terminal that went away (SIGHUP) must not break the
+    loop: output then goes to /dev/null."""
     try:
-        print(text, flush=True)
+        print(text, file=file, flush=True)
     except OSError:
         null = os.open(os.devnull, os.O_WRONLY)
         os.dup2(null, 1)
