@@ -127,6 +127,9 @@ class LocalRunner:
                 os.ftruncate(log.fileno(), spec.max_log_bytes)
                 os.lseek(log.fileno(), spec.max_log_bytes, os.SEEK_SET)
                 os.write(log.fileno(), b"\n[autoresearch: run.log cut at its size limit]\n")
+            if outcome.left:  # stuck in uninterruptible I/O: say so where the user looks
+                note = f"\n[autoresearch: {outcome.left} process(es) of the run would not die]\n"
+                os.write(log.fileno(), note.encode())
         return RunResult(
             exit_code=outcome.exit_code,
             runtime_s=time.monotonic() - started,

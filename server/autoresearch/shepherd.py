@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import resource
+import select
 import signal
 import sys
 import time
@@ -35,9 +36,7 @@ def main(argv: list[str]) -> int:
     grace, status_fd, command = float(argv[1]), int(argv[2]), argv[3:]
     os.set_inheritable(status_fd, False)  # the command must not hold our report pipe open
     reaper = _become_subreaper()
-    # Signals are taken synchronously (sigtimedwait): no handler runs between two syscalls.
-    signal.signal(signal.SIGCHLD, lambda *_: None)  # not ignored, so it queues while blocked
-    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS | {signal.SIGCHLD})
+    stop = _take_signals()
     spawn = os.posix_spawn if "/" in command[0] else os.posix_spawnp
     try:
         pid = spawn(
@@ -45,7 +44,6 @@ def main(argv: list[str]) -> int:
             command,
             os.environ,
             setsid=True,  # its own group: a killpg reaches what stays in it, never us
-            setsigmask=(),
             setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),  # what Python ignores, as Popen does
         )
     except OSError as exc:
@@ -53,7 +51,7 @@ def main(argv: list[str]) -> int:
         return 0
     _report(status_fd, f"started {pid}")
     _let_go_of_stdio()
-    status, left = _shepherd(pid, grace, reaper)
+    status, left = _shepherd(pid, grace, reaper, stop)
     maxrss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     if sys.platform == "darwin":  # bytes there, kilobytes on Linux
         maxrss //= 1024
@@ -61,12 +59,37 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def _shepherd(pid: int, grace: float, reaper: bool) -> tuple[int, int]:
+class _Stop:
+    """Signals, seen by the loop: a stop request and a wake-up pipe (set_wakeup_fd) that
+    ends its select() as soon as any signal (SIGCHLD too) arrives."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.wakeup, writer = os.pipe()
+        os.set_blocking(writer, False)
+        signal.set_wakeup_fd(writer)
+
+    def on_signal(self, signum: int, frame: object) -> None:
+        if signum in STOP_SIGNALS:
+            self.requested = True
+
+    def sleep(self, timeout: float) -> None:
+        if select.select([self.wakeup], [], [], timeout)[0]:
+            os.read(self.wakeup, 512)
+
+
+def _take_signals() -> _Stop:
+    stop = _Stop()
+    for sig in (signal.SIGCHLD, *STOP_SIGNALS):
+        signal.signal(sig, stop.on_signal)  # reset to the default in the command by exec
+    return stop
+
+
+def _shepherd(pid: int, grace: float, reaper: bool, stop: _Stop) -> tuple[int, int]:
     """Wait for the command, reaping every child; stop it when told. (raw status, left)."""
     status = -1
     stop_at: float | None = None  # SIGTERM sent: SIGKILL from then on
     give_up: float | None = None
-    waited = {signal.SIGCHLD} | STOP_SIGNALS
     while True:
         try:
             while True:
@@ -77,6 +100,9 @@ def _shepherd(pid: int, grace: float, reaper: bool) -> tuple[int, int]:
                     status = raw
         except ChildProcessError:
             return status, 0  # no child left: with a subreaper, no descendant either
+        if stop.requested and stop_at is None:
+            stop_at = time.monotonic() + grace
+            _signal_tree(pid, signal.SIGTERM, reaper)
         now = time.monotonic()
         if status != -1 or (stop_at is not None and now >= stop_at):
             give_up = give_up or now + KILL_WAIT_S
@@ -88,10 +114,7 @@ def _shepherd(pid: int, grace: float, reaper: bool) -> tuple[int, int]:
             timeout = max(0.0, min(0.1, stop_at - now))
         else:
             timeout = 1.0
-        got = signal.sigtimedwait(waited, timeout)
-        if got is not None and got.si_signo in STOP_SIGNALS and stop_at is None:
-            stop_at = time.monotonic() + grace
-            _signal_tree(pid, signal.SIGTERM, reaper)
+        stop.sleep(timeout)
 
 
 def _signal_tree(pid: int, sig: signal.Signals, reaper: bool) -> None:
@@ -99,11 +122,24 @@ def _signal_tree(pid: int, sig: signal.Signals, reaper: bool) -> None:
         os.killpg(pid, sig)  # the command's group: what never left it, even mid-fork
     except OSError:
         pass
-    for child in _descendants() if reaper else ():
-        try:
-            os.kill(child, sig)
-        except OSError:
-            pass
+    if not reaper:
+        return
+    # Orphans are our direct children: one small read finds them, so a process forking in a
+    # loop has next to no time to fork between being found and being signalled.
+    for found in (_children(), _descendants()):
+        for child in found:
+            try:
+                os.kill(child, sig)
+            except OSError:
+                pass
+
+
+def _children() -> list[int]:
+    try:
+        with open(f"/proc/self/task/{os.getpid()}/children", "rb") as f:
+            return [int(pid) for pid in f.read().split()]
+    except OSError:  # a kernel without CONFIG_PROC_CHILDREN: the full scan below finds them
+        return []
 
 
 def _descendants() -> list[int]:
