@@ -30,7 +30,7 @@ from typing import IO, Any
 import msgspec
 import psutil
 
-from .shepherd import KILL_WAIT_S
+from .shepherd import KILL_NOW, KILL_WAIT_S
 
 MARKER = "AUTORESEARCH_RUN_ID"
 SHEPHERD = str(Path(__file__).with_name("shepherd.py"))
@@ -239,12 +239,30 @@ def _proc_pids_with(entry: bytes) -> list[int]:
 
 
 def signal_all(procs: list[psutil.Process], sig: signal.Signals = signal.SIGKILL) -> int:
+    """Signal each process; how many there were. A shepherd among them that outlived its
+    daemon is first told to kill its tree: what it holds (env-cleared orphans, a forking
+    daemon) no marker or group finds."""
+    if sig == signal.SIGKILL:
+        _end_shepherds(procs)
     for proc in procs:
         try:
             proc.send_signal(sig)
         except psutil.Error:
             pass
     return len(procs)
+
+
+def _end_shepherds(procs: list[psutil.Process]) -> None:
+    shepherds = []
+    for proc in procs:
+        try:
+            if SHEPHERD in proc.cmdline():
+                proc.send_signal(KILL_NOW)
+                shepherds.append(proc)
+        except psutil.Error:
+            continue
+    if shepherds:
+        psutil.wait_procs(shepherds, timeout=KILL_WAIT_S + 5.0)
 
 
 def kill_marked(marker: str, sig: signal.Signals = signal.SIGKILL) -> int:

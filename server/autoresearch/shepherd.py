@@ -13,7 +13,8 @@ processes that would not die within KILL_WAIT_S and REAPER says whether it could
 tree (elsewhere than Linux the daemon falls back to its marker scan).
 
 SIGTERM, SIGINT or SIGHUP stop the command: SIGTERM to every process of the tree, GRACE seconds,
-then SIGKILL until none is left. Whatever outlives the command's own exit is killed at once.
+then SIGKILL until none is left; SIGUSR1 goes to SIGKILL at once. Whatever outlives the
+command's own exit is killed at once.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ import time
 
 PR_SET_CHILD_SUBREAPER = 36
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+# "End it now, no grace": sent when the daemon that started us is gone (a resume's cleanup).
+KILL_NOW = signal.SIGUSR1
 # After SIGKILL: how long a process may take to die (uninterruptible I/O) before we give up.
 KILL_WAIT_S = 10.0
 _KILL_POLL_S = 0.01
@@ -65,13 +68,15 @@ class _Stop:
 
     def __init__(self) -> None:
         self.requested = False
+        self.now = False
         self.wakeup, writer = os.pipe()
         os.set_blocking(writer, False)
         signal.set_wakeup_fd(writer)
 
     def on_signal(self, signum: int, frame: object) -> None:
-        if signum in STOP_SIGNALS:
+        if signum in STOP_SIGNALS or signum == KILL_NOW:
             self.requested = True
+            self.now = self.now or signum == KILL_NOW
 
     def sleep(self, timeout: float) -> None:
         if select.select([self.wakeup], [], [], timeout)[0]:
@@ -80,7 +85,7 @@ class _Stop:
 
 def _take_signals() -> _Stop:
     stop = _Stop()
-    for sig in (signal.SIGCHLD, *STOP_SIGNALS):
+    for sig in (signal.SIGCHLD, KILL_NOW, *STOP_SIGNALS):
         signal.signal(sig, stop.on_signal)  # reset to the default in the command by exec
     return stop
 
@@ -100,9 +105,10 @@ def _shepherd(pid: int, grace: float, reaper: bool, stop: _Stop) -> tuple[int, i
                     status = raw
         except ChildProcessError:
             return status, 0  # no child left: with a subreaper, no descendant either
-        if stop.requested and stop_at is None:
-            stop_at = time.monotonic() + grace
-            _signal_tree(pid, signal.SIGTERM, reaper)
+        if stop.requested and (stop_at is None or stop.now):
+            stop_at = time.monotonic() + (0.0 if stop.now else grace)
+            if not stop.now:
+                _signal_tree(pid, signal.SIGTERM, reaper)
         now = time.monotonic()
         if status != -1 or (stop_at is not None and now >= stop_at):
             give_up = give_up or now + KILL_WAIT_S
@@ -190,7 +196,10 @@ def _let_go_of_stdio() -> None:
 
 
 def _report(fd: int, line: str) -> None:
-    os.write(fd, f"{line}\n".encode())
+    try:
+        os.write(fd, f"{line}\n".encode())
+    except OSError:  # the daemon is gone (killed): nobody to tell
+        pass
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from conftest import git
 from escapees import Escapees
 from fake_agents import make_config as agent_config
 from fake_agents import make_repo as agent_repo
-from test_faults import STARTED, Daemon, assert_consistent, fault_repo
+from test_faults import STARTED, Daemon, assert_consistent, fault_repo, resume
 
 from autoresearch.agents.base import EditContext
 from autoresearch.agents.command import CommandProposer
@@ -117,3 +117,19 @@ def test_autoresearch_run_kills_escapees_at_the_timeout(tmp_path: Path, escapees
     assert escapees.started.exists()
     assert escapees.survivors() == []
     assert daemon.leftovers() == []
+
+
+def test_a_resume_after_kill_9_kills_the_escapees_of_the_killed_run(
+    tmp_path: Path, escapees: Escapees
+) -> None:
+    root = fault_repo(tmp_path, timeout=600)
+    (root / "train.py").write_text(TRAIN)
+    git(root, "commit", "-qam", "escaping runs")
+    daemon = Daemon(root, plan={"1": {"mode": "escape"}}, env={"ESCAPE": escapees.shell()})
+    daemon.until(escapees.started.exists)
+    daemon.kill9()
+    assert escapees.alive(), "the run outlives the daemon, as it would"
+    again, recs = resume(root)
+    assert "killed the processes left running by experiment #1" in again.text()
+    assert escapees.survivors() == []
+    assert recs[1].status == "crash" and recs[1].crash_kind == "interrupted"
