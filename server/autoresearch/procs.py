@@ -71,17 +71,22 @@ class Tree:
 
     def wait(self, timeout: float) -> bool:
         """Wait up to `timeout` s for the tree to be gone; True once it is."""
-        if self._done:
-            return True
-        ready, _, _ = select.select([self._reports], [], [], max(timeout, 0.0))
-        if ready:
-            chunk = os.read(self._reports, 4096)
-            self._text += chunk
-            if not chunk:  # the shepherd exited: its end of the pipe closed
-                self._done = True
-                self.shepherd.wait()
-                os.close(self._reports)
+        deadline = time.monotonic() + timeout
+        while not self._done and self._read(deadline - time.monotonic()):
+            pass
         return self._done
+
+    def _read(self, timeout: float) -> bool:
+        """Read what the shepherd reported within `timeout` s; False when nothing came."""
+        if self._done or not select.select([self._reports], [], [], max(timeout, 0.0))[0]:
+            return False
+        chunk = os.read(self._reports, 4096)
+        self._text += chunk
+        if not chunk:  # the shepherd exited: its end of the pipe closed
+            self._done = True
+            self.shepherd.wait()
+            os.close(self._reports)
+        return True
 
     def stop(self) -> None:
         """End the command now: SIGTERM to the whole tree, SIGKILL after the grace time."""
@@ -113,10 +118,9 @@ class Tree:
         deadline = time.monotonic() + START_WAIT_S
         while b"\n" not in self._text and not self._done:
             left = deadline - time.monotonic()
-            if left <= 0:
+            if not self._read(left):
                 self.shepherd.kill()
                 break
-            self.wait(left)
         line, _, self._text = self._text.partition(b"\n")
         return line.decode(errors="replace").strip()
 

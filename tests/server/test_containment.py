@@ -18,6 +18,7 @@ from fake_agents import make_config as agent_config
 from fake_agents import make_repo as agent_repo
 from test_faults import STARTED, Daemon, assert_consistent, fault_repo, resume
 
+from autoresearch import procs
 from autoresearch.agents.base import EditContext
 from autoresearch.agents.command import CommandProposer
 from autoresearch.experiment import Experiment
@@ -64,6 +65,17 @@ def test_a_finished_run_leaves_no_escapee_behind(tmp_path: Path, escapees: Escap
 def test_exit_codes_and_signals_come_through_the_shepherd(tmp_path: Path) -> None:
     assert run(tmp_path, "exit 7", timeout=10).exit_code == 7
     assert run(tmp_path, "kill -SEGV $$", timeout=10).exit_code == -11
+
+
+def test_a_program_that_does_not_exist_is_an_error_at_spawn(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        procs.spawn(
+            ["no-such-program-here"],
+            cwd=tmp_path,
+            env={"PATH": "/usr/bin:/bin"},
+            stdout=None,
+            grace=1,
+        )
 
 
 # ---- the agent step -------------------------------------------------------------------------
