@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TextIO
 
 import msgspec
 
@@ -21,6 +23,8 @@ from .measure import default_pattern
 from .protocol import LoopState
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+# Each stops `run` after the running experiment, a second one at once; exit 128 + the signal.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 EXAMPLE = Path(__file__).parent / "examples" / "demo"
 
 
@@ -181,29 +185,70 @@ def run_loop(root: Path, limit: int | None, tag: str | None) -> int:
     monitor = GpuMonitor(open_source()).start()
     runner = LocalRunner(gpu_sampler=lambda pids: gpu_memory_of(pids, monitor.latest()))
     loop = Loop(root, config, proposer, runner=runner, emit=_printer(), tag=tag, limit=limit)
-    interrupts = 0
+    received: list[int] = []
 
-    def on_sigint(signum: int, frame: object) -> None:
-        nonlocal interrupts
-        interrupts += 1
-        if interrupts == 1:
-            print("\nstopping after this experiment (Ctrl-C again to abandon it now)", flush=True)
+    def on_signal(signum: int, frame: object) -> None:
+        # Ctrl-C, SIGTERM (a `kill`, a scheduler's stop) and SIGHUP (the terminal went away)
+        # all stop the loop the same way; the run's processes are never signalled directly.
+        received.append(signum)
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        if len(received) == 1:
+            again = "Ctrl-C again" if signum == signal.SIGINT else f"{name} again"
+            _tell(f"\n{name}: stopping after this experiment ({again} to abandon it now)")
             loop.stop(now=loop.state.phase == "editing" and config.agent.kind == "manual")
         else:
-            print("\nabandoning the running experiment", flush=True)
+            _tell(f"\n{name}: abandoning the running experiment")
             loop.stop(now=True)
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    for sig, handler in previous.items():
+        if handler is not signal.SIG_IGN:  # under nohup a hang-up is not ours to act on
+            signal.signal(sig, on_signal)
     try:
         loop.run()
     except Exception as exc:
-        print(f"autoresearch: {exc}", file=sys.stderr)
+        if received and _killed_git(exc):  # a signal sent to our whole process group
+            _say(
+                f"autoresearch: stopped while git was running ({exc.__class__.__name__})."
+                " Run `autoresearch run` again: it resumes where this stopped.",
+                file=sys.stderr,
+            )
+            return 128 + received[0]
+        _say(f"autoresearch: {exc}", file=sys.stderr)
         return EXIT_FAILED
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         monitor.stop()
         lock.release()
-    return EXIT_INTERRUPTED if interrupts else EXIT_OK
+    return 128 + received[0] if received else EXIT_OK
+
+
+def _tell(text: str) -> None:
+    """A line straight to stdout's file descriptor: safe inside a signal handler (no buffered
+    writer to re-enter) and silent when the terminal is gone."""
+    try:
+        os.write(1, f"{text}\n".encode(errors="replace"))
+    except OSError:
+        pass
+
+
+def _killed_git(exc: Exception) -> bool:
+    import git
+
+    return isinstance(exc, git.GitCommandError) and isinstance(exc.status, int) and exc.status < 0
+
+
+def _say(text: str, file: TextIO | None = None) -> None:
+    """A line on stdout (or `file`). A terminal that went away (SIGHUP) must not break the
+    loop: output then goes to /dev/null."""
+    try:
+        print(text, file=file, flush=True)
+    except OSError:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        os.close(null)
 
 
 def _printer() -> callable:  # type: ignore[valid-type]
@@ -211,11 +256,11 @@ def _printer() -> callable:  # type: ignore[valid-type]
 
     def emit(event: Event) -> None:
         if isinstance(event, Progress):
-            print(event.text, flush=True)
+            _say(event.text)
         elif isinstance(event, LoopState) and event.phase != last_phase[0]:
             last_phase[0] = event.phase
             if event.phase in ("setup", "baseline"):
-                print(f"[{event.phase}] {event.message}", flush=True)
+                _say(f"[{event.phase}] {event.message}")
 
     return emit
 

@@ -12,6 +12,8 @@ import subprocess
 from collections import deque
 from pathlib import Path
 
+from .procs import DETACHED
+
 # Windows read backwards from the end: the first is small (the metric is usually printed last,
 # and a regex over a whole MiB costs milliseconds), then they double up to CHUNK.
 FIRST_CHUNK = 1 << 14
@@ -75,7 +77,13 @@ def by_command(command: str, cwd: Path, timeout: float = 60.0) -> float | None:
     """The seed's way: a shell command (e.g. `grep "^val_bpb:" run.log`); its last number wins."""
     try:
         done = subprocess.run(
-            command, shell=True, cwd=cwd, capture_output=True, timeout=timeout, check=False
+            command,
+            shell=True,
+            cwd=cwd,
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+            **DETACHED,  # a Ctrl-C at the terminal is the loop's, not this command's
         )
     except subprocess.TimeoutExpired:
         raise ExtractionError(f"the extraction command ran over {timeout:g}s: {command}") from None

@@ -12,6 +12,7 @@ import git
 import msgspec
 
 from .experiment import DiffStats
+from .procs import DETACHED
 
 BRANCH_PREFIX = "autoresearch/"
 REF_PREFIX = "refs/autoresearch/"
@@ -66,6 +67,18 @@ class PatientGit:
                 time.sleep(0.1)
 
 
+class _DetachedGit(git.Git):
+    """git commands in their own session (procs.DETACHED): a Ctrl-C at the terminal is the
+    loop's to handle (it stops cleanly), and never kills a commit or a reset halfway."""
+
+    def execute(self, command: Any, **kwargs: Any) -> Any:
+        return super().execute(command, **{**DETACHED, **kwargs})
+
+
+class _GitRepo(git.Repo):
+    GitCommandWrapperType = _DetachedGit
+
+
 def _index_locked(exc: git.GitCommandError) -> bool:
     text = str(exc.stderr or "")
     return "index.lock" in text and "File exists" in text
@@ -95,7 +108,7 @@ class FileDiff(msgspec.Struct):
 class Repo:
     def __init__(self, root: Path) -> None:
         try:
-            self._repo = git.Repo(root, search_parent_directories=False)
+            self._repo = _GitRepo(root, search_parent_directories=False)
         except (git.InvalidGitRepositoryError, git.NoSuchPathError):
             raise RepoError(
                 f"{root} is not a git repository. Run `git init` and commit your files first."

@@ -1,15 +1,14 @@
-"""Run one experiment command: its own process group, a timeout, `run.log`, peak memory.
+"""Run one experiment command: a contained process tree, a timeout, `run.log`, peak memory.
 
-`Runner` is the interface (later: a Ray-backed one); `LocalRunner` runs a local subprocess.
-Every process the command starts carries a marker in its environment, so children that leave
-the process group (setsid, double fork) are still found and killed when the run ends.
+`Runner` is the interface (later: a Ray-backed one); `LocalRunner` runs a local subprocess under
+procs' shepherd, which kills every process of the run when it ends (a child subreaper on Linux).
+Every process also carries a marker in its environment, so a restarted daemon finds what a
+killed one left running.
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import threading
 import time
 import uuid
@@ -20,7 +19,22 @@ from typing import Protocol
 import msgspec
 import psutil
 
-MARKER = "AUTORESEARCH_RUN_ID"
+from . import procs
+from .procs import MARKER, kill_marked, marked_processes, processes_with_env, signal_all
+
+__all__ = [
+    "MARKER",
+    "GpuSampler",
+    "LocalRunner",
+    "RunResult",
+    "RunSpec",
+    "Runner",
+    "kill_marked",
+    "marked_processes",
+    "processes_with_env",
+    "signal_all",
+]
+
 GB = 1024**3
 
 
@@ -81,17 +95,19 @@ class LocalRunner:
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         with open(spec.log_path, "wb") as log:
-            proc = _spawn(spec.command, spec.cwd, env, log.fileno())
-            pid = proc.pid
-            exited = threading.Event()
-            status: list[int] = []
-            waiter = threading.Thread(target=_wait, args=(pid, status, exited), daemon=True)
-            waiter.start()
+            tree = procs.spawn(
+                [_shell(), "-c", spec.command],
+                cwd=spec.cwd,
+                env=env,
+                stdout=log.fileno(),
+                grace=spec.grace,
+                marker=(MARKER, marker),
+            )
             peak_rss = peak_gpu = 0.0
             timed_out = cancelled = log_limit = False
-            while not exited.wait(self.poll):
+            while not tree.wait(self.poll):
                 elapsed = time.monotonic() - started
-                rss, gpu = self._sample(pid)
+                rss, gpu = self._sample(tree)
                 peak_rss, peak_gpu = max(peak_rss, rss), max(peak_gpu, gpu)
                 if elapsed > spec.timeout:
                     timed_out = True
@@ -100,143 +116,44 @@ class LocalRunner:
                 elif os.fstat(log.fileno()).st_size > spec.max_log_bytes:
                     log_limit = True
                 if timed_out or cancelled or log_limit:
-                    _terminate(pid, marker, spec.grace, exited)
+                    tree.stop()
                     break
                 if on_tick:
                     on_tick(elapsed)
-            waiter.join()
+            # Every process of the run is gone once this returns: the shepherd killed what
+            # outlived the command (background jobs, setsid'd or env-cleared daemons).
+            outcome = tree.finish()
             if log_limit:  # output written between two polls is cut: the bound is exact
                 os.ftruncate(log.fileno(), spec.max_log_bytes)
                 os.lseek(log.fileno(), spec.max_log_bytes, os.SEEK_SET)
                 os.write(log.fileno(), b"\n[autoresearch: run.log cut at its size limit]\n")
-            proc.returncode = status[0] if status else -1  # reaped by wait4, not by Popen
-        runtime = time.monotonic() - started
-        # Whatever outlived the command goes too: background jobs still in its process group
-        # by the group (no /proc read can miss one mid-exec), setsid'd ones by their marker.
-        _signal_group(pid, signal.SIGKILL)
-        _kill_marked(marker, signal.SIGKILL)
-        code, maxrss_kb = status if status else (None, 0)
+            if outcome.left:  # stuck in uninterruptible I/O: say so where the user looks
+                note = f"\n[autoresearch: {outcome.left} process(es) of the run would not die]\n"
+                os.write(log.fileno(), note.encode())
         return RunResult(
-            exit_code=code,
-            runtime_s=runtime,
+            exit_code=outcome.exit_code,
+            runtime_s=time.monotonic() - started,
             timed_out=timed_out,
             cancelled=cancelled,
             log_limit=log_limit,
-            peak_rss_gb=max(peak_rss, maxrss_kb * 1024 / GB),
+            # The reaped processes' rusage is a floor that holds even for commands too short
+            # to sample.
+            peak_rss_gb=max(peak_rss, outcome.maxrss_kb * 1024 / GB),
             peak_gpu_gb=peak_gpu / 1024,
         )
 
-    def _sample(self, pid: int) -> tuple[float, float]:
+    def _sample(self, tree: procs.Tree) -> tuple[float, float]:
         """Summed RSS (GB) and GPU memory (MiB) of the process tree right now."""
-        try:
-            root = psutil.Process(pid)
-            procs = [root, *root.children(recursive=True)]
-        except psutil.Error:
-            return 0.0, 0.0
+        found = tree.processes()
         rss = 0
-        for p in procs:
+        for p in found:
             try:
                 rss += p.memory_info().rss
             except psutil.Error:
                 pass
-        gpu = self.gpu_sampler({p.pid for p in procs}) if self.gpu_sampler else 0.0
+        gpu = self.gpu_sampler({p.pid for p in found}) if self.gpu_sampler else 0.0
         return rss / GB, gpu
 
 
-def _spawn(command: str, cwd: Path, env: dict[str, str], log_fd: int) -> subprocess.Popen[bytes]:
-    shell = "/bin/bash" if os.path.exists("/bin/bash") else "/bin/sh"
-    return subprocess.Popen(
-        [shell, "-c", command],
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=log_fd,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group, so a timeout can kill the whole tree
-    )
-
-
-def _wait(pid: int, status: list[int], exited: threading.Event) -> None:
-    # wait4's rusage covers the child and the descendants it reaped: a floor for peak RSS
-    # that holds even for commands too short to sample.
-    _, raw, usage = os.wait4(pid, 0)
-    status += [os.waitstatus_to_exitcode(raw), usage.ru_maxrss]
-    exited.set()
-
-
-def _terminate(pid: int, marker: str, grace: float, exited: threading.Event) -> None:
-    """SIGTERM the group and every marked process, then SIGKILL what is left after `grace`."""
-    _signal_group(pid, signal.SIGTERM)
-    _kill_marked(marker, signal.SIGTERM)
-    exited.wait(grace)
-    _signal_group(pid, signal.SIGKILL)
-    _kill_marked(marker, signal.SIGKILL)
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    try:
-        os.killpg(pid, sig)  # setsid made the shell its group's leader: pgid == pid
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def marked_processes(marker: str) -> list[psutil.Process]:
-    """Every process (but this one) whose environment carries `marker`."""
-    return processes_with_env(MARKER, marker)
-
-
-def processes_with_env(name: str, value: str) -> list[psutil.Process]:
-    """Every process (but this one) whose environment has name=value. Scanned after every run,
-    so on Linux the environments are read raw from /proc: a third of psutil's cost."""
-    found = []
-    if os.path.isdir("/proc/self"):
-        for pid in _proc_pids_with(f"{name}={value}\0".encode()):
-            try:
-                found.append(psutil.Process(pid))
-            except psutil.Error:  # ended meanwhile
-                pass
-        return found
-    me = os.getpid()
-    for proc in psutil.process_iter():
-        if proc.pid == me:
-            continue
-        try:
-            if proc.environ().get(name) == value:
-                found.append(proc)
-        except (psutil.Error, OSError):
-            continue
-    return found
-
-
-def _proc_pids_with(entry: bytes) -> list[int]:
-    me = os.getpid()
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == me:
-            continue
-        try:
-            with open(f"/proc/{name}/environ", "rb") as f:
-                data = f.read()
-        except OSError:  # gone, or not ours to read
-            continue
-        if data.startswith(entry) or b"\0" + entry in data:
-            found.append(int(name))
-    return found
-
-
-def signal_all(procs: list[psutil.Process], sig: signal.Signals = signal.SIGKILL) -> int:
-    for proc in procs:
-        try:
-            proc.send_signal(sig)
-        except psutil.Error:
-            pass
-    return len(procs)
-
-
-def kill_marked(marker: str, sig: signal.Signals = signal.SIGKILL) -> int:
-    """Signal every process carrying `marker`; how many there were."""
-    return signal_all(marked_processes(marker), sig)
-
-
-def _kill_marked(marker: str, sig: signal.Signals) -> None:
-    kill_marked(marker, sig)
+def _shell() -> str:
+    return "/bin/bash" if os.path.exists("/bin/bash") else "/bin/sh"

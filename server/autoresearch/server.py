@@ -334,7 +334,14 @@ def serve() -> None:
     stdin, stdout = _take_stdio()
     server = build_server()
 
+    stopping: list[int] = []
+
     def on_signal(signum: int, frame: object) -> None:
+        # Once the loops are being stopped, a second signal must not cut that short (the
+        # runs' processes would be left behind): the first one decides.
+        if stopping:
+            return
+        stopping.append(signum)
         raise SystemExit(128 + signum)  # unwinds pygls' loop into the cleanup below
 
     signal.signal(signal.SIGTERM, on_signal)
@@ -347,6 +354,7 @@ def serve() -> None:
         log.exception("the daemon failed")
         code = 1
     finally:
+        stopping.append(0)
         log.info("client gone: stopping the loops")
         try:
             server.close()

@@ -1,8 +1,9 @@
 """The `command` proposer: one fresh, short call of a coding-agent CLI per iteration.
 
-It writes the prompt, runs the agent in the repository in its own process group with a
-timeout, keeps a bounded log of its output (`.autoresearch/agents/<n>.log`, never all of it in
-memory), and reads the one-line description the agent leaves. The loop does everything else.
+It writes the prompt, runs the agent in the repository as a contained process tree (procs)
+with a timeout, keeps a bounded log of its output (`.autoresearch/agents/<n>.log`, never all
+of it in memory), and reads the one-line description the agent leaves. The loop does
+everything else.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import fnmatch
 import os
 import shlex
 import shutil
-import signal
 import subprocess
 import threading
 import time
@@ -20,8 +20,7 @@ import uuid
 from pathlib import Path
 from typing import Literal
 
-import psutil
-
+from .. import procs
 from ..config import Config
 from ..experiment import Experiment
 from ..prompt import DESCRIPTION_FILE, PROMPT_FILE, build_prompt
@@ -30,8 +29,8 @@ from .base import AgentUnavailable, EditContext, EditOutcome
 from .presets import Resolved, Values, render_argv, render_shell, resolve
 
 AGENTS_DIR = ".autoresearch/agents"
-# Every process the agent starts carries this in its environment, so ones that leave the
-# process group (setsid, double fork) are still found and killed.
+# Every process the agent starts carries this in its environment: where the tree cannot be
+# contained (not Linux), the ones that leave the process group are still found and killed.
 MARKER = "AUTORESEARCH_AGENT_ID"
 LOG_HEAD_BYTES = 256 * 1024
 LOG_TAIL_BYTES = 768 * 1024
@@ -103,28 +102,27 @@ class CommandProposer:
         with BoundedLog(log_path, self.log_head_bytes, self.log_tail_bytes) as log:
             log.note(f"$ {display}\n")
             try:
-                proc = subprocess.Popen(
+                tree = procs.spawn(
                     argv,
                     cwd=root,
                     env=env,
-                    stdin=subprocess.DEVNULL,  # some CLIs read stdin when it is not a TTY
                     stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,  # its own process group, killed as a whole
+                    grace=self.kill_grace_s,
+                    marker=(MARKER, marker),
                 )
             except OSError as exc:
                 message = self._not_found(argv[0], exc)
                 log.note(message + "\n")
                 raise AgentUnavailable(message) from exc
-            reader = threading.Thread(target=_pump, args=(proc, log), daemon=True)
+            reader = threading.Thread(target=_pump, args=(tree, log), daemon=True)
             reader.start()
-            state = self._wait(proc, cancel, started + ctx.config.agent.timeout)
-            _kill_all(proc, marker, self.kill_grace_s, only_leftovers=state == "exited")
+            state = self._wait(tree, cancel, started + ctx.config.agent.timeout)
+            # Ends the agent (on timeout or cancel) and every process it left behind.
+            code = tree.finish().exit_code
             # Something outside our reach may still hold the pipe: then leave the reader be
             # (its later writes are dropped once the log is closed).
             reader.join(timeout=2.0)
         agent_s = time.monotonic() - started
-        code = proc.returncode
         # Every process of the agent is gone now: a lock that appeared meanwhile is stale.
         stale = lock is not None and not locked and _remove_stale_lock(lock)
         description = read_description(description_path)
@@ -162,6 +160,7 @@ class CommandProposer:
                     text=True,
                     check=True,
                     timeout=30,
+                    **procs.DETACHED,
                 ).stdout.strip()
             except (OSError, subprocess.SubprocessError):
                 return None
@@ -169,15 +168,10 @@ class CommandProposer:
             self._index_lock = git_dir / "index.lock"
         return self._index_lock
 
-    def _wait(
-        self, proc: subprocess.Popen[bytes], cancel: threading.Event, deadline: float
-    ) -> Ending:
+    def _wait(self, tree: procs.Tree, cancel: threading.Event, deadline: float) -> Ending:
         while True:
-            try:
-                proc.wait(timeout=POLL_S)
+            if tree.wait(POLL_S):
                 return "exited"
-            except subprocess.TimeoutExpired:
-                pass
             if cancel.is_set():
                 return "cancelled"
             if time.monotonic() > deadline:
@@ -364,75 +358,25 @@ def scope_files(root: Path, patterns: list[str]) -> list[str]:
 def _tracked(root: Path) -> list[str]:
     try:
         done = subprocess.run(
-            ["git", "ls-files", "-z"], cwd=root, capture_output=True, check=True, timeout=30
+            ["git", "ls-files", "-z"],
+            cwd=root,
+            capture_output=True,
+            check=True,
+            timeout=30,
+            **procs.DETACHED,
         )
     except (OSError, subprocess.SubprocessError):
         return []
     return [p for p in done.stdout.decode("utf-8", errors="replace").split("\0") if p]
 
 
-def _pump(proc: subprocess.Popen[bytes], log: BoundedLog) -> None:
+def _pump(tree: procs.Tree, log: BoundedLog) -> None:
     """Copy the agent's output to the log in chunks: never more than one chunk in hand."""
-    assert proc.stdout is not None
-    with proc.stdout:
-        fd = proc.stdout.fileno()
+    assert tree.stdout is not None
+    with tree.stdout:
+        fd = tree.stdout.fileno()
         while chunk := os.read(fd, _CHUNK):
             log.write(chunk)
-
-
-def _kill_all(
-    proc: subprocess.Popen[bytes], marker: str, grace: float, only_leftovers: bool
-) -> None:
-    """End the agent's process group and marked processes: SIGTERM, `grace` s, SIGKILL."""
-    if only_leftovers and not _survivors(proc.pid, marker):
-        return
-    _signal_group(proc.pid, signal.SIGTERM)
-    for p in _survivors(proc.pid, marker):
-        _send(p, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        if proc.poll() is not None and not _survivors(proc.pid, marker):
-            break
-        time.sleep(POLL_S)
-    _signal_group(proc.pid, signal.SIGKILL)
-    for p in _survivors(proc.pid, marker):
-        _send(p, signal.SIGKILL)
-    proc.wait()
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    try:
-        os.killpg(pgid, sig)  # start_new_session made the agent its group's leader
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _survivors(pgid: int, marker: str) -> list[psutil.Process]:
-    """Live processes of the agent: in its group or carrying its marker (zombies are done).
-
-    Orphans' zombies can linger in the group until init reaps them, so `killpg(pgid, 0)`
-    alone would report a finished group as alive.
-    """
-    me = os.getpid()
-    found = []
-    for p in psutil.process_iter():
-        if p.pid == me:
-            continue
-        try:
-            if p.status() == psutil.STATUS_ZOMBIE:
-                continue
-            if os.getpgid(p.pid) == pgid or p.environ().get(MARKER) == marker:
-                found.append(p)
-        except (psutil.Error, OSError):
-            continue
-    return found
-
-
-def _send(p: psutil.Process, sig: signal.Signals) -> None:
-    try:
-        p.send_signal(sig)
-    except psutil.Error:
-        pass
 
 
 def _findable(program: str, root: Path) -> bool:
