@@ -1,8 +1,9 @@
 // Checks on a Python interpreter, without VS Code: does it run, can it import the daemon package,
-// and which pip command would install it. python.ts asks the user; tests call these directly.
+// and what would be installed. python.ts asks the user; tests call these directly.
 import { execFile } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { checkoutSource, wheelSource, type DaemonSource } from "./daemonInstall";
 
 export type ImportCheck =
   | { ok: true; version: string }
@@ -43,24 +44,17 @@ export function isAutoresearchProject(pyproject: string): boolean {
   return !!section && /^\s*name\s*=\s*["']autoresearch["']\s*$/m.test(section[1] ?? "");
 }
 
-export interface InstallPlan {
-  args: string[];
-  label: string;
-}
-
-/** `pip install -e <folder>` for a workspace holding this project, else `pip install autoresearch`. */
-export function installPlan(folders: readonly string[], bundledWheel?: string): InstallPlan | undefined {
+/**
+ * What the private environment gets: a workspace holding this project (editable, for its
+ * developers), else the daemon wheel inside the .vsix; never a same-named package from an index.
+ */
+export function daemonSource(folders: readonly string[], extensionPath: string): DaemonSource | undefined {
   for (const folder of folders) {
     const path = join(folder, "pyproject.toml");
-    if (existsSync(path) && isAutoresearchProject(readFileSync(path, "utf-8"))) {
-      return { args: ["-m", "pip", "install", "-e", folder], label: `pip install -e ${folder}` };
-    }
+    if (existsSync(path) && isAutoresearchProject(readFileSync(path, "utf-8"))) return checkoutSource(folder);
   }
-  // The daemon ships inside the .vsix as a wheel: never a same-named package from an index.
-  if (bundledWheel && existsSync(bundledWheel)) {
-    return { args: ["-m", "pip", "install", bundledWheel], label: "pip install the bundled daemon" };
-  }
-  return undefined;
+  const wheel = findBundledWheel(extensionPath);
+  return wheel ? wheelSource(wheel) : undefined;
 }
 
 /** The daemon wheel that `npm run package` puts in dist/python/, if this build has one. */

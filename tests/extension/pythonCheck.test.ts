@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { checkImport, findBundledWheel, folderVenvPython, installPlan, isAutoresearchProject } from "../../extension/pythonCheck";
+import { checkImport, daemonSource, findBundledWheel, folderVenvPython, isAutoresearchProject } from "../../extension/pythonCheck";
 import { python, pythonEnv, repoRoot } from "./helpers";
 
 test("this repository's pyproject is recognised; others are not", () => {
@@ -12,18 +12,26 @@ test("this repository's pyproject is recognised; others are not", () => {
   assert.ok(!isAutoresearchProject('[tool.x]\nname = "autoresearch"\n[project]\nname = "other"\n'));
 });
 
-test("install plan: editable install of a workspace holding the project, else the bundled wheel", () => {
-  assert.deepEqual(installPlan([repoRoot()])?.args, ["-m", "pip", "install", "-e", repoRoot()]);
+test("what gets installed: a workspace holding the project (editable), else the bundled wheel", () => {
+  const extension = mkdtempSync(join(tmpdir(), "ar-ext-"));
+  assert.deepEqual(daemonSource([repoRoot()], extension), {
+    kind: "checkout",
+    path: repoRoot(),
+    id: `editable:${repoRoot()}`,
+  });
   const other = mkdtempSync(join(tmpdir(), "ar-other-"));
   writeFileSync(join(other, "pyproject.toml"), '[project]\nname = "other"\n');
-  assert.equal(installPlan([other]), undefined, "never a same-named package from PyPI");
-  const extension = mkdtempSync(join(tmpdir(), "ar-ext-"));
+  assert.equal(daemonSource([other], extension), undefined, "never a same-named package from PyPI");
   assert.equal(findBundledWheel(extension), undefined);
   mkdirSync(join(extension, "dist", "python"), { recursive: true });
   const wheel = join(extension, "dist", "python", "autoresearch-0.1.0-py3-none-any.whl");
-  writeFileSync(wheel, "");
+  writeFileSync(wheel, "one build");
   assert.equal(findBundledWheel(extension), wheel);
-  assert.deepEqual(installPlan([other], wheel)?.args, ["-m", "pip", "install", wheel]);
+  const first = daemonSource([other], extension);
+  assert.equal(first?.kind, "wheel");
+  assert.equal(first?.path, wheel);
+  writeFileSync(wheel, "another build of the same version");
+  assert.notEqual(daemonSource([other], extension)?.id, first?.id, "a rebuilt wheel is a new daemon");
 });
 
 test("a workspace .venv is found", () => {
