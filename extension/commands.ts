@@ -318,7 +318,12 @@ async function startLoop(deps: CommandDeps): Promise<void> {
   try {
     // The daemon first (it may be waiting for the install offer's answer, or installing): the
     // detecting progress below then spins for detecting only.
-    await daemon.whenReady();
+    if (daemon.status !== "ready") {
+      await vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Window, title: "Autoresearch: Start Loop waits for the daemon" },
+        () => daemon.whenReady(),
+      );
+    }
     const detected = await vscode.window.withProgress(
       { location: vscode.ProgressLocation.Window, title: "Autoresearch: detecting settings" },
       () => daemon.request(Method.detect, { root }),
