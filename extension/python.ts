@@ -164,38 +164,30 @@ export async function usablePython(
   if (readStamp(dir)) {
     const result = await install(base, source, deps, "updating the daemon");
     if (result.ok) return result.python;
+    failures.set(base.executable, result); // the question below then says how it failed
     if (!interactive) return undefined;
   } else if (!interactive) {
     return undefined;
   }
+  // The question: the plain offer, or how the last try failed (then Retry Install).
+  const failed = failures.get(base.executable);
+  const installLabel = failed ? "Retry Install" : "Install";
+  const answer = await asking(deps, () =>
+    failed
+      ? vscode.window.showErrorMessage(`Autoresearch: the daemon is not installed: ${failed.message}`, installLabel, settings, "Show Log")
+      : vscode.window.showInformationMessage(
+          `Autoresearch needs its daemon, the Python package "autoresearch", which ${base.executable} ` +
+            `(Python ${base.version}, ${choice.source}) does not have. Install it into a private environment ` +
+            `created with ${base.executable}? pip downloads its dependencies from PyPI; ${base.executable} itself is left unchanged.`,
+          ...[installLabel, pick, settings].filter((x): x is string => !!x),
+        ),
+  );
+  if (answer !== installLabel) {
+    if (answer === "Show Log") log.show();
+    await followUp(answer, settings, pick);
+    return undefined;
+  }
   for (;;) {
-    const failed = failures.get(base.executable);
-    const installLabel = failed ? "Retry Install" : "Install";
-    const question = failed
-      ? `Autoresearch: the daemon is not installed: ${failed.message}`
-      : `Autoresearch needs its daemon, the Python package "autoresearch", which ${base.executable} ` +
-        `(Python ${base.version}, ${choice.source}) does not have. Install it into a private environment ` +
-        `created with ${base.executable}? pip downloads its dependencies from PyPI; ${base.executable} itself is left unchanged.`;
-    deps.onStage("asking");
-    let answer: string | undefined;
-    try {
-      answer = failed
-        ? await vscode.window.showErrorMessage(question, installLabel, settings, "Show Log")
-        : await vscode.window.showInformationMessage(
-            question,
-            ...[installLabel, pick, settings].filter((x): x is string => !!x),
-          );
-    } finally {
-      deps.onStage(undefined);
-    }
-    if (answer === "Show Log") {
-      log.show();
-      return undefined;
-    }
-    if (answer !== installLabel) {
-      await followUp(answer, settings, pick);
-      return undefined;
-    }
     const result = await install(base, source, deps, "installing the daemon");
     if (result.ok) {
       failures.delete(base.executable);
@@ -206,12 +198,23 @@ export async function usablePython(
     }
     failures.set(base.executable, result);
     const retry = "Retry";
-    const next = await vscode.window.showErrorMessage(`Autoresearch: ${result.message}`, retry, settings, "Show Log");
+    const next = await asking(deps, () =>
+      vscode.window.showErrorMessage(`Autoresearch: ${result.message}`, retry, settings, "Show Log"),
+    );
+    if (next === retry) continue;
     if (next === "Show Log") log.show();
-    if (next !== retry) {
-      await followUp(next, settings, pick);
-      return undefined;
-    }
+    await followUp(next, settings, pick);
+    return undefined;
+  }
+}
+
+/** A question the daemon's start waits on: the view and the GPU item say so meanwhile. */
+async function asking(deps: PythonDeps, question: () => Thenable<string | undefined>): Promise<string | undefined> {
+  deps.onStage("asking");
+  try {
+    return await question();
+  } finally {
+    deps.onStage(undefined);
   }
 }
 

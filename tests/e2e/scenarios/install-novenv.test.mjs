@@ -39,8 +39,8 @@ test('Python without venv (Debian without python3-venv): the failure says why an
     // The failure's way out is on it: Retry, Open Settings, Show Log.
     await clickNotificationButton(page, expected, 'Open Settings');
     await waitFor(async () => (await page.locator('.settings-editor').count()) > 0, { message: 'the settings editor' });
-    assert.match(await page.locator('.settings-editor').first().textContent(), /offers to install its daemon into a private virtual environment/,
-      'the setting says what an empty value does');
+    await waitFor(async () => /offers to install its daemon into a private virtual environment/.test(await page.locator('.settings-editor').first().textContent()),
+      { message: 'the setting\'s description: what an empty value does' });
     await screenshot(page, 'install-novenv-settings');
     await page.keyboard.press('Escape'); // the settings editor opens as a modal overlay here
     await waitFor(async () => !(await page.locator('.settings-editor').first().isVisible().catch(() => false)), { message: 'the settings editor to close' })
