@@ -2,13 +2,15 @@
 // its change (results.tsv's description), not cut off; the tree's header, its tooltip, the chart
 // and the stop notification give the same counts, those of results.tsv (the baseline is not an
 // experiment); an experiment's tooltip measures its delta against the same best as the daemon's
-// reason; the status bar shows the running experiment once (no second "$/progress" item).
+// reason; the status bar shows the running experiment once (no second "$/progress" item); the
+// .vscode/settings.json the locks create is kept out of git status and removed on Stop.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import path from 'node:path';
 import { answerInput, runCommand, screenshot, statusBarItems, treeRow, viewPane, waitFor, webviewFrame } from '../harness.mjs';
 import {
-  allNotifications, experimentRows, formatMetric, makeDemoRepo, pickStep, readResults, readState, showResults, VIEW,
+  allNotifications, experimentRows, formatMetric, git, makeDemoRepo, pickStep, readResults, readState, showResults, VIEW,
   waitForExperiments, waitForState, withAutoresearch,
 } from '../autoresearch.mjs';
 
@@ -27,16 +29,33 @@ test('default width: rows lead with the change; tree, tooltip, chart and notific
   await withAutoresearch('tree-counts', { workspace, defaultSidebar: true }, async ({ page, stateFile }) => {
     await showResults(page);
     await waitForState(stateFile, (s) => s.daemon === 'ready', { timeoutMs: 60_000 });
+    const settingsFile = path.join(workspace, '.vscode', 'settings.json');
+    const exclude = path.join(workspace, '.git', 'info', 'exclude');
+    const excludeBefore = fs.readFileSync(exclude, 'utf8');
     await runCommand(page, 'Autoresearch: Start Loop');
     await pickStep(page, 'Start with autoresearch.toml', /How to start/);
     await answerInput(page, '4', { prompt: /How many experiments/ });
-    // While it runs, the status bar's texts: the loop item only, no "Experiment #n: s of s".
+    // While it runs: the status bar's texts (the loop item only, no "Experiment #n: s of s"), and
+    // git status (the .vscode/settings.json made for the locks is not shown as untracked).
     const texts = new Set();
+    const untracked = new Set();
+    let lockedChecks = 0;
     await waitFor(async () => {
       for (const item of await statusBarItems(page)) texts.add(item.text);
-      return readState(stateFile)?.phase === 'stopped';
+      const s = readState(stateFile);
+      if (s?.locks.locked.length && fs.existsSync(settingsFile)) {
+        lockedChecks += 1;
+        // --no-optional-locks: never take index.lock under the loop's own git commands.
+        const status = git(workspace, '--no-optional-locks', 'status', '--porcelain', '--untracked-files=all');
+        if (status.includes('.vscode')) untracked.add(status);
+      }
+      return s?.phase === 'stopped';
     }, { timeoutMs: 150_000, intervalMs: 250, message: 'the loop to stop' });
     assert.ok(![...texts].some((t) => /\d+ s of \d+ s|^(Experiment #\d+|Baseline):/.test(t)), `one progress item: ${JSON.stringify([...texts])}`);
+    assert.ok(lockedChecks > 0, 'git status seen while the locks were held');
+    assert.deepEqual([...untracked], [], 'no untracked .vscode/ while the loop holds the locks');
+    await waitFor(() => !fs.existsSync(path.join(workspace, '.vscode')) && fs.readFileSync(exclude, 'utf8') === excludeBefore,
+      { message: 'after Stop: no .vscode/ and .git/info/exclude as it was' });
 
     const results = readResults(path.join(workspace, 'results.tsv'));
     assert.equal(results.length, 5);
