@@ -1,42 +1,8 @@
-// Checks on a Python interpreter, without VS Code: does it run, can it import the daemon package,
-// and what would be installed. python.ts asks the user; tests call these directly.
-import { execFile } from "node:child_process";
+// Where the daemon may come from, without VS Code: a workspace holding this project, the wheel in
+// the .vsix, a workspace .venv. python.ts asks the user; tests call these directly.
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { checkoutSource, wheelSource, type DaemonSource } from "./daemonInstall";
-
-export type ImportCheck =
-  | { ok: true; version: string }
-  | { ok: false; reason: "no-python" | "no-package"; detail: string };
-
-const PROBE =
-  "import sys\ntry:\n import autoresearch\nexcept ImportError as e:\n print('missing:' + str(e)); sys.exit(3)\n" +
-  "print(getattr(autoresearch, '__version__', '') or 'ok')";
-
-/** Run `python -c PROBE`: tells a missing interpreter from a missing package. */
-export function checkImport(
-  python: string,
-  options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
-): Promise<ImportCheck> {
-  return new Promise((resolve) => {
-    execFile(
-      python,
-      ["-c", PROBE],
-      { cwd: options.cwd, env: options.env, timeout: options.timeoutMs ?? 30_000, windowsHide: true },
-      (error, stdout, stderr) => {
-        if (!error) return resolve({ ok: true, version: stdout.trim() });
-        const code = (error as NodeJS.ErrnoException).code;
-        if (code === "ENOENT" || code === "EACCES") {
-          return resolve({ ok: false, reason: "no-python", detail: `${python}: ${error.message}` });
-        }
-        if (stdout.startsWith("missing:")) {
-          return resolve({ ok: false, reason: "no-package", detail: stdout.slice(8).trim() });
-        }
-        resolve({ ok: false, reason: "no-python", detail: (stderr || error.message).trim() });
-      },
-    );
-  });
-}
 
 /** Does this pyproject.toml declare the `autoresearch` project (this repository's daemon)? */
 export function isAutoresearchProject(pyproject: string): boolean {

@@ -3,7 +3,8 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { checkImport, daemonSource, findBundledWheel, folderVenvPython, isAutoresearchProject } from "../../extension/pythonCheck";
+import { probePython } from "../../extension/daemonInstall";
+import { daemonSource, findBundledWheel, folderVenvPython, isAutoresearchProject } from "../../extension/pythonCheck";
 import { python, pythonEnv, repoRoot } from "./helpers";
 
 test("this repository's pyproject is recognised; others are not", () => {
@@ -42,13 +43,11 @@ test("a workspace .venv is found", () => {
   assert.equal(folderVenvPython(folder, "linux"), join(folder, ".venv", "bin", "python"));
 });
 
-test("the import check tells a missing interpreter from a missing package", async () => {
-  const missing = await checkImport("/nonexistent/python3");
+test("the probe tells a missing interpreter from a missing package", async () => {
+  const missing = await probePython("/nonexistent/python3");
   assert.equal(missing.ok, false);
-  assert.equal(!missing.ok && missing.reason, "no-python");
-  const bare = await checkImport(python(), { env: { ...process.env, PYTHONPATH: "", PYTHONNOUSERSITE: "1" }, cwd: tmpdir() });
-  // The project's venv has the package installed (editable), so this passes there; elsewhere it says why.
-  if (!bare.ok) assert.equal(bare.reason, "no-package");
-  const ok = await checkImport(python(), { env: pythonEnv() });
-  assert.equal(ok.ok, true, JSON.stringify(ok));
+  const bare = await probePython(python(), { env: { ...process.env, PYTHONPATH: "", PYTHONNOUSERSITE: "1" }, cwd: tmpdir() });
+  assert.ok(bare.ok, JSON.stringify(bare));
+  const ok = await probePython(python(), { env: pythonEnv() });
+  assert.ok(ok.ok && ok.probe.autoresearch, JSON.stringify(ok));
 });
