@@ -3,7 +3,7 @@
 // each new one as it is recorded; a click on a point opens that experiment's changes.
 import { randomBytes } from "node:crypto";
 import * as vscode from "vscode";
-import { ChartSeries, toPoint, type FromWebview, type ToWebview } from "./chartData";
+import { ChartSeries, toPoint, type ChartSummary, type FromWebview, type ToWebview } from "./chartData";
 import type { Experiment } from "./protocol";
 import type { ResultsModel } from "./treeModel";
 
@@ -81,7 +81,20 @@ export class ChartPanel implements vscode.Disposable {
     const direction = state?.direction || "lower";
     this.series = ChartSeries.from(direction, experiments.map(toPoint));
     this.panel.title = `Autoresearch Chart${state?.metric ? `: ${state.metric}` : ""}`;
-    this.post({ type: "reset", metric: state?.metric ?? "", direction, points: this.series.points });
+    this.post({ type: "reset", metric: state?.metric ?? "", direction, points: this.series.points, summary: this.summary() });
+  }
+
+  /** The daemon's counts and best for the charted session (the tree's numbers). */
+  private summary(): ChartSummary {
+    if (this.tag === undefined) return { counts: {}, best: null };
+    const s = this.model.summary(this.tag);
+    return { counts: s.counts, best: s.best };
+  }
+
+  /** The loop's state changed: its counts may have (they come after each record). */
+  refreshSummary(): void {
+    if (!this.panel || !this.ready || this.tag === undefined) return;
+    this.post({ type: "summary", summary: this.summary() });
   }
 
   /** A recorded experiment: appended when it belongs to the charted session. */
@@ -95,7 +108,7 @@ export class ChartPanel implements vscode.Disposable {
     if (!this.series.append([point])) {
       this.series = ChartSeries.from(this.series.direction, [...this.series.points, point]);
     }
-    this.post({ type: "append", points: [point] });
+    this.post({ type: "append", points: [point], summary: this.summary() });
   }
 
   private post(message: ToWebview): void {

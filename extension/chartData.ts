@@ -1,6 +1,6 @@
 // The chart's data, pure and shared by the extension host (chart.ts) and the webview script:
 // one point per experiment, in uPlot's column layout, with the running best of the kept ones.
-import type { Experiment, Status } from "./protocol";
+import type { Counts, Experiment, Status } from "./protocol";
 
 export interface ChartPoint {
   number: number;
@@ -9,10 +9,17 @@ export interface ChartPoint {
   description: string;
 }
 
+/** The session's numbers as the daemon counts them (baseline not counted), shown above the plot. */
+export interface ChartSummary {
+  counts: Counts;
+  best: number | null;
+}
+
 /** Messages from the extension to the webview. */
 export type ToWebview =
-  | { type: "reset"; metric: string; direction: string; points: ChartPoint[] }
-  | { type: "append"; points: ChartPoint[] };
+  | { type: "reset"; metric: string; direction: string; points: ChartPoint[]; summary: ChartSummary }
+  | { type: "append"; points: ChartPoint[]; summary: ChartSummary }
+  | { type: "summary"; summary: ChartSummary };
 
 /** Messages from the webview to the extension. */
 export type FromWebview = { type: "ready" } | { type: "open"; number: number };

@@ -3,7 +3,7 @@
 import * as path from "node:path";
 import * as vscode from "vscode";
 import type { ChartPanel } from "./chart";
-import type { Daemon } from "./daemon";
+import { DaemonUnavailable, type Daemon } from "./daemon";
 import { openChanges, openFileDiff } from "./diffs";
 import { experimentRow, waitsForUserEdit } from "./format";
 import type { StatusBar } from "./gpuStatus";
@@ -53,7 +53,8 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
       } catch (error) {
         const text = error instanceof Error ? error.message : String(error);
         log.error(`${name}: ${text}`);
-        notify("error", `Autoresearch: ${text}`);
+        // No second message when the daemon's start already told the user why (the install offer).
+        if (!(error instanceof DaemonUnavailable && error.told)) notify("error", `Autoresearch: ${text}`);
       }
     };
 
@@ -92,7 +93,7 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
       .slice(-500)
       .reverse()
       .map((experiment) => {
-        const row = experimentRow(experiment, summary.best, summary.bestNumber, model.state?.metric ?? "");
+        const row = experimentRow(experiment, model.reference(tag, experiment.number), summary.bestNumber, model.state?.metric ?? "");
         return { label: `$(${row.icon}) ${row.label}`, description: row.description, number: experiment.number };
       });
     const picked = await vscode.window.showQuickPick(items, {
@@ -315,6 +316,14 @@ async function startLoop(deps: CommandDeps): Promise<void> {
     return;
   }
   try {
+    // The daemon first (it may be waiting for the install offer's answer, or installing): the
+    // detecting progress below then spins for detecting only.
+    if (daemon.status !== "ready") {
+      await vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Window, title: "Autoresearch: Start Loop waits for the daemon" },
+        () => daemon.whenReady(),
+      );
+    }
     const detected = await vscode.window.withProgress(
       { location: vscode.ProgressLocation.Window, title: "Autoresearch: detecting settings" },
       () => daemon.request(Method.detect, { root }),

@@ -7,8 +7,11 @@ import {
   LanguageClient,
   RevealOutputChannelOn,
   State,
+  type ClientCapabilities,
+  type FeatureState,
   type LanguageClientOptions,
   type ServerOptions,
+  type StaticFeature,
 } from "vscode-languageclient/node";
 import {
   type DaemonApi,
@@ -28,6 +31,31 @@ const READY_TIMEOUT_MS = 60_000;
 
 type Handler<M extends NotificationMethod> = (params: Notifications[M]) => void;
 
+/** A request refused because there is no daemon; `told`: the user already saw why. */
+export class DaemonUnavailable extends Error {
+  constructor(
+    message: string,
+    readonly told: boolean,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Declares no `window.workDoneProgress`: the daemon then sends no `$/progress` for the running
+ * experiment, which VS Code would show in the status bar next to the loop item saying the same.
+ */
+class NoWorkDoneProgress implements StaticFeature {
+  fillClientCapabilities(capabilities: ClientCapabilities): void {
+    if (capabilities.window) capabilities.window.workDoneProgress = false;
+  }
+  initialize(): void {}
+  getState(): FeatureState {
+    return { kind: "static" };
+  }
+  clear(): void {}
+}
+
 export class Daemon implements DaemonApi, vscode.Disposable {
   private client: LanguageClient | undefined;
   private starting: Promise<void> | undefined;
@@ -36,7 +64,9 @@ export class Daemon implements DaemonApi, vscode.Disposable {
   private failures = 0;
   /** Bumped by restart(): a start still finding its interpreter (maybe asking the user) is then stale. */
   private generation = 0;
-  private findingPython = false;
+  private finding = false;
+  /** The last start was interactive: when it failed, the user was told why. */
+  private toldWhy = false;
   private restartTimer: ReturnType<typeof setTimeout> | undefined;
   private stableTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly handlers = new Map<NotificationMethod, Set<(params: never) => void>>();
@@ -46,6 +76,18 @@ export class Daemon implements DaemonApi, vscode.Disposable {
   /** Fires the method name of every notification, after its handlers ran. */
   readonly onDidNotify = this.notifyEmitter.event;
   status: DaemonStatus = "stopped";
+  private readonly findingEmitter = new vscode.EventEmitter<boolean>();
+
+  /** A start is finding its interpreter: maybe asking the user or installing (no time limit). */
+  private get findingPython(): boolean {
+    return this.finding;
+  }
+
+  private set findingPython(value: boolean) {
+    if (this.finding === value) return;
+    this.finding = value;
+    this.findingEmitter.fire(value);
+  }
 
   constructor(
     private readonly log: vscode.LogOutputChannel,
@@ -107,6 +149,7 @@ export class Daemon implements DaemonApi, vscode.Disposable {
     // Restarted meanwhile (e.g. autoresearch.python set while the install offer was unanswered).
     if (generation !== this.generation || this.disposed) return;
     if (!python) {
+      this.toldWhy = interactive;
       this.setStatus("failed");
       return;
     }
@@ -137,6 +180,7 @@ export class Daemon implements DaemonApi, vscode.Disposable {
       },
     };
     const client = new LanguageClient("autoresearch", "Autoresearch Daemon", serverOptions, clientOptions);
+    client.registerFeature(new NoWorkDoneProgress());
     for (const method of NOTIFICATION_METHODS) {
       client.onNotification(method, (params: unknown) => this.dispatch(method, params));
     }
@@ -221,26 +265,45 @@ export class Daemon implements DaemonApi, vscode.Disposable {
     await this.start(true);
   }
 
-  private async ready(): Promise<LanguageClient> {
-    if (this.client && this.status === "ready") return this.client;
+  /**
+   * The running daemon, starting it when there is none. No time limit while its start waits for
+   * the user (the install offer) or for the install itself: the caller goes on when it is ready.
+   */
+  private ready(): Promise<LanguageClient> {
+    if (this.client && this.status === "ready") return Promise.resolve(this.client);
     if (this.status === "stopped" || this.status === "failed") void this.start(true);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        listener.dispose();
-        reject(new Error("The Autoresearch daemon is not running (see the Autoresearch log)."));
-      }, READY_TIMEOUT_MS);
-      const listener = this.onDidChangeStatus((status) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const done = () => {
+        clearTimeout(timer);
+        statusListener.dispose();
+        findingListener.dispose();
+      };
+      const arm = () => {
+        clearTimeout(timer);
+        if (this.findingPython) return;
+        timer = setTimeout(() => {
+          done();
+          reject(new DaemonUnavailable("The Autoresearch daemon is not running (see the Autoresearch log).", false));
+        }, READY_TIMEOUT_MS);
+      };
+      const statusListener = this.onDidChangeStatus((status) => {
         if (status === "ready" && this.client) {
-          clearTimeout(timer);
-          listener.dispose();
+          done();
           resolve(this.client);
         } else if (status === "failed") {
-          clearTimeout(timer);
-          listener.dispose();
-          reject(new Error("The Autoresearch daemon could not start (see the Autoresearch log)."));
+          done();
+          reject(new DaemonUnavailable("The Autoresearch daemon could not start (see the Autoresearch log).", this.toldWhy));
         }
       });
+      const findingListener = this.findingEmitter.event(arm);
+      arm();
     });
+  }
+
+  /** Resolves when the daemon is ready (started, maybe installed, if need be); rejects when it cannot start. */
+  async whenReady(): Promise<void> {
+    await this.ready();
   }
 
   async request<M extends RequestMethod>(method: M, params: ParamsOf<M>): Promise<ResultOf<M>> {
@@ -253,5 +316,6 @@ export class Daemon implements DaemonApi, vscode.Disposable {
     void this.stop();
     this.statusEmitter.dispose();
     this.notifyEmitter.dispose();
+    this.findingEmitter.dispose();
   }
 }

@@ -9,7 +9,7 @@ import { phaseLabel, phaseMessage } from "./format";
 import { StatusBar } from "./gpuStatus";
 import { Locks } from "./locks";
 import { ACTIVE_PHASES, Method, type LoopState } from "./protocol";
-import { onInterpreterChange, usablePython } from "./python";
+import { onInterpreterChange, usablePython, type Stage } from "./python";
 import { ResultsTree } from "./resultsTree";
 import { LOG_SCHEME, RunLog } from "./runLog";
 import { pickFolder, Session } from "./session";
@@ -23,7 +23,20 @@ let deactivating: (() => Promise<void>) | undefined;
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
   const log = vscode.window.createOutputChannel("Autoresearch", { log: true });
   const dump = new StateDump();
-  const daemon = new Daemon(log, (interactive) => usablePython(pickFolder(), log, interactive, context.extensionPath), pickFolder);
+  const statusBar = new StatusBar();
+  let stageView: vscode.TreeView<unknown> | undefined; // the results view, once made
+  const onStage = (stage: Stage) => {
+    statusBar.setStage(stage);
+    if (!stageView) return;
+    stageView.message =
+      stage === "asking"
+        ? "The Autoresearch daemon is not installed: answer the notification (Install, or choose an interpreter)."
+        : stage === "installing"
+          ? "Installing the Autoresearch daemon into a private environment…"
+          : undefined;
+  };
+  const pythonDeps = { log, extensionPath: context.extensionPath, storagePath: context.globalStorageUri.fsPath, onStage };
+  const daemon = new Daemon(log, (interactive) => usablePython(pickFolder(), pythonDeps, interactive), pickFolder);
   const session = new Session(daemon, log);
   const model = new ResultsModel((tag, offset, limit, newestFirst) =>
     daemon.request(Method.experiments, { root: session.requireRoot(), tag, offset, limit, newest_first: newestFirst }),
@@ -31,8 +44,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   const tree = new ResultsTree(model, daemon, session, log);
   model.onChange(() => session.setHasSessions(model.hasSessions()));
   const view = vscode.window.createTreeView("autoresearch.experiments", { treeDataProvider: tree, showCollapseAll: true });
+  stageView = view as vscode.TreeView<unknown>;
   const locks = new Locks(context.workspaceState, pickFolder, log);
-  const statusBar = new StatusBar();
   const runLog = new RunLog(daemon, () => session.requireRoot());
   const notify: Notify = (severity, text) => {
     dump.update({ lastMessage: { severity, text, at: new Date().toISOString() } });
@@ -89,6 +102,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       if (model.currentTag !== lastTag) {
         lastTag = model.currentTag;
         void chart.reset();
+      } else {
+        chart.refreshSummary();
       }
     }),
     daemon.onNotification(Method.experimentRecorded, (event) => {
@@ -105,6 +120,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     }),
     daemon.onDidNotify((method) => dump.update({ lastNotification: { method, at: new Date().toISOString() } })),
     daemon.onDidChangeStatus((status) => {
+      statusBar.setDaemon(status);
       if (status === "crashed" || status === "failed") statusBar.setGpu(undefined); // stale figures
       if (status === "crashed") {
         void locks.release("the daemon exited");
@@ -189,7 +205,12 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       if (answer !== now) return;
     }
     model.reset();
-    await daemon.restart();
+    await vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Window, title: "Autoresearch: restarting the daemon" },
+      () => daemon.restart(),
+    );
+    // A failed start told the user why already (the start is interactive).
+    if (daemon.status === "ready") notify("info", "Autoresearch: the daemon restarted with the new settings.");
   }
 
   deactivating = async () => {

@@ -1,6 +1,6 @@
 // How numbers, durations, phases and experiments read in the UI. Pure: no vscode import, so the
 // tree, the status bar, the chart and the e2e state dump all word things the same way.
-import type { Experiment, GpuInfo, GpuStatus, LoopState, Phase, Status } from "./protocol";
+import type { Counts, Experiment, GpuInfo, GpuStatus, LoopState, Phase, Status } from "./protocol";
 import { agentKind } from "./contextKeys";
 
 export function formatMetric(value: number | null | undefined): string {
@@ -87,27 +87,48 @@ export function oneLine(text: string, max = 120): string {
   return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
 }
 
+/** The experiment a delta is measured against: the best (last keep) when it was decided. */
+export interface Reference {
+  number: number;
+  metric: number | null | undefined;
+}
+
+/** How many experiments after the baseline, and their outcomes: the same words everywhere. */
+export function countsText(counts: Counts | undefined): string {
+  const keep = counts?.keep ?? 0;
+  const discard = counts?.discard ?? 0;
+  const crash = counts?.crash ?? 0;
+  const total = keep + discard + crash;
+  return `${total} experiment${total === 1 ? "" : "s"} · ${keep} keep · ${discard} discard · ${crash} crash`;
+}
+
+/**
+ * A tree row leads with the change (what was tried: the description), the number before it; the
+ * metric, the delta and the memory come after, where a narrow side bar cuts them off first.
+ */
 export function experimentRow(
   experiment: Experiment,
-  best: number | null | undefined,
+  reference: Reference | undefined,
   bestNumber: number | null | undefined,
   metricName: string,
 ): Row {
   const status = experiment.status;
   const { icon, color } = STATUS_ICONS[status] ?? STATUS_ICONS.discard;
   const isBest = bestNumber !== null && bestNumber !== undefined && experiment.number === bestNumber;
-  const delta = isBest ? "best" : formatDelta(experiment.metric, best);
-  const parts = [
-    delta && `Δ ${delta}`.replace("Δ best", "★ best"),
-    formatMemoryGb(experiment.memory_gb),
-    oneLine(experiment.description ?? ""),
-  ].filter((part) => part);
+  const delta = formatDelta(experiment.metric, reference?.metric);
   const metric = status === "crash" ? (experiment.crash_kind ?? "crash") : formatMetric(experiment.metric);
+  const parts = [
+    metric,
+    isBest ? "★ best" : "",
+    delta && `Δ ${delta}`,
+    formatMemoryGb(experiment.memory_gb),
+  ].filter((part) => part);
+  const change = oneLine(experiment.description ?? "");
   return {
     id: experimentId(experiment.tag ?? "", experiment.number),
-    label: `#${experiment.number} ${metric}`,
+    label: change ? `#${experiment.number} ${change}` : `#${experiment.number}`,
     description: parts.join(" · "),
-    tooltip: experimentTooltip(experiment, best, metricName),
+    tooltip: experimentTooltip(experiment, reference, metricName),
     icon,
     color,
     contextValue: `autoresearch.experiment.${status}`,
@@ -119,17 +140,14 @@ export function experimentId(tag: string, number: number): string {
 }
 
 /** The full record, as Markdown for the tree's tooltip. */
-export function experimentTooltip(
-  e: Experiment,
-  best: number | null | undefined,
-  metricName: string,
-): string {
+export function experimentTooltip(e: Experiment, reference: Reference | undefined, metricName: string): string {
   const lines: string[] = [`**#${e.number} · ${e.status}** · \`${e.commit.slice(0, 7)}\``, ""];
   const row = (name: string, value: string | number | undefined | null) => {
     if (value !== undefined && value !== null && value !== "") lines.push(`- ${name}: ${value}`);
   };
   row(metricName || "metric", formatMetric(e.metric));
-  row("vs best", formatDelta(e.metric, best));
+  // Against the best when it was decided, as the daemon's reason ("worse by …") is.
+  if (reference) row(`vs #${reference.number}, the best before it (${formatMetric(reference.metric)})`, formatDelta(e.metric, reference.metric));
   row("memory", formatMemoryGb(e.memory_gb));
   row("description", e.description ? oneLine(e.description, 400) : "");
   row("reason", e.reason);
@@ -221,12 +239,59 @@ export function gpuLine(gpu: GpuInfo): string {
   );
 }
 
+/**
+ * Why there are no GPU figures, in plain words: NVML's errors name a library, not the cause
+ * ("NVML Shared Library Not Found" means there is no NVIDIA driver).
+ */
+export function gpuMessage(message: string | undefined): string {
+  const text = (message ?? "").trim();
+  if (!text) return "No NVIDIA GPU found on this machine.";
+  if (/shared library not found|libnvidia-ml|nvml\.dll/i.test(text)) {
+    return "No NVIDIA driver found on this machine, so no GPU figures (NVML, the driver's library, is missing).";
+  }
+  if (/driver not loaded/i.test(text)) {
+    return "The NVIDIA driver is installed but not loaded (is this machine's GPU visible? try nvidia-smi).";
+  }
+  if (/insufficient permissions|no permission/i.test(text)) {
+    return "The NVIDIA driver refused access to the GPUs (insufficient permissions).";
+  }
+  if (/nvidia-ml-py is not installed/i.test(text)) {
+    return "No GPU figures: the daemon's environment lacks nvidia-ml-py (pip install nvidia-ml-py).";
+  }
+  return text;
+}
+
+/** The GPU item while there are no readings because there is no daemon (yet): says which. */
+export function gpuWithoutDaemonText(daemon: string, stage: "asking" | "installing" | undefined): StatusText {
+  if (stage === "asking") {
+    return {
+      text: "$(circle-slash) GPU: no daemon",
+      tooltip: "No GPU figures: the Autoresearch daemon is not installed yet (see the install offer).",
+      warning: false,
+    };
+  }
+  if (stage === "installing") {
+    return { text: "$(sync~spin) GPU", tooltip: "No GPU figures yet: installing the Autoresearch daemon.", warning: false };
+  }
+  if (daemon === "failed" || daemon === "stopped") {
+    return {
+      text: "$(circle-slash) GPU: no daemon",
+      tooltip: "No GPU figures: the Autoresearch daemon is not running (Autoresearch: Restart Daemon; see the Autoresearch log).",
+      warning: false,
+    };
+  }
+  if (daemon === "crashed") {
+    return { text: "$(sync~spin) GPU", tooltip: "No GPU figures: the Autoresearch daemon exited and is restarting.", warning: false };
+  }
+  return { text: "$(sync~spin) GPU", tooltip: "Waiting for the Autoresearch daemon to start.", warning: false };
+}
+
 export function gpuStatusText(status: GpuStatus | undefined): StatusText {
   const gpus = status?.gpus ?? [];
   if (!status || !status.available || gpus.length === 0) {
     return {
       text: "$(circle-slash) No GPU",
-      tooltip: status?.message || "No NVIDIA GPU found on this machine.",
+      tooltip: gpuMessage(status?.message),
       warning: false,
     };
   }
@@ -310,13 +375,11 @@ export function phaseMessage(
     return { severity: "error", text: `Autoresearch: the loop failed. ${oneLine(after.message ?? "", 300)}`.trim() };
   }
   if (after.phase === "stopped" && wasActive) {
-    const c = after.counts ?? {};
-    const total = (c.keep ?? 0) + (c.discard ?? 0) + (c.crash ?? 0);
-    const best = after.best !== null && after.best !== undefined ? `, best ${after.metric || "metric"} ${formatMetric(after.best)}` : "";
-    return {
-      severity: "info",
-      text: `Autoresearch: the loop stopped after ${total} experiments (${c.keep ?? 0} keep, ${c.discard ?? 0} discard, ${c.crash ?? 0} crash)${best}.`,
-    };
+    const best =
+      after.best !== null && after.best !== undefined
+        ? `, best ${after.metric || "metric"} ${formatMetric(after.best)}${after.best_number !== null && after.best_number !== undefined ? ` (#${after.best_number})` : ""}`
+        : "";
+    return { severity: "info", text: `Autoresearch: the loop stopped after ${countsText(after.counts)}${best}.` };
   }
   return undefined;
 }

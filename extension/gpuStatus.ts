@@ -2,13 +2,15 @@
 // background when memory is nearly full; "No GPU" when there is none), and the loop's phase and
 // iteration. Clicking the GPU item lists each GPU's details.
 import * as vscode from "vscode";
-import { formatMib, gpuLine, gpuStatusText, loopStatusText, MEMORY_WARNING } from "./format";
+import { formatMib, gpuLine, gpuMessage, gpuStatusText, gpuWithoutDaemonText, loopStatusText, MEMORY_WARNING } from "./format";
 import type { GpuStatus, LoopState } from "./protocol";
 
 export class StatusBar implements vscode.Disposable {
   private readonly gpuItem = vscode.window.createStatusBarItem("autoresearch.gpu", vscode.StatusBarAlignment.Left, 50);
   private readonly loopItem = vscode.window.createStatusBarItem("autoresearch.loop", vscode.StatusBarAlignment.Left, 51);
   private gpu: GpuStatus | undefined;
+  private daemon = "starting";
+  private stage: "asking" | "installing" | undefined;
   private readonly changed = new vscode.EventEmitter<void>();
   readonly onDidChange = this.changed.event;
 
@@ -36,6 +38,18 @@ export class StatusBar implements vscode.Disposable {
     return this.loopItem.text;
   }
 
+  /** The daemon's status: without a daemon there are no readings, and the item says why. */
+  setDaemon(status: string): void {
+    this.daemon = status;
+    this.setGpu(this.gpu);
+  }
+
+  /** The daemon's start waits for the install offer's answer, or for the install. */
+  setStage(stage: "asking" | "installing" | undefined): void {
+    this.stage = stage;
+    this.setGpu(this.gpu);
+  }
+
   /** Re-render (after a settings change) without forgetting the last reading. */
   refresh(): void {
     this.setGpu(this.gpu);
@@ -44,9 +58,9 @@ export class StatusBar implements vscode.Disposable {
   setGpu(status: GpuStatus | undefined): void {
     this.gpu = status;
     const shown = vscode.workspace.getConfiguration("autoresearch").get<boolean>("statusBar.gpu", true);
-    const text = gpuStatusText(status);
-    this.gpuItem.text = status ? text.text : "$(pulse) GPU …";
-    this.gpuItem.tooltip = status ? text.tooltip : "Waiting for the Autoresearch daemon";
+    const text = status ? gpuStatusText(status) : gpuWithoutDaemonText(this.daemon, this.stage);
+    this.gpuItem.text = text.text;
+    this.gpuItem.tooltip = text.tooltip;
     this.gpuItem.backgroundColor = text.warning ? new vscode.ThemeColor("statusBarItem.warningBackground") : undefined;
     if (shown) this.gpuItem.show();
     else this.gpuItem.hide();
@@ -71,8 +85,17 @@ export class StatusBar implements vscode.Disposable {
   async showDetails(): Promise<void> {
     const status = this.gpu;
     const gpus = status?.gpus ?? [];
-    if (!status || !status.available || gpus.length === 0) {
-      void vscode.window.showInformationMessage(status?.message || "No NVIDIA GPU found on this machine.");
+    if (!status) {
+      const show = "Show Log";
+      const answer = await vscode.window.showInformationMessage(
+        `Autoresearch: ${gpuWithoutDaemonText(this.daemon, this.stage).tooltip}`,
+        show,
+      );
+      if (answer === show) await vscode.commands.executeCommand("autoresearch.showLog");
+      return;
+    }
+    if (!status.available || gpus.length === 0) {
+      void vscode.window.showInformationMessage(`Autoresearch: ${gpuMessage(status.message)}`);
       return;
     }
     await vscode.window.showQuickPick(

@@ -4,6 +4,7 @@
 import { existsSync, readFileSync, readdirSync, renameSync, rmdirSync, unlinkSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import * as vscode from "vscode";
+import { excludeCreated, removeExcludes } from "./gitExclude";
 import { GlobSet, LockBook, restoredText, type LockChange, type ReadonlyInclude, type SavedLocks } from "./lockState";
 import type { LocksChanged } from "./protocol";
 
@@ -54,7 +55,16 @@ export class Locks implements vscode.FileDecorationProvider, vscode.Disposable {
     const enabled = vscode.workspace.getConfiguration("autoresearch").get<boolean>("locks.readonly", true);
     const globs = enabled ? event.locked : [];
     return this.enqueue(async () => {
-      if (!this.book.locked && globs.length) await this.memento.update(TEXT_KEY, this.settingsText() ?? null);
+      if (!this.book.locked && globs.length) {
+        await this.memento.update(TEXT_KEY, this.settingsText() ?? null);
+        // A settings file made only for the locks stays out of `git status` (before it exists).
+        const folder = this.folder();
+        if (folder && !this.settingsFileExists()) {
+          await excludeCreated(folder.uri.fsPath, path.join(".vscode", "settings.json")).catch((error: unknown) =>
+            this.log.warn(`git exclude: ${String(error)}`),
+          );
+        }
+      }
       return this.book.lock(globs, this.current(), this.settingsFileExists());
     });
   }
@@ -136,19 +146,24 @@ export class Locks implements vscode.FileDecorationProvider, vscode.Disposable {
     const config = vscode.workspace.getConfiguration("files", this.folder()?.uri);
     await config.update("readonlyInclude", value, this.target());
     this.log.info(`files.readonlyInclude = ${JSON.stringify(value ?? null)}`);
-    if (!this.book.locked) this.restoreText();
+    if (this.book.locked) return;
+    this.restoreText();
     const file = this.settingsPath();
-    if (!removeIfEmpty || !file || !existsSync(file)) return;
-    // The settings file did not exist before the loop: leave no empty one behind.
-    try {
-      if (readFileSync(file, "utf-8").replace(/\/\/.*$/gm, "").replace(/\s/g, "") === "{}") {
-        unlinkSync(file);
-        const dir = path.dirname(file);
-        if (readdirSync(dir).length === 0) rmdirSync(dir);
+    if (removeIfEmpty && file && existsSync(file)) {
+      // The settings file did not exist before the loop: leave no empty one behind.
+      try {
+        if (readFileSync(file, "utf-8").replace(/\/\/.*$/gm, "").replace(/\s/g, "") === "{}") {
+          unlinkSync(file);
+          const dir = path.dirname(file);
+          if (readdirSync(dir).length === 0) rmdirSync(dir);
+        }
+      } catch (error) {
+        this.log.warn(`Could not tidy ${file}: ${String(error)}`);
       }
-    } catch (error) {
-      this.log.warn(`Could not tidy ${file}: ${String(error)}`);
     }
+    // After the file is gone: a file the user filled meanwhile shows up in git again, as theirs.
+    const folder = this.folder();
+    if (folder) await removeExcludes(folder.uri.fsPath).catch((error: unknown) => this.log.warn(`git exclude: ${String(error)}`));
   }
 
   provideFileDecoration(uri: vscode.Uri): vscode.FileDecoration | undefined {

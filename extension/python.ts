@@ -1,11 +1,23 @@
 // Which Python runs the daemon: the `autoresearch.python` setting, else the Python extension's
-// active interpreter, else a .venv in the workspace folder, else `python3`. Checks that it can
-// import `autoresearch` and offers to install it (pip install -e <this project> or from PyPI).
-import { spawn } from "node:child_process";
+// active interpreter, else a .venv in the workspace folder, else `python3`. When that one cannot
+// import `autoresearch`, the daemon runs from a private virtual environment in the extension's
+// global storage, created with it (daemonInstall.ts) after the user said yes.
 import { homedir } from "node:os";
 import { isAbsolute, join } from "node:path";
 import * as vscode from "vscode";
-import { checkImport, findBundledWheel, folderVenvPython, installPlan } from "./pythonCheck";
+import {
+  installPrivate,
+  probePython,
+  readStamp,
+  readyVenv,
+  runner,
+  supportedVersion,
+  venvDir,
+  type DaemonSource,
+  type InstallFailure,
+  type Probe,
+} from "./daemonInstall";
+import { daemonSource, folderVenvPython } from "./pythonCheck";
 
 export interface PythonChoice {
   path: string;
@@ -71,46 +83,38 @@ export async function findPython(folder: vscode.WorkspaceFolder | undefined): Pr
   return { path: process.platform === "win32" ? "python" : "python3", source: "default" };
 }
 
-/** Runs pip in the interpreter, streaming its output into the log. */
-function runPip(python: string, args: string[], cwd: string | undefined, log: vscode.LogOutputChannel) {
-  return new Promise<boolean>((resolve) => {
-    log.info(`Running ${python} ${args.join(" ")}`);
-    const child = spawn(python, args, { cwd, windowsHide: true });
-    const forward = (data: Buffer) => {
-      for (const line of data.toString().split(/\r?\n/)) if (line.trim()) log.info(`pip: ${line}`);
-    };
-    child.stdout.on("data", forward);
-    child.stderr.on("data", forward);
-    child.on("error", (error) => {
-      log.error(`pip failed to start: ${error.message}`);
-      resolve(false);
-    });
-    child.on("close", (code) => resolve(code === 0));
-  });
+/** What the daemon's start is waiting for: the user's answer to the install offer, or pip. */
+export type Stage = "asking" | "installing" | undefined;
+
+export interface PythonDeps {
+  log: vscode.LogOutputChannel;
+  extensionPath: string;
+  /** The extension's global storage folder: the private environments live there. */
+  storagePath: string;
+  onStage: (stage: Stage) => void;
 }
 
+// The last failed install per base interpreter: offered again, the offer says how it failed.
+const failures = new Map<string, InstallFailure>();
+
 /**
- * An interpreter that can import `autoresearch`, asking the user (install / pick another / open
- * settings) when the found one cannot. Undefined when there is none (the user was told why).
+ * An interpreter that can import `autoresearch`: the one found, else the private environment
+ * (reused; updated without asking when the bundled daemon changed; created after asking).
+ * Undefined when there is none; when `interactive`, the user was told why.
  */
 export async function usablePython(
   folder: vscode.WorkspaceFolder | undefined,
-  log: vscode.LogOutputChannel,
+  deps: PythonDeps,
   interactive: boolean,
-  extensionPath: string,
 ): Promise<string | undefined> {
+  const { log } = deps;
   const choice = await findPython(folder);
-  const cwd = folder?.uri.fsPath;
-  const check = await checkImport(choice.path, { cwd });
-  if (check.ok) {
-    log.info(`Python: ${choice.path} (${choice.source}), autoresearch ${check.version}`);
-    return choice.path;
-  }
-  log.warn(`Python ${choice.path} (${choice.source}) cannot run the daemon: ${check.detail}`);
-  if (!interactive) return undefined;
+  const probed = await probePython(choice.path, { cwd: folder?.uri.fsPath });
   const pick = vscode.extensions.getExtension(PYTHON_EXTENSION) ? "Select Interpreter" : undefined;
   const settings = "Open Settings";
-  if (check.reason === "no-python") {
+  if (!probed.ok) {
+    log.warn(`Python ${choice.path} (${choice.source}) could not be run: ${probed.detail}`);
+    if (!interactive) return undefined;
     const answer = await vscode.window.showErrorMessage(
       `Autoresearch: the Python interpreter "${choice.path}" (${choice.source}) could not be run. ` +
         "Set autoresearch.python to a Python 3.10+ interpreter.",
@@ -119,32 +123,120 @@ export async function usablePython(
     await followUp(answer, settings, pick);
     return undefined;
   }
+  const base = probed.probe;
+  if (base.autoresearch) {
+    log.info(`Python: ${choice.path} (${choice.source}), autoresearch ${base.autoresearch}`);
+    return choice.path;
+  }
+  log.info(`Python ${base.executable} ${base.version} (${choice.source}) has no autoresearch package`);
+  if (!supportedVersion(base.version)) {
+    if (interactive) {
+      const answer = await vscode.window.showErrorMessage(
+        `Autoresearch: the daemon needs Python 3.10 or newer; ${base.executable} is Python ${base.version}. ` +
+          "Set autoresearch.python to a Python 3.10+ interpreter.",
+        ...[settings, pick].filter((x): x is string => !!x),
+      );
+      await followUp(answer, settings, pick);
+    }
+    return undefined;
+  }
   const folders = (vscode.workspace.workspaceFolders ?? []).map((f) => f.uri.fsPath);
-  const plan = installPlan(folders, findBundledWheel(extensionPath));
-  const install = plan ? `Install (${plan.label})` : undefined;
-  const answer = await vscode.window.showWarningMessage(
-    `Autoresearch: the daemon package "autoresearch" is not installed for ${choice.path} (${choice.source}).` +
-      (plan ? "" : " Install it with pip from a checkout of this project (pip install <checkout>)."),
-    ...[install, pick, settings].filter((x): x is string => !!x),
+  const source = daemonSource(folders, deps.extensionPath);
+  if (!source) {
+    if (interactive) {
+      const answer = await vscode.window.showErrorMessage(
+        `Autoresearch: ${base.executable} cannot import the daemon package "autoresearch", and this build of ` +
+          "the extension carries no daemon to install. Set autoresearch.python to an interpreter with the " +
+          "autoresearch package (pip install <checkout of this project>).",
+        ...[settings, pick].filter((x): x is string => !!x),
+      );
+      await followUp(answer, settings, pick);
+    }
+    return undefined;
+  }
+  const dir = venvDir(deps.storagePath, base.version);
+  const ready = await readyVenv(dir, source);
+  if (ready) {
+    log.info(`Python: ${ready} (private environment made with ${base.executable})`);
+    return ready;
+  }
+  // Installed before with another daemon: the user said yes then, so update it now.
+  if (readStamp(dir)) {
+    const result = await install(base, source, deps, "updating the daemon");
+    if (result.ok) return result.python;
+    failures.set(base.executable, result); // the question below then says how it failed
+    if (!interactive) return undefined;
+  } else if (!interactive) {
+    return undefined;
+  }
+  // The question: the plain offer, or how the last try failed (then Retry Install).
+  const failed = failures.get(base.executable);
+  const installLabel = failed ? "Retry Install" : "Install";
+  const answer = await asking(deps, () =>
+    failed
+      ? vscode.window.showErrorMessage(`Autoresearch: the daemon is not installed: ${failed.message}`, installLabel, settings, "Show Log")
+      : vscode.window.showInformationMessage(
+          `Autoresearch needs its daemon, the Python package "autoresearch", which ${base.executable} ` +
+            `(Python ${base.version}, ${choice.source}) does not have. Install it into a private environment ` +
+            `created with ${base.executable}? pip downloads its dependencies from PyPI; ${base.executable} itself is left unchanged.`,
+          ...[installLabel, pick, settings].filter((x): x is string => !!x),
+        ),
   );
-  if (!plan || answer !== install) {
+  if (answer !== installLabel) {
+    if (answer === "Show Log") log.show();
     await followUp(answer, settings, pick);
     return undefined;
   }
-  const ok = await vscode.window.withProgress(
-    { location: vscode.ProgressLocation.Notification, title: `Autoresearch: ${plan.label}` },
-    () => runPip(choice.path, plan.args, cwd, log),
-  );
-  const after = ok ? await checkImport(choice.path, { cwd }) : undefined;
-  if (after?.ok) {
-    log.info(`Installed autoresearch ${after.version} for ${choice.path}`);
-    return choice.path;
+  for (;;) {
+    const result = await install(base, source, deps, "installing the daemon");
+    if (result.ok) {
+      failures.delete(base.executable);
+      void vscode.window.showInformationMessage(
+        `Autoresearch: the daemon is installed in a private environment (${dir}); starting it.`,
+      );
+      return result.python;
+    }
+    failures.set(base.executable, result);
+    const retry = "Retry";
+    const next = await asking(deps, () =>
+      vscode.window.showErrorMessage(`Autoresearch: ${result.message}`, retry, settings, "Show Log"),
+    );
+    if (next === retry) continue;
+    if (next === "Show Log") log.show();
+    await followUp(next, settings, pick);
+    return undefined;
   }
-  const show = "Show Log";
-  if ((await vscode.window.showErrorMessage(`Autoresearch: ${plan.label} failed; see the log.`, show)) === show) {
-    log.show();
+}
+
+/** A question the daemon's start waits on: the view and the GPU item say so meanwhile. */
+async function asking(deps: PythonDeps, question: () => Thenable<string | undefined>): Promise<string | undefined> {
+  deps.onStage("asking");
+  try {
+    return await question();
+  } finally {
+    deps.onStage(undefined);
   }
-  return undefined;
+}
+
+async function install(base: Probe, source: DaemonSource, deps: PythonDeps, title: string) {
+  deps.onStage("installing");
+  try {
+    return await vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: `Autoresearch: ${title}` },
+      async (progress) => {
+        const run = runner((line) => deps.log.info(`install: ${line}`));
+        const result = await installPrivate(base, deps.storagePath, source, run, (step) => {
+          deps.log.info(`Install: ${step}`);
+          progress.report({ message: step });
+        });
+        if (result.ok) deps.log.info(`Installed the daemon: ${result.python}`);
+        else deps.log.error(`Installing the daemon failed (${result.kind}): ${result.message}`);
+        return result;
+      },
+    );
+  } finally {
+    deps.onStage(undefined);
+  }
 }
 
 async function followUp(answer: string | undefined, settings: string, pick: string | undefined) {

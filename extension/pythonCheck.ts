@@ -1,41 +1,8 @@
-// Checks on a Python interpreter, without VS Code: does it run, can it import the daemon package,
-// and which pip command would install it. python.ts asks the user; tests call these directly.
-import { execFile } from "node:child_process";
+// Where the daemon may come from, without VS Code: a workspace holding this project, the wheel in
+// the .vsix, a workspace .venv. python.ts asks the user; tests call these directly.
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-
-export type ImportCheck =
-  | { ok: true; version: string }
-  | { ok: false; reason: "no-python" | "no-package"; detail: string };
-
-const PROBE =
-  "import sys\ntry:\n import autoresearch\nexcept ImportError as e:\n print('missing:' + str(e)); sys.exit(3)\n" +
-  "print(getattr(autoresearch, '__version__', '') or 'ok')";
-
-/** Run `python -c PROBE`: tells a missing interpreter from a missing package. */
-export function checkImport(
-  python: string,
-  options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
-): Promise<ImportCheck> {
-  return new Promise((resolve) => {
-    execFile(
-      python,
-      ["-c", PROBE],
-      { cwd: options.cwd, env: options.env, timeout: options.timeoutMs ?? 30_000, windowsHide: true },
-      (error, stdout, stderr) => {
-        if (!error) return resolve({ ok: true, version: stdout.trim() });
-        const code = (error as NodeJS.ErrnoException).code;
-        if (code === "ENOENT" || code === "EACCES") {
-          return resolve({ ok: false, reason: "no-python", detail: `${python}: ${error.message}` });
-        }
-        if (stdout.startsWith("missing:")) {
-          return resolve({ ok: false, reason: "no-package", detail: stdout.slice(8).trim() });
-        }
-        resolve({ ok: false, reason: "no-python", detail: (stderr || error.message).trim() });
-      },
-    );
-  });
-}
+import { checkoutSource, wheelSource, type DaemonSource } from "./daemonInstall";
 
 /** Does this pyproject.toml declare the `autoresearch` project (this repository's daemon)? */
 export function isAutoresearchProject(pyproject: string): boolean {
@@ -43,24 +10,17 @@ export function isAutoresearchProject(pyproject: string): boolean {
   return !!section && /^\s*name\s*=\s*["']autoresearch["']\s*$/m.test(section[1] ?? "");
 }
 
-export interface InstallPlan {
-  args: string[];
-  label: string;
-}
-
-/** `pip install -e <folder>` for a workspace holding this project, else `pip install autoresearch`. */
-export function installPlan(folders: readonly string[], bundledWheel?: string): InstallPlan | undefined {
+/**
+ * What the private environment gets: a workspace holding this project (editable, for its
+ * developers), else the daemon wheel inside the .vsix; never a same-named package from an index.
+ */
+export function daemonSource(folders: readonly string[], extensionPath: string): DaemonSource | undefined {
   for (const folder of folders) {
     const path = join(folder, "pyproject.toml");
-    if (existsSync(path) && isAutoresearchProject(readFileSync(path, "utf-8"))) {
-      return { args: ["-m", "pip", "install", "-e", folder], label: `pip install -e ${folder}` };
-    }
+    if (existsSync(path) && isAutoresearchProject(readFileSync(path, "utf-8"))) return checkoutSource(folder);
   }
-  // The daemon ships inside the .vsix as a wheel: never a same-named package from an index.
-  if (bundledWheel && existsSync(bundledWheel)) {
-    return { args: ["-m", "pip", "install", bundledWheel], label: "pip install the bundled daemon" };
-  }
-  return undefined;
+  const wheel = findBundledWheel(extensionPath);
+  return wheel ? wheelSource(wheel) : undefined;
 }
 
 /** The daemon wheel that `npm run package` puts in dist/python/, if this build has one. */

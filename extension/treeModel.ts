@@ -2,7 +2,7 @@
 // notifications. Pure (no vscode import): resultsTree.ts renders it, tests drive it with a fake
 // fetch. Never holds a TreeItem per experiment: a session shows its newest HEAD experiments, and
 // older ones in groups of GROUP that load when expanded, so 10,000 experiments stay smooth.
-import { experimentRow, formatMetric, isBetter, oneLine, runningRow, type Row } from "./format";
+import { countsText, experimentRow, formatMetric, isBetter, oneLine, runningRow, type Reference, type Row } from "./format";
 import type {
   Counts,
   Experiment,
@@ -135,6 +135,8 @@ export class ResultsModel {
     }
     if (mode !== "none") {
       const current = this.session(state.tag ?? "");
+      // The loop's own counts are its newest.
+      if (state.counts) current.counts = state.counts;
       if (state.best !== undefined && state.best !== null) current.best = state.best;
       if (state.best_number !== undefined && state.best_number !== null) {
         current.bestNumber = state.best_number;
@@ -186,7 +188,8 @@ export class ResultsModel {
       const offset = last >= 0 && !session.items[last] && last >= session.items.length - 1 ? last : session.total;
       session.put(offset, experiment);
       session.total = Math.max(session.total, offset + 1);
-      session.counts = { ...session.counts, [experiment.status]: (session.counts[experiment.status] ?? 0) + 1 };
+      // The counts are the daemon's (the stateChanged after this record brings them): never
+      // counted here too, or the tree and the chart disagree with the daemon by one.
     }
     const direction = tag === this.currentTag ? this.direction : undefined;
     const metric = experiment.metric;
@@ -314,15 +317,17 @@ export class ResultsModel {
     const current = tag === this.currentTag && this.state && (this.state.mode ?? "none") !== "none";
     const observer = current && this.state?.mode === "observer";
     const active = current && this.state && ACTIVE_PHASES.includes(this.state.phase);
-    const counts = `${s.counts.keep ?? 0} keep · ${s.counts.discard ?? 0} discard · ${s.counts.crash ?? 0} crash`;
+    const counts = countsText(s.counts);
     const best = s.best !== null ? `best ${formatMetric(s.best)}${s.bestNumber !== null ? ` (#${s.bestNumber})` : ""} · ` : "";
     return {
       id: `session:${tag}`,
       label: s.branch || (tag ? `autoresearch/${tag}` : "results.tsv"),
       description: `${best}${counts}`,
       tooltip:
-        `${s.branch || tag || "results.tsv"}: ${s.total} experiments (${counts})` +
-        (s.best !== null ? `\nbest ${this.state?.metric || "metric"} ${formatMetric(s.best)}` : "") +
+        `${s.branch || tag || "results.tsv"}: ${counts} after the baseline` +
+        (s.best !== null
+          ? `\nbest ${this.state?.metric || "metric"} ${formatMetric(s.best)}${s.bestNumber !== null ? ` (#${s.bestNumber})` : ""}`
+          : "") +
         (observer ? "\nObserved: written by another tool" : ""),
       icon: observer ? "eye" : active ? "beaker" : "git-branch",
       color: "",
@@ -335,7 +340,24 @@ export class ResultsModel {
     if (!experiment) return undefined;
     const s = this.sessions.get(tag)!;
     const metricName = tag === this.currentTag ? (this.state?.metric ?? "") : "";
-    return experimentRow(experiment, s.best, s.bestNumber, metricName);
+    return experimentRow(experiment, this.reference(tag, number), s.bestNumber, metricName);
+  }
+
+  /**
+   * What an experiment was measured against: the last keep before it (the branch's tip, so the
+   * best then; the daemon's "worse by" says the same). Undefined for the baseline, or when an
+   * experiment in between is not loaded yet.
+   */
+  reference(tag: string, number: number): Reference | undefined {
+    const session = this.sessions.get(tag);
+    const offset = session?.byNumber.get(number);
+    if (!session || offset === undefined) return undefined;
+    for (let i = offset - 1; i >= 0; i--) {
+      const before = session.items[i];
+      if (!before) return undefined;
+      if (before.status === "keep") return { number: before.number, metric: before.metric };
+    }
+    return undefined;
   }
 
   groupRow(tag: string, start: number, end: number): Row {

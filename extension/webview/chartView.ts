@@ -3,7 +3,7 @@
 // description, click -> that experiment's changes. Colours come from VS Code's theme variables.
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
-import { ChartSeries, type FromWebview, type ToWebview } from "../chartData";
+import { ChartSeries, type ChartSummary, type FromWebview, type ToWebview } from "../chartData";
 
 interface VsCodeApi {
   postMessage(message: FromWebview): void;
@@ -18,6 +18,7 @@ const empty = document.getElementById("empty")!;
 
 let series = new ChartSeries("lower");
 let metric = "metric";
+let numbers: ChartSummary = { counts: {}, best: null };
 let plot: uPlot | undefined;
 let pending = false;
 let hovered: number | null = null;
@@ -107,10 +108,11 @@ function showTooltip(u: uPlot): void {
 }
 
 function refreshText(): void {
-  const c = series.columns;
-  const best = c.best.length ? c.best[c.best.length - 1]! : null;
-  const counts = { keep: 0, discard: 0, crash: 0 };
-  for (const point of series.points) counts[point.status]++;
+  // The daemon's numbers (as in the tree and the notifications), not counted from the points:
+  // the baseline is not an experiment there.
+  const counts = { keep: numbers.counts.keep ?? 0, discard: numbers.counts.discard ?? 0, crash: numbers.counts.crash ?? 0 };
+  const total = counts.keep + counts.discard + counts.crash;
+  const best = numbers.best;
   const key = (cls: string, text: string) => {
     const span = document.createElement("span");
     span.className = `key ${cls}`;
@@ -118,7 +120,7 @@ function refreshText(): void {
     return span;
   };
   summary.replaceChildren(
-    `${series.size} experiments · best ${metric} ${format(best)} `,
+    `${total} experiment${total === 1 ? "" : "s"} · best ${metric} ${format(best)} `,
     key("keep", `● ${counts.keep} keep`),
     key("discard", `● ${counts.discard} discard`),
     key("crash", `● ${counts.crash} crash`),
@@ -141,6 +143,12 @@ function update(): void {
 
 window.addEventListener("message", (event: MessageEvent<ToWebview>) => {
   const message = event.data;
+  if (message.type === "summary") {
+    numbers = message.summary;
+    refreshText();
+    return;
+  }
+  numbers = message.summary;
   if (message.type === "reset") {
     metric = message.metric || "metric";
     series = ChartSeries.from(message.direction, message.points);

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  makeTempDir, openPalette, pickItem, quickPickItems, statusBarItems, treeItems, viewPane, waitFor, waitForPrompt,
+  makeTempDir, notifications, openPalette, pickItem, quickPickItems, runCommand, statusBarItems, treeItems, viewPane, waitFor, waitForPrompt,
   waitForQuickInput, withVSCode,
 } from './harness.mjs';
 
@@ -110,12 +110,16 @@ export function formatMetric(value) {
 /** The icons of the row of the experiment being made (spinner; manual mode's edit phase: pencil). */
 export const MAKING_ICONS = ['codicon-loading', 'codicon-edit'];
 
-/** Tree rows that are experiments ("#3 0.0881"), with their number and metric text split out. */
+/**
+ * Tree rows that are experiments (label "#3 LEARNING_RATE 0.01 -> 0.02": the number, then the
+ * change; description "0.0881 · Δ +0.01 · 1.2 GB": the metric first), with number, change and
+ * metric text split out.
+ */
 export function experimentRows(rows) {
-  return rows.filter((r) => /^#\d+ /.test(r.label) && !MAKING_ICONS.includes(r.icon))
+  return rows.filter((r) => /^#\d+( |$)/.test(r.label) && !MAKING_ICONS.includes(r.icon))
     .map((r) => {
-      const [, number, metric] = r.label.match(/^#(\d+) (.*)$/);
-      return { ...r, number: Number(number), metric };
+      const [, number, change = ''] = r.label.match(/^#(\d+)(?: (.*))?$/);
+      return { ...r, number: Number(number), change, metric: (r.description || '').split(' · ')[0] };
     });
 }
 
@@ -196,9 +200,10 @@ export async function statusItem(page, id) {
 /**
  * A code-server session with the extension installed, the daemon's interpreter set, and the
  * state dump on: fn({...session, state, stateFile, workspace}) where state() reads the dump.
- * `settings`: user settings over the harness defaults; `env`: for code-server and so the daemon.
+ * `settings`: user settings over the harness defaults; `env`: for code-server and so the daemon;
+ * `defaultSidebar`: keep the side bar at VS Code's default width (else widened for screenshots).
  */
-export async function withAutoresearch(name, { workspace, env = {}, settings = {}, timeoutMs } = {}, fn) {
+export async function withAutoresearch(name, { workspace, env = {}, settings = {}, timeoutMs, defaultSidebar = false } = {}, fn) {
   const stateDir = makeTempDir('ar-e2e-state-');
   const stateFile = path.join(stateDir, 'state.json');
   return withVSCode(name, {
@@ -210,7 +215,8 @@ export async function withAutoresearch(name, { workspace, env = {}, settings = {
     // so that what a scenario types stays in the editor until it saves or reverts it.
     settings: { 'autoresearch.python': python(), 'workbench.hover.delay': 200, 'files.autoSave': 'off', ...settings },
   }, async (session) => {
-    await widenSidebar(session.page).catch(() => {}); // cosmetic: readable rows in screenshots
+    // Cosmetic (readable rows in screenshots), unless the scenario is about the default width.
+    if (!defaultSidebar) await widenSidebar(session.page).catch(() => {});
     try {
       return await fn({ ...session, workspace, stateFile, state: () => readState(stateFile) });
     } catch (e) {
@@ -278,4 +284,58 @@ export function stepTimer(name) {
   return (what) => {
     if (process.env.AUTORESEARCH_E2E_VERBOSE === '1') console.log(`# [${name} +${((Date.now() - t0) / 1000).toFixed(1)}s] ${what}`);
   };
+}
+
+/**
+ * Click `button` on the notification whose text matches `text`: on its toast, else in the
+ * notification centre (a toast hides after a while; its question is still open there).
+ */
+export async function clickNotificationButton(page, text, button, { timeoutMs } = {}) {
+  const ok = (t) => (text instanceof RegExp ? text.test(t) : t.includes(text));
+  const find = async (scope) => {
+    const items = page.locator(`${scope} .notification-list-item`);
+    for (let i = 0; i < await items.count(); i++) {
+      const item = items.nth(i);
+      const message = (await item.locator('.notification-list-item-message').textContent().catch(() => '')) || '';
+      if (ok(message.trim())) return item;
+    }
+    return undefined;
+  };
+  await waitFor(async () => {
+    let item = await find('.notifications-toasts');
+    if (!item) {
+      if (!(await page.locator('.notifications-center').isVisible().catch(() => false))) {
+        await runCommand(page, 'Notifications: Show Notifications').catch(() => {});
+      }
+      item = await find('.notifications-center');
+    }
+    if (!item) return false;
+    const target = item.locator('.monaco-button', { hasText: button }).first();
+    if (!(await target.isVisible().catch(() => false))) return false;
+    await target.click();
+    return true;
+  }, { timeoutMs, message: async () => `the button ${button} on the notification ${text} (toasts: ${JSON.stringify(await notifications(page).catch(() => []))})` });
+}
+
+/** The text of the notification toasts and of the notification centre's entries. */
+export async function allNotifications(page) {
+  return page.locator('.notification-list-item .notification-list-item-message').evaluateAll((els) => els.map((e) => (e.textContent || '').trim()));
+}
+
+/**
+ * The environment of a user whose shell has no pyenv, conda or venv: the machine's only Python is
+ * the system's (Debian's). The server takes the extension host's environment from the user's
+ * login shell (`$SHELL -ilc env`), so PATH alone is not enough: /bin/sh reads /etc/profile (the
+ * system PATH) and not ~/.bashrc, where this machine puts pyenv first.
+ */
+export const SYSTEM_SHELL_ENV = { SHELL: '/bin/sh', PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' };
+
+/** The extension's global storage in a code-server profile: the private environments live there. */
+export function globalStorage(profile) {
+  return path.join(profile.userDataDir, 'User', 'globalStorage', 'autoresearch.autoresearch');
+}
+
+/** Can `interpreter` import the daemon package? (A shared interpreter must stay without it.) */
+export function importsAutoresearch(interpreter) {
+  return spawnSync(interpreter, ['-c', 'import autoresearch'], { cwd: '/', env: { ...process.env, PYTHONPATH: '' } }).status === 0;
 }

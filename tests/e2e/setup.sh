@@ -14,7 +14,8 @@ NODE_VERSION="${AUTORESEARCH_E2E_NODE_VERSION:-24.21.0}"
 CODE_SERVER_VERSION="${AUTORESEARCH_E2E_CODE_SERVER_VERSION:-4.139.1}"
 PLAYWRIGHT_VERSION="1.65.1"
 VSCE_VERSION="4.1.0"
-APT_PACKAGES=(chromium libkrb5-dev libx11-dev libxkbfile-dev libsecret-1-dev pkg-config make g++ python3 git)
+# python3 + python3-venv: Debian's externally managed interpreter, for the install scenarios.
+APT_PACKAGES=(chromium libkrb5-dev libx11-dev libxkbfile-dev libsecret-1-dev pkg-config make g++ python3 python3-venv git)
 
 CACHE="${AUTORESEARCH_E2E_CACHE:-$HOME/.cache/autoresearch-e2e}"
 MARKERS="$CACHE/markers"

@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
+  countsText,
   experimentRow,
+  gpuMessage,
+  gpuWithoutDaemonText,
   formatDelta,
   formatDuration,
   formatMemoryGb,
@@ -37,28 +40,42 @@ test("memory and durations", () => {
   assert.equal(formatDuration(null), "");
 });
 
-test("an experiment row shows number, metric, delta, memory and description", () => {
+test("an experiment row leads with the change; metric, delta and memory after it", () => {
   const row = experimentRow(
-    { number: 3, commit: "abcdef1234", status: "discard", metric: 1.01, memory_gb: 2.5, description: "raise\tLR" },
-    1.0,
+    { number: 3, commit: "abcdef1234", status: "discard", metric: 1.01, memory_gb: 2.5, description: "raise\tLR", reason: "worse by 0.01" },
+    { number: 1, metric: 1.0 },
     1,
     "val_bpb",
   );
-  assert.equal(row.label, "#3 1.01");
-  assert.equal(row.description, "Δ +0.01 · 2.5 GB · raise LR");
+  assert.equal(row.label, "#3 raise LR");
+  assert.equal(row.description, "1.01 · Δ +0.01 · 2.5 GB");
   assert.equal(row.icon, "circle-slash");
   assert.equal(row.contextValue, "autoresearch.experiment.discard");
   assert.match(row.tooltip, /val_bpb: 1\.01/);
   assert.match(row.tooltip, /`abcdef1`/);
+  // One reference in one tooltip: the delta and the daemon's reason measure against the same best.
+  assert.match(row.tooltip, /- vs #1, the best before it \(1\): \+0\.01\n/);
+  assert.match(row.tooltip, /- reason: worse by 0\.01/);
 });
 
-test("the best experiment says so; a crash shows its kind instead of a metric", () => {
-  const best = experimentRow({ number: 1, commit: "c", status: "keep", metric: 1 }, 1, 1, "m");
-  assert.equal(best.description, "★ best");
+test("the best experiment says so; a crash shows its kind instead of a metric; the baseline has no delta", () => {
+  const best = experimentRow({ number: 1, commit: "c", status: "keep", metric: 0.9, description: "LR 0.1 -> 0.2" }, { number: 0, metric: 1 }, 1, "m");
+  assert.equal(best.label, "#1 LR 0.1 -> 0.2");
+  assert.equal(best.description, "0.9 · ★ best · Δ −0.1");
   assert.equal(best.icon, "pass-filled");
-  const crash = experimentRow({ number: 2, commit: "c", status: "crash", crash_kind: "oom" }, 1, 1, "m");
-  assert.equal(crash.label, "#2 oom");
+  const crash = experimentRow({ number: 2, commit: "c", status: "crash", crash_kind: "oom", description: "x" }, { number: 1, metric: 0.9 }, 1, "m");
+  assert.equal(crash.label, "#2 x");
+  assert.equal(crash.description, "oom");
   assert.equal(crash.icon, "error");
+  const baseline = experimentRow({ number: 0, commit: "c", status: "keep", metric: 1, description: "baseline" }, undefined, 1, "m");
+  assert.equal(baseline.description, "1");
+  assert.doesNotMatch(baseline.tooltip, /vs #/);
+});
+
+test("one wording for the counts: experiments after the baseline, then each outcome", () => {
+  assert.equal(countsText({ keep: 4, discard: 10 }), "14 experiments · 4 keep · 10 discard · 0 crash");
+  assert.equal(countsText({ keep: 1 }), "1 experiment · 1 keep · 0 discard · 0 crash");
+  assert.equal(countsText(undefined), "0 experiments · 0 keep · 0 discard · 0 crash");
 });
 
 const gpu = (index: number, used: number, total = 81920, util = 50, temp: number | null = 60): GpuInfo => ({
@@ -70,10 +87,25 @@ const gpu = (index: number, used: number, total = 81920, util = 50, temp: number
   temperature_c: temp,
 });
 
-test("no GPU reads as a clear text", () => {
+test("no GPU reads as a clear text; NVML's errors in plain words", () => {
   assert.equal(gpuStatusText({ available: false, message: "NVML not found" }).text, "$(circle-slash) No GPU");
   assert.equal(gpuStatusText({ available: false, message: "NVML not found" }).tooltip, "NVML not found");
   assert.equal(gpuStatusText(undefined).text, "$(circle-slash) No GPU");
+  assert.equal(
+    gpuStatusText({ available: false, message: "NVML Shared Library Not Found" }).tooltip,
+    "No NVIDIA driver found on this machine, so no GPU figures (NVML, the driver's library, is missing).",
+  );
+  assert.match(gpuMessage("Driver Not Loaded"), /driver is installed but not loaded/);
+  assert.equal(gpuMessage(""), "No NVIDIA GPU found on this machine.");
+});
+
+test("without a daemon the GPU item says why instead of waiting for ever", () => {
+  assert.equal(gpuWithoutDaemonText("starting", undefined).text, "$(sync~spin) GPU");
+  assert.match(gpuWithoutDaemonText("starting", "asking").tooltip, /not installed yet/);
+  assert.match(gpuWithoutDaemonText("starting", "installing").tooltip, /installing/);
+  assert.equal(gpuWithoutDaemonText("failed", undefined).text, "$(circle-slash) GPU: no daemon");
+  assert.match(gpuWithoutDaemonText("failed", undefined).tooltip, /not running/);
+  assert.match(gpuWithoutDaemonText("crashed", undefined).tooltip, /restarting/);
 });
 
 test("one GPU is compact; memory over 90% warns", () => {
@@ -107,10 +139,10 @@ test("the user hears when the loop fails or stops, once", () => {
   });
   assert.equal(phaseMessage(failed, failed), undefined);
   assert.equal(phaseMessage(undefined, failed), undefined, "not on the first state after activation");
-  const stopped = { root: "/r", phase: "stopped" as const, mode: "loop" as const, metric: "val_loss", best: 0.12, counts: { keep: 2, discard: 1, crash: 0 } };
+  const stopped = { root: "/r", phase: "stopped" as const, mode: "loop" as const, metric: "val_loss", best: 0.12, best_number: 2, counts: { keep: 2, discard: 1, crash: 0 } };
   assert.equal(
     phaseMessage(running, stopped)?.text,
-    "Autoresearch: the loop stopped after 3 experiments (2 keep, 1 discard, 0 crash), best val_loss 0.12.",
+    "Autoresearch: the loop stopped after 3 experiments · 2 keep · 1 discard · 0 crash, best val_loss 0.12 (#2).",
   );
   assert.equal(phaseMessage({ root: "/r", phase: "idle", mode: "none" }, stopped), undefined);
 });

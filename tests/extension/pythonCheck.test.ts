@@ -3,7 +3,8 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { checkImport, findBundledWheel, folderVenvPython, installPlan, isAutoresearchProject } from "../../extension/pythonCheck";
+import { probePython } from "../../extension/daemonInstall";
+import { daemonSource, findBundledWheel, folderVenvPython, isAutoresearchProject } from "../../extension/pythonCheck";
 import { python, pythonEnv, repoRoot } from "./helpers";
 
 test("this repository's pyproject is recognised; others are not", () => {
@@ -12,18 +13,26 @@ test("this repository's pyproject is recognised; others are not", () => {
   assert.ok(!isAutoresearchProject('[tool.x]\nname = "autoresearch"\n[project]\nname = "other"\n'));
 });
 
-test("install plan: editable install of a workspace holding the project, else the bundled wheel", () => {
-  assert.deepEqual(installPlan([repoRoot()])?.args, ["-m", "pip", "install", "-e", repoRoot()]);
+test("what gets installed: a workspace holding the project (editable), else the bundled wheel", () => {
+  const extension = mkdtempSync(join(tmpdir(), "ar-ext-"));
+  assert.deepEqual(daemonSource([repoRoot()], extension), {
+    kind: "checkout",
+    path: repoRoot(),
+    id: `editable:${repoRoot()}`,
+  });
   const other = mkdtempSync(join(tmpdir(), "ar-other-"));
   writeFileSync(join(other, "pyproject.toml"), '[project]\nname = "other"\n');
-  assert.equal(installPlan([other]), undefined, "never a same-named package from PyPI");
-  const extension = mkdtempSync(join(tmpdir(), "ar-ext-"));
+  assert.equal(daemonSource([other], extension), undefined, "never a same-named package from PyPI");
   assert.equal(findBundledWheel(extension), undefined);
   mkdirSync(join(extension, "dist", "python"), { recursive: true });
   const wheel = join(extension, "dist", "python", "autoresearch-0.1.0-py3-none-any.whl");
-  writeFileSync(wheel, "");
+  writeFileSync(wheel, "one build");
   assert.equal(findBundledWheel(extension), wheel);
-  assert.deepEqual(installPlan([other], wheel)?.args, ["-m", "pip", "install", wheel]);
+  const first = daemonSource([other], extension);
+  assert.equal(first?.kind, "wheel");
+  assert.equal(first?.path, wheel);
+  writeFileSync(wheel, "another build of the same version");
+  assert.notEqual(daemonSource([other], extension)?.id, first?.id, "a rebuilt wheel is a new daemon");
 });
 
 test("a workspace .venv is found", () => {
@@ -34,13 +43,11 @@ test("a workspace .venv is found", () => {
   assert.equal(folderVenvPython(folder, "linux"), join(folder, ".venv", "bin", "python"));
 });
 
-test("the import check tells a missing interpreter from a missing package", async () => {
-  const missing = await checkImport("/nonexistent/python3");
+test("the probe tells a missing interpreter from a missing package", async () => {
+  const missing = await probePython("/nonexistent/python3");
   assert.equal(missing.ok, false);
-  assert.equal(!missing.ok && missing.reason, "no-python");
-  const bare = await checkImport(python(), { env: { ...process.env, PYTHONPATH: "", PYTHONNOUSERSITE: "1" }, cwd: tmpdir() });
-  // The project's venv has the package installed (editable), so this passes there; elsewhere it says why.
-  if (!bare.ok) assert.equal(bare.reason, "no-package");
-  const ok = await checkImport(python(), { env: pythonEnv() });
-  assert.equal(ok.ok, true, JSON.stringify(ok));
+  const bare = await probePython(python(), { env: { ...process.env, PYTHONPATH: "", PYTHONNOUSERSITE: "1" }, cwd: tmpdir() });
+  assert.ok(bare.ok, JSON.stringify(bare));
+  const ok = await probePython(python(), { env: pythonEnv() });
+  assert.ok(ok.ok && ok.probe.autoresearch, JSON.stringify(ok));
 });

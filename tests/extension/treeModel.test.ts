@@ -89,9 +89,14 @@ test("a recorded experiment goes on top without a fetch, and moves the best", as
   assert.equal(model.summary("nov25").best, 0.5);
   assert.equal(model.summary("nov25").bestNumber, 3);
   assert.equal(model.summary("nov25").total, 4);
+  assert.equal(model.summary("nov25").counts.keep, 1, "the counts are the daemon's: its next stateChanged brings them");
+  model.setState(state({ current: 4, best: 0.5, best_number: 3, counts: { keep: 2, discard: 1, crash: 1 } }));
   assert.equal(model.summary("nov25").counts.keep, 2);
-  assert.equal(model.experimentRow("nov25", 3)?.description, "★ best");
-  assert.equal(model.experimentRow("nov25", 0)?.description, "Δ +1.5");
+  assert.match(model.sessionRow("nov25").description, /^best 0\.5 \(#3\) · 4 experiments · 2 keep · 1 discard · 1 crash$/);
+  assert.match(model.sessionRow("nov25").tooltip, /4 experiments · 2 keep · 1 discard · 1 crash after the baseline/);
+  // #3 is measured against the last keep before it, the best when it ran (#0, 2): as the daemon decided.
+  assert.equal(model.experimentRow("nov25", 3)?.description, "0.5 · ★ best · Δ −1.5");
+  assert.equal(model.reference("nov25", 0), undefined, "the baseline has nothing before it");
 });
 
 test("stateChanged counting an experiment before its record does not count it twice", async () => {

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { makeTempDir, screenshot, waitFor } from '../harness.mjs';
-import { makeDemoRepo, statusItem, stepTimer, waitForState, withAutoresearch } from '../autoresearch.mjs';
+import { allNotifications, makeDemoRepo, statusItem, stepTimer, waitForState, withAutoresearch } from '../autoresearch.mjs';
 
 /** protocol.GpuStatus with one GPU. */
 function gpuStatus({ utilization, used, temperature }) {
@@ -86,6 +86,16 @@ test('gpu status bar: fake GPU figures, live updates, no-GPU text without a sour
     const after = await waitForState(stateFile, (s) => s.statusBar.gpu.includes('No GPU') && s.daemon === 'ready');
     assert.equal(after.statusBar.gpuWarning, false);
     assert.ok(after.statusBar.gpuTooltip.length > 0, 'the tooltip says why');
+    // In plain words: NVML's "Shared Library Not Found" means no NVIDIA driver here.
+    assert.doesNotMatch(after.statusBar.gpuTooltip, /Shared Library Not Found/);
+    if (/NVML/.test(after.statusBar.gpuTooltip)) assert.match(after.statusBar.gpuTooltip, /^No NVIDIA driver found on this machine/);
+    // The restart the setting caused is announced.
+    await waitFor(async () => (await allNotifications(page)).includes('Autoresearch: the daemon restarted with the new settings.'),
+      { message: async () => `the restart announced (shown: ${JSON.stringify(await allNotifications(page))})` });
+    // Clicking the item says the same.
+    await page.locator('.part.statusbar .statusbar-item', { hasText: 'No GPU' }).first().click();
+    await waitFor(async () => (await allNotifications(page)).includes(`Autoresearch: ${after.statusBar.gpuTooltip}`),
+      { message: async () => `the GPU item's message (shown: ${JSON.stringify(await allNotifications(page))})` });
     mark('no GPU');
     await screenshot(page, 'gpu-status-none');
   });

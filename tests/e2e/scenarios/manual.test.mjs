@@ -121,7 +121,7 @@ test('manual: edit while the loop waits, Run Experiment, read-only while it runs
     // Recorded: #1 in the tree with the description, the same in results.tsv; the loop waits again.
     const rows = await waitForExperiments(page, (ex) => ex.some((r) => r.number === 1), { timeoutMs: 60_000 });
     const row = experimentRows(rows).find((r) => r.number === 1);
-    assert.ok(row.description.includes(DESCRIPTION), `#1's description in the tree: ${row.description}`);
+    assert.equal(row.change, DESCRIPTION, `#1's description leads its row: ${row.label}`);
     const again = await waitForState(stateFile, (s) => s.phase === 'editing' && s.locks.locked.length === 0 && recorded(s).length === 2,
       { timeoutMs: 30_000, message: 'the loop waiting for the next edit' });
     const results = readResults(path.join(workspace, 'results.tsv'));

@@ -62,7 +62,7 @@ test('observer: a results.tsv written by another tool appears in the tree and is
     const state = await waitForState(stateFile, (s) => s.mode === 'observer' && s.tree.items.length === ROWS);
     assert.equal(state.tree.session.label, 'autoresearch/blitz');
     assert.equal(session.icon, 'codicon-eye', 'the session row: observed');
-    assert.match(session.description, /best 1\.27157 \(#7\) · 6 keep · 1 discard · 0 crash/);
+    assert.match(session.description, /best 1\.27157 \(#7\) · 7 experiments · 6 keep · 1 discard · 0 crash/);
     const loopItem = await statusItem(page, 'loop');
     assert.match(loopItem.text, /blitz/);
     assert.deepEqual(loopItem.icons, ['codicon-eye']);
@@ -74,7 +74,7 @@ test('observer: a results.tsv written by another tool appears in the tree and is
       const row = shown.find((r) => r.number === i);
       assert.equal(row.metric, formatMetric(cols[1]), `#${i} metric`);
       assert.equal(row.icon, STATUS_ICON[cols[4]], `#${i} ${cols[4]} icon`);
-      assert.ok(row.description.includes(cols[5].slice(0, 30)), `#${i} description`);
+      assert.ok(row.change.startsWith(cols[5].slice(0, 30)), `#${i}: the change leads the row`);
     }
     // The tooltip has the extra column.
     await treeRow(page, VIEW, /^#2 /).hover();

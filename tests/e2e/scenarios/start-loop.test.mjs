@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { answerInput, runCommand, screenshot, treeRow, waitFor, waitForPrompt } from '../harness.mjs';
 import {
-  acceptInput, formatMetric, makeDemoRepo, pickStep, readResults, showResults, STATUS_ICON, VIEW,
+  acceptInput, experimentRows, formatMetric, makeDemoRepo, pickStep, readResults, showResults, STATUS_ICON, VIEW,
   waitForExperiments, waitForState, withAutoresearch,
 } from '../autoresearch.mjs';
 
@@ -52,15 +52,16 @@ test('start loop: wizard through the UI, tree and results.tsv agree', { timeout:
     const results = readResults(path.join(workspace, 'results.tsv'));
     assert.equal(results.length, 4, 'results.tsv: baseline + 3 experiments');
     assert.equal(results[0].description, 'baseline');
-    const tree = (await waitForExperiments(page, (ex) => ex.length === 4)).filter((r) => /^#\d+ /.test(r.label));
-    assert.deepEqual(tree.map((r) => r.label.split(' ')[0]), ['#3', '#2', '#1', '#0'], 'newest first');
+    const tree = experimentRows(await waitForExperiments(page, (ex) => ex.length === 4));
+    assert.deepEqual(tree.map((r) => r.number), [3, 2, 1, 0], 'newest first');
     for (const [i, row] of results.entries()) {
-      const shown = tree.find((r) => r.label.startsWith(`#${i} `));
+      const shown = tree.find((r) => r.number === i);
       assert.ok(shown, `#${i} in the tree`);
-      const metric = row.status === 'crash' ? shown.label.slice(`#${i} `.length) : formatMetric(row.metric);
-      assert.equal(shown.label, `#${i} ${metric}`, `#${i}: the metric of results.tsv`);
+      const metric = row.status === 'crash' ? shown.metric : formatMetric(row.metric);
+      assert.equal(shown.metric, metric, `#${i}: the metric of results.tsv`);
       assert.equal(shown.icon, STATUS_ICON[row.status], `#${i} (${row.status}): its status icon`);
-      if (row.description) assert.ok(shown.description.includes(row.description.slice(0, 40)), `#${i}: description`);
+      // The row leads with the change (results.tsv's description), the metric after it.
+      assert.equal(shown.label, row.description ? `#${i} ${row.description}` : `#${i}`, `#${i}: its change first`);
     }
     // The dump says the same (icons by name, no codicon- prefix), and the loop's summary.
     assert.deepEqual(state.tree.items.map((r) => r.icon),
@@ -73,7 +74,7 @@ test('start loop: wizard through the UI, tree and results.tsv agree', { timeout:
     const sessionRow = (await waitForExperiments(page, (ex) => ex.length === 4)).find((r) => r.label.startsWith('autoresearch/'));
     assert.equal(sessionRow.label, state.tree.session.label);
     assert.equal(sessionRow.description,
-      `best ${formatMetric(best.metric)} (#${best.i}) · ${counts.keep} keep · ${counts.discard} discard · ${counts.crash} crash`);
+      `best ${formatMetric(best.metric)} (#${best.i}) · 3 experiments · ${counts.keep} keep · ${counts.discard} discard · ${counts.crash} crash`);
     // Each row's tooltip (hover) names its status and the commit results.tsv has.
     for (const [i, row] of results.entries()) {
       await treeRow(page, VIEW, new RegExp(`^#${i} `)).hover();
