@@ -52,7 +52,8 @@ def check_repo(repo: Repo) -> None:
         shown = ", ".join(dirty[:5]) + (f" and {len(dirty) - 5} more" if len(dirty) > 5 else "")
         raise PreflightError(
             f"The working tree has uncommitted changes ({shown}). Commit or stash them first:"
-            " the loop reverts experiments with git reset --hard."
+            " every experiment starts from a committed tree, and a revert must not mix your"
+            " edits with the loop's."
         )
 
 
