@@ -21,6 +21,7 @@ import msgspec
 
 from . import bootstrap, describe, edit_step, notes, policy, scope
 from .agents.base import AgentUnavailable, FailureKind, Proposer
+from .agents.manual import ManualProposer
 from .attempt import Attempt, Bench
 from .config import Config
 from .describe import summarize_sessions
@@ -297,7 +298,14 @@ class Loop:
         kept_in_tree: set[str],
     ) -> Edit:
         label = f" (attempt {attempt + 1})" if attempt else ""
-        self._phase("editing", current=n, message=f"{self.proposer.name} is editing{label}")
+
+        def announce() -> None:
+            self._phase("editing", current=n, message=f"{self.proposer.name} is editing{label}")
+
+        if isinstance(self.proposer, ManualProposer):  # a person: told once Run Experiment works
+            self.proposer.on_waiting = announce
+        else:
+            announce()
         self._locks(locked=self.config.agent.kind != "manual")
         self._journal("editing", n, parent, "", keep_edit=self.config.agent.kind == "manual")
         ctx = edit_step.context(self.root, self._agent_config, self.history, failure, attempt)
