@@ -19,7 +19,7 @@ from pathlib import Path
 
 import msgspec
 
-from . import bootstrap, describe, edit_step, notes, policy, scope
+from . import bootstrap, describe, diskspace, edit_step, notes, policy, scope
 from .agents.base import AgentUnavailable, FailureKind, Proposer
 from .agents.manual import ManualProposer
 from .attempt import Attempt, Bench
@@ -154,7 +154,10 @@ class Loop:
             self._phase("stopped", current=None, message="stopped")
             return self.history
         except Exception as exc:
-            self._phase("failed", current=None, message=str(exc))
+            full = diskspace.disk_full(exc, self.root)  # one plain message, wherever it hit
+            self._phase("failed", current=None, message=str(full or exc))
+            if full is not None and full is not exc:
+                raise full from exc
             raise
         finally:
             self._locks(locked=False)
@@ -177,6 +180,7 @@ class Loop:
             self.bench.noise_std = policy.noise([base.metric, *base.confirmation])
 
     def _baseline(self) -> None:
+        self._check_disk()
         self._phase("baseline", current=0, message="running the baseline, unmodified")
         self._locks(locked=True)
         head = self.repo.head()
@@ -213,6 +217,7 @@ class Loop:
         self._record(exp, parent=head)
 
     def _iterate(self) -> None:
+        self._check_disk()
         n = len(self.history)
         parent = self.repo.head()
         failure, self._next_failure = self._next_failure, None
@@ -351,6 +356,8 @@ class Loop:
             self.repo.git.reset("-q")
             self.repo.reset_hard(parent)
             self.journal.write(Entry(tag=self.tag, branch=self.branch))
+            if full := diskspace.disk_full(exc, self.root):
+                raise full from exc
             raise LoopStopped(
                 f"git commit of experiment #{n} failed: {bootstrap._git_message(exc)}. Fix the"
                 " repository's commit hooks (they reject the loop's commits), then resume."
@@ -417,6 +424,11 @@ class Loop:
             src = log_path(self.root, self.tag, n, what)
             if src.exists():
                 src.rename(log_path(self.root, self.tag, n, f".{label}{what}"))
+
+    def _check_disk(self) -> None:
+        """Before an experiment: stop on a (nearly) full disk rather than half-run it, and set
+        aside the reserve that lets a run filling the disk still be recorded."""
+        diskspace.check(self.root, self.config.run.min_free_mb)
 
     def _abandon_edit(self, parent: str) -> None:
         """Stopped during the edit step. A person's edit (manual mode) is theirs: it stays in

@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from .diskspace import write_all
 from .experiment import Experiment
 
 RESULTS_FILE = "results.tsv"
@@ -54,7 +55,7 @@ def append(path: Path, exp: Experiment) -> None:
     line = format_row(exp).encode()
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, line)
+        write_all(fd, line)
         os.fsync(fd)
     finally:
         os.close(fd)
