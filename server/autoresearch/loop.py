@@ -19,7 +19,7 @@ from pathlib import Path
 
 import msgspec
 
-from . import bootstrap, describe, diskspace, edit_step, notes, policy, scope
+from . import bootstrap, describe, diskspace, edit_step, notes, policy, runlogs, scope
 from .agents.base import AgentUnavailable, FailureKind, Proposer
 from .agents.manual import ManualProposer
 from .attempt import Attempt, Bench
@@ -96,6 +96,7 @@ class Loop:
         self._next_failure: tuple[str, FailureKind] | None = None
         self._carried: list[str] = []
         self._agent_failures = 0
+        self._pruned = 0  # run logs below this number are pruned (runlogs.prune)
         self.bench = Bench(root, config, self.runner, self.cancel, self._set, self._say)
         self.state = LoopState(
             root=str(root),
@@ -403,6 +404,9 @@ class Loop:
         self._refresh_counts()
         self.emit(ExperimentRecorded(root=str(self.root), tag=self.tag, experiment=exp))
         self._say(describe.result_line(exp, self.history))
+        self._pruned = runlogs.prune(
+            self.root, self.tag, self.history, self.config.run.keep_logs, self._pruned
+        )
         if exp.number and exp.number % PROGRESS_EVERY == 0:
             self._say(describe.checkpoint(exp.number, self.config.metric.name, self.history))
             self._refresh_notes()

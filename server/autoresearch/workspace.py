@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 
 from . import config as cfg
-from . import queries
+from . import queries, runlogs
 from .experiment import Experiment
 from .loop import GUIDANCE_FILE, Loop
 from .loop_host import Client, LoopHost, sessions_newest_first
@@ -235,8 +235,8 @@ class Workspace:
         if number is None:
             return queries.tail(self.root / RUN_LOG, max_bytes, RUN_LOG)
         tag = tag if tag is not None else self._current_tag()
-        path = log_path(self.root, tag, number)
-        if not path.exists():
+        path = runlogs.plain_or_compressed(log_path(self.root, tag, number))
+        if path is None:
             raise queries.QueryError(
                 f"No run log kept for experiment #{number} of session {tag or '(none)'}"
                 " (only loops run by autoresearch keep one per experiment; run.log holds the"
