@@ -405,7 +405,7 @@ class Loop:
         self.emit(ExperimentRecorded(root=str(self.root), tag=self.tag, experiment=exp))
         self._say(describe.result_line(exp, self.history))
         self._pruned = runlogs.prune(
-            self.root, self.tag, self.history, self.config.run.keep_logs, self._pruned
+            self.root, self.ledger.sessions, self.tag, self.config.run.keep_logs, self._pruned
         )
         if exp.number and exp.number % PROGRESS_EVERY == 0:
             self._say(describe.checkpoint(exp.number, self.config.metric.name, self.history))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .experiment import Experiment
@@ -25,31 +25,45 @@ LEVEL = 1  # logs compress well even so, and a 2 GiB log takes seconds, not a mi
 _INDEX = "autoresearch-tail {offset:020d} {size:020d}"
 _INDEX_LEN = 10 + len(_INDEX.format(offset=0, size=0)) + 1 + 2 + 8
 _INDEX_RE = re.compile(rb"^autoresearch-tail (\d{20}) (\d{20})\0$")
+# <tag>-<n>.log and its siblings <tag>-<n>.<what>.log (guard, confirm1, crash1, ...)
+_NAME = re.compile(r"(.+)-(\d+)((?:\.[^.]+)*)\.log")
 
 
-def prune(root: Path, tag: str, history: Sequence[Experiment], keep_last: int, start: int) -> int:
-    """Compress the logs of the experiments numbered from `start` up to the last `keep_last`
-    that are not keeps; returns where the next call starts. A failure (a full disk) leaves the
-    logs plain and is tried again after the next record."""
+def prune(
+    root: Path, sessions: Mapping[str, Sequence[Experiment]], tag: str, keep_last: int, start: int
+) -> int:
+    """Compress the logs of session `tag`'s experiments numbered from `start` up to the last
+    `keep_last` that are not keeps; returns where the next call starts. Until this session
+    has more than `keep_last`, the other sessions' logs are pruned the same way (once they are,
+    a scan finds nothing left to do). A failure (a full disk) leaves the logs plain and is
+    tried again after the next record."""
+    history = sessions.get(tag, ())
     upto = len(history) - keep_last
-    if upto <= start:
+    if upto <= start and start > 0:
         return start
-    numbers = {e.number for e in history[start:upto] if e.status != "keep"}
-    if not numbers:
-        return upto
-    name = re.compile(rf"{re.escape(tag)}-(\d+)(?:\.[^.]+)*\.log")
+    wanted = {tag: _numbers(history, start, upto)}
+    if start == 0:
+        for other, exps in sessions.items():
+            if other != tag:
+                wanted[other] = _numbers(exps, 0, len(exps) - keep_last)
+    if not any(wanted.values()):
+        return max(start, upto)
     try:
         with os.scandir(root / RUNS_DIR) as entries:
             paths = [
                 Path(e.path)
                 for e in entries
-                if (m := name.fullmatch(e.name)) and int(m.group(1)) in numbers
+                if (m := _NAME.fullmatch(e.name)) and int(m.group(2)) in wanted.get(m.group(1), ())
             ]
         for path in paths:
             compress(path)
     except OSError:
         return start
-    return upto
+    return max(start, upto)
+
+
+def _numbers(history: Sequence[Experiment], start: int, upto: int) -> set[int]:
+    return {e.number for e in history[start : max(start, upto)] if e.status != "keep"}
 
 
 def compress(path: Path) -> Path:

@@ -63,6 +63,22 @@ async def test_old_logs_are_compressed_and_still_served(repo: Path) -> None:
         }
 
 
+def test_an_earlier_sessions_logs_are_pruned_by_the_next_session(repo: Path) -> None:
+    first = Loop(repo, make_config(), ScriptedProposer([set_lr("0.9"), set_lr("0.8")]), limit=2)
+    first.run()  # 0 keep, 1 and 2 discards: with keep_logs = 20 all stay plain
+    runs = repo / ".autoresearch" / "runs"
+    assert sorted(p.name for p in runs.iterdir()) == [f"{first.tag}-{n}.log" for n in (0, 1, 2)]
+    config = make_config(run__keep_logs=1)
+    Loop(repo, config, ScriptedProposer([set_lr("0.7")]), tag="second", limit=1).run()
+    assert sorted(p.name for p in runs.iterdir()) == [
+        f"{first.tag}-0.log",  # its keep
+        f"{first.tag}-1.log.gz",
+        f"{first.tag}-2.log",  # its last one
+        "second-0.log",
+        "second-1.log",
+    ]
+
+
 def test_a_compressed_tail_is_read_from_its_last_member_alone(tmp_path: Path) -> None:
     log = tmp_path / "big.log"
     text = b"".join(b"step %d loss %f\n" % (i, 1 / (i + 1)) for i in range(600_000))
