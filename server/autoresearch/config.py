@@ -45,6 +45,11 @@ class Run(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     guard_timeout: float = 600.0
     # A log beyond this size stops the run: a runaway printer must not fill the disk.
     max_log_mb: float = 2048.0
+    # Free space (MB) the repository's disk needs before each experiment; 0 turns it off.
+    min_free_mb: float = 100.0
+    # Run logs of the last this many experiments (and of every keep) stay plain; older ones
+    # are gzip-compressed to <name>.log.gz.
+    keep_logs: int = 20
 
 
 class Scope(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -173,6 +178,16 @@ def validate(config: Config, source: str = CONFIG_FILE) -> None:
                 f"{source}: run.{name} is {value:g}; it must be a positive, finite number"
                 f"{' of seconds' if 'timeout' in name else ''}."
             )
+    if not (r.min_free_mb >= 0 and math.isfinite(r.min_free_mb)):
+        raise ConfigError(
+            f"{source}: run.min_free_mb is {r.min_free_mb:g}; it must be a number of MB, at least"
+            " 0 (0 turns the free-space check off)."
+        )
+    if r.keep_logs < 0:
+        raise ConfigError(
+            f"{source}: run.keep_logs is {r.keep_logs}; it must be 0 or more (how many of the"
+            " latest experiments keep a plain run log)."
+        )
     if not config.agent.timeout > 0:
         raise ConfigError(f"{source}: agent.timeout must be a positive number of seconds.")
     d = config.decision

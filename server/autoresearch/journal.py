@@ -17,6 +17,7 @@ from typing import Literal
 
 import msgspec
 
+from . import diskspace
 from .experiment import Experiment
 
 JOURNAL_FILE = "state.json"
@@ -64,11 +65,19 @@ class Journal:
 
     def write(self, entry: Entry) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        with open(tmp, "wb") as f:
-            f.write(msgspec.json.encode(entry))
-        os.replace(tmp, self.path)
+        data = msgspec.json.encode(entry)
+        diskspace.write_or_release(self.path.parent, lambda: self._replace(data))
         pause_point(entry.step, entry.number)
+
+    def _replace(self, data: bytes) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, self.path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a failed write leaves the old entry, and nothing else
+            raise
 
 
 def pause_point(point: str, number: int) -> None:

@@ -6,6 +6,7 @@ completes the second on resume without doubling the first.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 from collections.abc import Callable
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import msgspec
 
-from . import results_tsv
+from . import diskspace, results_tsv
 from .experiment import Experiment
 from .journal import pause_point
 
@@ -110,8 +111,18 @@ class Ledger:
     def _write(
         self, append: Callable[[Path, Experiment], None], path: Path, exp: Experiment
     ) -> None:
+        size = path.stat().st_size if path.exists() else 0
+
+        def once() -> None:
+            try:
+                append(path, exp)
+            except OSError:
+                with contextlib.suppress(OSError):  # no partial line for the retry to glue onto
+                    os.truncate(path, size)
+                raise
+
         try:
-            append(path, exp)
+            diskspace.write_or_release(self.state_dir, once)
         except OSError as exc:
             fix = "make it writable (chmod u+w; chattr -i if it is immutable)"
             if exc.errno == errno.ENOSPC:
@@ -128,7 +139,7 @@ class Ledger:
         path.parent.mkdir(exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, _encoder.encode(exp) + b"\n")
+            diskspace.write_all(fd, _encoder.encode(exp) + b"\n")
             os.fsync(fd)
         finally:
             os.close(fd)

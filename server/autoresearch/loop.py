@@ -19,8 +19,19 @@ from pathlib import Path
 
 import msgspec
 
-from . import bootstrap, describe, edit_step, guarded_reset, notes, policy, scope
+from . import (
+    bootstrap,
+    describe,
+    diskspace,
+    edit_step,
+    guarded_reset,
+    notes,
+    policy,
+    runlogs,
+    scope,
+)
 from .agents.base import AgentUnavailable, FailureKind, Proposer
+from .agents.manual import ManualProposer
 from .attempt import Attempt, Bench
 from .config import Config
 from .describe import summarize_sessions
@@ -100,6 +111,7 @@ class Loop:
         self._head = ""
         self._dirt: dict[str, bytes | None] = {}
         self._left: set[str] = set()
+        self._pruned = 0  # run logs below this number are pruned (runlogs.prune)
         self.bench = Bench(root, config, self.runner, self.cancel, self._set, self._say)
         self.state = LoopState(
             root=str(root),
@@ -162,7 +174,10 @@ class Loop:
             self._phase("stopped", current=None, message="stopped")
             return self.history
         except Exception as exc:
-            self._phase("failed", current=None, message=str(exc))
+            full = diskspace.disk_full(exc, self.root)  # one plain message, wherever it hit
+            self._phase("failed", current=None, message=str(full or exc))
+            if full is not None and full is not exc:
+                raise full from exc
             raise
         finally:
             self._locks(locked=False)
@@ -185,6 +200,7 @@ class Loop:
             self.bench.noise_std = policy.noise([base.metric, *base.confirmation])
 
     def _baseline(self) -> None:
+        self._check_disk()
         self._phase("baseline", current=0, message="running the baseline, unmodified")
         self._locks(locked=True)
         head = self.repo.head()
@@ -221,6 +237,7 @@ class Loop:
         self._record(exp, parent=head)
 
     def _iterate(self) -> None:
+        self._check_disk()
         n = len(self.history)
         self._check_head(f"before experiment #{n}")
         parent = self._head
@@ -311,7 +328,14 @@ class Loop:
         kept_in_tree: set[str],
     ) -> Edit:
         label = f" (attempt {attempt + 1})" if attempt else ""
-        self._phase("editing", current=n, message=f"{self.proposer.name} is editing{label}")
+
+        def announce() -> None:
+            self._phase("editing", current=n, message=f"{self.proposer.name} is editing{label}")
+
+        if isinstance(self.proposer, ManualProposer):  # a person: told once Run Experiment works
+            self.proposer.on_waiting = announce
+        else:
+            announce()
         self._locks(locked=self.config.agent.kind != "manual")
         self._journal("editing", n, parent, "", keep_edit=self.config.agent.kind == "manual")
         ctx = edit_step.context(self.root, self._agent_config, self.history, failure, attempt)
@@ -364,6 +388,8 @@ class Loop:
         except Exception as exc:
             guarded_reset.discard_edit(self.repo, parent, self._dirt)
             self.journal.write(Entry(tag=self.tag, branch=self.branch))
+            if full := diskspace.disk_full(exc, self.root):
+                raise full from exc
             raise LoopStopped(
                 f"git commit of experiment #{n} failed: {bootstrap._git_message(exc)}. Fix the"
                 " repository's commit hooks (they reject the loop's commits), then resume."
@@ -440,6 +466,9 @@ class Loop:
         self._refresh_counts()
         self.emit(ExperimentRecorded(root=str(self.root), tag=self.tag, experiment=exp))
         self._say(describe.result_line(exp, self.history))
+        self._pruned = runlogs.prune(
+            self.root, self.ledger.sessions, self.tag, self.config.run.keep_logs, self._pruned
+        )
         if stopped:
             raise LoopStopped(stopped)
         if exp.number and exp.number % PROGRESS_EVERY == 0:
@@ -468,6 +497,11 @@ class Loop:
             src = log_path(self.root, self.tag, n, what)
             if src.exists():
                 src.rename(log_path(self.root, self.tag, n, f".{label}{what}"))
+
+    def _check_disk(self) -> None:
+        """Before an experiment: stop on a (nearly) full disk rather than half-run it, and set
+        aside the reserve that lets a run filling the disk still be recorded."""
+        diskspace.check(self.root, self.config.run.min_free_mb)
 
     def _abandon_edit(self, parent: str) -> None:
         """Stopped during the edit step. A person's edit (manual mode) is theirs: it stays in

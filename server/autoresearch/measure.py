@@ -80,6 +80,7 @@ def measure(
         out.crash_kind, out.reason = "interrupted", "stopped by the user"
         return out
     if result.log_limit:
+        out.memory_gb = read_memory(config, path, result)  # measured until it was stopped
         out.crash_kind = "log_limit"
         out.reason = f"run.log grew past run.max_log_mb ({config.run.max_log_mb:g} MB)"
         return out

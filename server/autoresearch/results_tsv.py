@@ -15,6 +15,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from .diskspace import write_all
 from .experiment import Experiment
 
 RESULTS_FILE = "results.tsv"
@@ -65,7 +66,7 @@ def append(path: Path, exp: Experiment, metric_name: str | None = None) -> None:
     line = _row_in_layout(path, exp, metric_name).encode()
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, line)
+        write_all(fd, line)
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import msgspec
 
+from . import runlogs
 from .experiment import CrashKind
 
 TAIL_BYTES = 8_192
@@ -111,7 +112,10 @@ def classify_failure(
 
 def read_tail(path: Path | str, max_bytes: int) -> tuple[bytes, int, int]:
     """The last `max_bytes` of a file, its size and where the bytes start; read from the end,
-    so a log of gigabytes costs no more than a small one. A missing file is empty."""
+    so a log of gigabytes costs no more than a small one. A missing file is empty; a pruned
+    log (`.log.gz`) is read by its tail too (runlogs)."""
+    if str(path).endswith(".gz"):
+        return runlogs.read_gz_tail(path, max_bytes)
     try:
         with open(path, "rb") as f:
             size = f.seek(0, os.SEEK_END)

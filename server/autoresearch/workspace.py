@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 
 from . import config as cfg
-from . import preflight, queries, revision
+from . import preflight, queries, revision, runlogs
 from .experiment import Experiment
 from .loop import GUIDANCE_FILE, Loop
 from .loop_host import Client, LoopHost, sessions_newest_first
@@ -256,15 +256,16 @@ class Workspace:
                 "tag", f"tag {tag!r} must be letters, digits, '.', '_' or '-', e.g. nov25."
             )
         tag = tag if tag is not None else self._current_tag()
-        path = log_path(self.root, tag, number)
         runs = os.path.join(os.path.realpath(self.root), ".autoresearch", "runs")
         known = bool(TAG.match(tag))  # a tag read from another tool's records may be anything
-        if known and not _inside(path, runs):
+        # The log as kept: plain, or gzipped once pruned (runlogs.prune).
+        path = runlogs.plain_or_compressed(log_path(self.root, tag, number)) if known else None
+        if path is not None and not _inside(path, runs):
             raise queries.QueryError(
                 f"The run log of session {tag} #{number} is a link out of .autoresearch/runs/:"
                 " refused. Delete that link."
             )
-        if not known or not path.is_file():
+        if path is None or not path.is_file():
             raise queries.QueryError(
                 f"No run log kept for experiment #{number} of session {tag or '(none)'}"
                 " (only loops run by autoresearch keep one per experiment; run.log holds the"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 from ..experiment import Experiment
 from .base import EditContext, EditOutcome
@@ -16,6 +17,8 @@ class ManualProposer:
         self._submitted = threading.Event()
         self._description = ""
         self.waiting = threading.Event()
+        # Called once Run Experiment is accepted: the loop announces the wait only then.
+        self.on_waiting: Callable[[], None] = lambda: None
 
     def submit(self, description: str = "") -> bool:
         """Run Experiment: the edit is done. False when the loop is not waiting for one."""
@@ -29,6 +32,7 @@ class ManualProposer:
         started = time.monotonic()
         self.waiting.set()
         try:
+            self.on_waiting()
             while not self._submitted.wait(0.2):
                 if cancel.is_set():
                     return EditOutcome(error="stopped while waiting for an edit")
