@@ -27,6 +27,8 @@ export interface Run {
   guard?: string | null;
   guard_timeout?: number;
   max_log_mb?: number;
+  min_free_mb?: number;
+  keep_logs?: Int;
 }
 
 export interface Scope {

@@ -81,8 +81,8 @@ def disk_full(exc: BaseException, root: Path) -> DiskFull | None:
         return None
     where = _where(exc) or root
     return DiskFull(
-        f"Stopped: the disk is full ({_existing(where)}: {free_mb(where):.1f} MB free). Free some"
-        " space there, then start again: the loop resumes where it stopped, and a result"
+        f"Stopped: the disk is full: {_existing(where)} has {free_mb(where):.1f} MB free. Free"
+        " some space there, then start again: the loop resumes where it stopped, and a result"
         " already measured is recorded then."
     )
 

@@ -114,6 +114,10 @@ class Repo:
                 f"{root} is not a git repository. Run `git init` and commit your files first."
             ) from None
         self.root = Path(self._repo.working_tree_dir or root)
+        # The loop's status reads never write the index (git's optional stat-cache refresh):
+        # no index.lock taken beside a person's git, and no write that a full disk can refuse
+        # before the result is recorded.
+        self._repo.git.update_environment(GIT_OPTIONAL_LOCKS="0")
         self.git = PatientGit(self._repo.git, Path(self._repo.git_dir) / "index.lock")
         self._git_dir = Path(self._repo.git_dir)
         self._common_dir = Path(self._repo.common_dir)
