@@ -80,6 +80,8 @@ def create(repo: Repo, config: Config, ledger: Ledger, journal: Journal, tag: st
 
 
 SETUP_FILES = (".gitignore", notes.NOTES_FILE)
+# How long a start waits for the setup commit of a killed start (its hooks may be slow).
+SETUP_GIT_WAIT_S = 120.0
 
 
 def _set_up(
@@ -124,6 +126,9 @@ def finish_setup(
     exists): finish it. Before the setup commit it is made again; after it, only the records'
     header is left to write. Anything else on the branch is a person's: refused, unchanged."""
     tag, branch = entry.tag, entry.branch
+    # The killed start's `git commit` runs on in its own session (a Ctrl-C never cuts git in
+    # half), its hooks perhaps for a while: what it made is known only once it is done.
+    preflight.wait_for_index(repo, SETUP_GIT_WAIT_S)
     if repo.branch() != branch:
         raise preflight.PreflightError(
             f"The setup of session {tag} was interrupted and {branch} is not checked out."
