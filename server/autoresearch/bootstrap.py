@@ -258,7 +258,7 @@ def recover(
         )
         ledger.reconcile(tag)
         if RERUN_EVENT in exp.events:
-            _record_interrupted(ledger, None, exp, "the daemon stopped during it twice")
+            _record_interrupted(ledger, None, exp, "it was interrupted again when run again")
             done.append(f"experiment #{n} was interrupted again: recorded as a crash")
         else:
             rerun = exp

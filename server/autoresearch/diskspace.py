@@ -48,7 +48,8 @@ def check(root: Path, min_free_mb: float) -> None:
         free = free_mb(where)
         if free < min_free_mb or not reserved:
             raise DiskFull(
-                f"Stopped: the disk is full: {_existing(where)} has {free:.1f} MB free; each"
+                f"Stopped: the disk is {'full' if free < 1 else 'nearly full'}:"
+                f" {_existing(where)} has {free:.1f} MB free; each"
                 f" experiment needs run.min_free_mb ({min_free_mb:g} MB) and"
                 f" {RESERVE_BYTES // MB} MB kept for its records. Free some space there (old"
                 " checkpoints, .autoresearch/runs), or lower run.min_free_mb, then start again:"

@@ -241,7 +241,7 @@ def test_an_experiment_interrupted_twice_is_recorded_as_a_crash(tmp_path: Path) 
     again, recs = resume(root, env=FAST)
     assert "experiment #2 was interrupted again" in again.text()
     assert recs[2].commit == committed and recs[2].status == "crash"
-    assert recs[2].crash_kind == "interrupted" and "twice" in recs[2].reason
+    assert recs[2].crash_kind == "interrupted" and "interrupted again" in recs[2].reason
     assert len(recs) == 4
 
 
