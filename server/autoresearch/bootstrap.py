@@ -175,6 +175,10 @@ def resume(repo: Repo, config: Config, ledger: Ledger, journal: Journal, tag: st
         # session's table. Set it aside; reconcile rebuilds this session's from the jsonl.
         _archive_old_results(ledger, tag)
         recovered.append(f"results.tsv belonged to another session: moved to {STATE_DIR_NAME}/")
+    if _exclude_loop_files(repo):
+        recovered.append(
+            "results.tsv, run.log and .autoresearch/ were not ignored: added to .git/info/exclude"
+        )
     history = ledger.reconcile(tag)
     # The records, the attempt refs and the branch, checked against each other: the journal
     # may be gone, and a kill can leave a ref without its record.
@@ -300,6 +304,21 @@ def _kill_agent_leftovers(root: Path) -> int:
     mine = {p.pid for p in psutil.Process().parents()}
     procs = [p for p in processes_with_env(AGENT_ROOT_ENV, str(root)) if p.pid not in mine]
     return signal_all(procs)
+
+
+def _exclude_loop_files(repo: Repo) -> bool:
+    """A session set up by another tool may not ignore the loop's files (a `git add -A` would
+    commit them): they go into .git/info/exclude, which is not tracked, so no commit is made."""
+    missing = [name for name in IGNORED if not repo.ignored(name.rstrip("/"))]
+    if not missing:
+        return False
+    exclude = repo.common_dir / "info" / "exclude"
+    exclude.parent.mkdir(parents=True, exist_ok=True)
+    text = exclude.read_text(encoding="utf-8") if exclude.exists() else ""
+    prefix = "" if not text or text.endswith("\n") else "\n"
+    with open(exclude, "a", encoding="utf-8") as f:
+        f.write(prefix + "# autoresearch: the loop's own files\n" + "\n".join(missing) + "\n")
+    return True
 
 
 def _ignore_loop_files(root: Path) -> None:

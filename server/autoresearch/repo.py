@@ -311,6 +311,18 @@ class Repo:
         except git.GitCommandError:
             return None
 
+    @property
+    def common_dir(self) -> Path:
+        return self._common_dir
+
+    def ignored(self, path: str) -> bool:
+        """Whether git ignores `path` (a file or folder need not exist)."""
+        try:
+            self.git.check_ignore("-q", "--no-index", "--", path)
+            return True
+        except git.GitCommandError:
+            return False
+
     def commit_of(self, name: str) -> str | None:
         """The commit `name` names, asked of git (which refuses ref names leaving .git/)."""
         try:

@@ -169,6 +169,9 @@ def test_resuming_another_tools_table_on_its_last_keep_moves_nothing(tmp_path: P
     done = cli("run", "--dir", str(root), "--loop", "1")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "HEAD" not in done.stdout and "interrupted" not in done.stdout, done.stdout
+    # Its .gitignore did not name the loop's files: they are ignored now, and no commit says so.
+    assert "added to .git/info/exclude" in done.stdout, done.stdout
+    assert git(root, "status", "--porcelain") == ""
 
 
 def test_cli_reads_another_tools_table_as_the_observer_does(tmp_path: Path) -> None:
