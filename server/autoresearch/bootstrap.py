@@ -101,22 +101,46 @@ def _set_up(
     paths = [".gitignore", notes.NOTES_FILE]
     if (repo.root / CONFIG_FILE).exists():
         paths.append(CONFIG_FILE)
+    start = repo.head()
+    subject = f"autoresearch: set up session {tag}"
     try:
         # A tracked results.tsv or run.log would be rewound by every revert: untrack them.
         repo.git.rm("-q", "--cached", "--ignore-unmatch", "--", *IGNORED_FILES)
         repo.git.add("-A", "--", *paths)
-        repo.git.commit("-q", "-m", f"autoresearch: set up session {tag}")
+        repo.git.commit("-q", "-m", subject)
     except Exception as exc:
-        _undo_setup(repo, origin, branch, before, archived, ledger)
-        journal.path.unlink(missing_ok=True)  # undone: nothing in flight, nothing left behind
-        raise preflight.PreflightError(
-            f"git commit of the session setup failed: {_git_message(exc)}."
-            " Nothing was changed. Fix the repository's commit hooks or configuration, then"
-            " start again."
-        ) from None
+        if _made_meanwhile(repo, start, subject):
+            pass  # a killed start's own `git commit` (its hook was slow) made it: done
+        else:
+            _fail_setup(repo, journal, origin, branch, before, archived, ledger, exc)
     ledger.start_session()
     journal.write(Entry(tag=tag, branch=branch))
     return Session(tag=tag, branch=branch, resumed=False, history=[])
+
+
+def _made_meanwhile(repo: Repo, start: str, subject: str) -> bool:
+    head = repo.head()
+    return head != start and repo.parent(head) == start and repo.subject(head) == subject
+
+
+def _fail_setup(
+    repo: Repo,
+    journal: Journal,
+    origin: str,
+    branch: str,
+    before: dict[str, bytes | None],
+    archived: Path | None,
+    ledger: Ledger,
+    exc: Exception,
+) -> None:
+    """A setup that could not commit is undone, and says why."""
+    _undo_setup(repo, origin, branch, before, archived, ledger)
+    journal.path.unlink(missing_ok=True)  # undone: nothing in flight, nothing left behind
+    raise preflight.PreflightError(
+        f"git commit of the session setup failed: {_git_message(exc)}."
+        " Nothing was changed. Fix the repository's commit hooks or configuration, then"
+        " start again."
+    ) from None
 
 
 def finish_setup(
