@@ -80,6 +80,8 @@ def create(repo: Repo, config: Config, ledger: Ledger, journal: Journal, tag: st
 
 
 SETUP_FILES = (".gitignore", notes.NOTES_FILE)
+# How long a start waits for the setup commit of a killed start (its hooks may be slow).
+SETUP_GIT_WAIT_S = 120.0
 
 
 def _set_up(
@@ -99,22 +101,46 @@ def _set_up(
     paths = [".gitignore", notes.NOTES_FILE]
     if (repo.root / CONFIG_FILE).exists():
         paths.append(CONFIG_FILE)
+    start = repo.head()
+    subject = f"autoresearch: set up session {tag}"
     try:
         # A tracked results.tsv or run.log would be rewound by every revert: untrack them.
         repo.git.rm("-q", "--cached", "--ignore-unmatch", "--", *IGNORED_FILES)
         repo.git.add("-A", "--", *paths)
-        repo.git.commit("-q", "-m", f"autoresearch: set up session {tag}")
+        repo.git.commit("-q", "-m", subject)
     except Exception as exc:
-        _undo_setup(repo, origin, branch, before, archived, ledger)
-        journal.path.unlink(missing_ok=True)  # undone: nothing in flight, nothing left behind
-        raise preflight.PreflightError(
-            f"git commit of the session setup failed: {_git_message(exc)}."
-            " Nothing was changed. Fix the repository's commit hooks or configuration, then"
-            " start again."
-        ) from None
+        if _made_meanwhile(repo, start, subject):
+            pass  # a killed start's own `git commit` (its hook was slow) made it: done
+        else:
+            _fail_setup(repo, journal, origin, branch, before, archived, ledger, exc)
     ledger.start_session()
     journal.write(Entry(tag=tag, branch=branch))
     return Session(tag=tag, branch=branch, resumed=False, history=[])
+
+
+def _made_meanwhile(repo: Repo, start: str, subject: str) -> bool:
+    head = repo.head()
+    return head != start and repo.parent(head) == start and repo.subject(head) == subject
+
+
+def _fail_setup(
+    repo: Repo,
+    journal: Journal,
+    origin: str,
+    branch: str,
+    before: dict[str, bytes | None],
+    archived: Path | None,
+    ledger: Ledger,
+    exc: Exception,
+) -> None:
+    """A setup that could not commit is undone, and says why."""
+    _undo_setup(repo, origin, branch, before, archived, ledger)
+    journal.path.unlink(missing_ok=True)  # undone: nothing in flight, nothing left behind
+    raise preflight.PreflightError(
+        f"git commit of the session setup failed: {_git_message(exc)}."
+        " Nothing was changed. Fix the repository's commit hooks or configuration, then"
+        " start again."
+    ) from None
 
 
 def finish_setup(
@@ -124,6 +150,9 @@ def finish_setup(
     exists): finish it. Before the setup commit it is made again; after it, only the records'
     header is left to write. Anything else on the branch is a person's: refused, unchanged."""
     tag, branch = entry.tag, entry.branch
+    # The killed start's `git commit` runs on in its own session (a Ctrl-C never cuts git in
+    # half), its hooks perhaps for a while: what it made is known only once it is done.
+    preflight.wait_for_index(repo, SETUP_GIT_WAIT_S)
     if repo.branch() != branch:
         raise preflight.PreflightError(
             f"The setup of session {tag} was interrupted and {branch} is not checked out."
@@ -170,6 +199,10 @@ def resume(repo: Repo, config: Config, ledger: Ledger, journal: Journal, tag: st
         # session's table. Set it aside; reconcile rebuilds this session's from the jsonl.
         _archive_old_results(ledger, tag)
         recovered.append(f"results.tsv belonged to another session: moved to {STATE_DIR_NAME}/")
+    if _exclude_loop_files(repo):
+        recovered.append(
+            "results.tsv, run.log and .autoresearch/ were not ignored: added to .git/info/exclude"
+        )
     history = ledger.reconcile(tag)
     # The records, the attempt refs and the branch, checked against each other: the journal
     # may be gone, and a kill can leave a ref without its record.
@@ -253,7 +286,7 @@ def recover(
         )
         ledger.reconcile(tag)
         if RERUN_EVENT in exp.events:
-            _record_interrupted(ledger, None, exp, "the daemon stopped during it twice")
+            _record_interrupted(ledger, None, exp, "it was interrupted again when run again")
             done.append(f"experiment #{n} was interrupted again: recorded as a crash")
         else:
             rerun = exp
@@ -295,6 +328,21 @@ def _kill_agent_leftovers(root: Path) -> int:
     mine = {p.pid for p in psutil.Process().parents()}
     procs = [p for p in processes_with_env(AGENT_ROOT_ENV, str(root)) if p.pid not in mine]
     return signal_all(procs)
+
+
+def _exclude_loop_files(repo: Repo) -> bool:
+    """A session set up by another tool may not ignore the loop's files (a `git add -A` would
+    commit them): they go into .git/info/exclude, which is not tracked, so no commit is made."""
+    missing = [name for name in IGNORED if not repo.ignored(name.rstrip("/"))]
+    if not missing:
+        return False
+    exclude = repo.common_dir / "info" / "exclude"
+    exclude.parent.mkdir(parents=True, exist_ok=True)
+    text = exclude.read_text(encoding="utf-8") if exclude.exists() else ""
+    prefix = "" if not text or text.endswith("\n") else "\n"
+    with open(exclude, "a", encoding="utf-8") as f:
+        f.write(prefix + "# autoresearch: the loop's own files\n" + "\n".join(missing) + "\n")
+    return True
 
 
 def _ignore_loop_files(root: Path) -> None:

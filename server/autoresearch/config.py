@@ -141,7 +141,8 @@ def _explain(exc: msgspec.ValidationError) -> str:
         return f"`{key}` is {enum.group(1)}; it must be one of {choices or 'the documented values'}"
     expected = re.match(r"Expected `(.+?)`, got `(.+?)`", text)
     if expected:
-        return f"`{key}` must be a {expected.group(1)}, not a {expected.group(2)}{hint}"
+        want, got = expected.group(1), expected.group(2)
+        return f"`{key}` must be {_a(want)} {want}, not {_a(got)} {got}{hint}"
     return f"`{key}`: {text}{hint}"
 
 
@@ -272,3 +273,8 @@ def save(root: Path, config: Config) -> Path:
     path = root / CONFIG_FILE
     path.write_text(dumps(config), encoding="utf-8")
     return path
+
+
+def _a(word: str) -> str:
+    """The article for a type name in a message: "an int", "a str"."""
+    return "an" if word[:1] in "aeiou" else "a"

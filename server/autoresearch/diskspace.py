@@ -37,9 +37,15 @@ def free_mb(path: Path) -> float:
     return st.f_bavail * st.f_frsize / MB
 
 
-def check(root: Path, min_free_mb: float) -> None:
+def check(root: Path, min_free_mb: float, reserve: bool = True) -> None:
     """Before an experiment: the repository and its runs/ folder (which may be a link to
-    another disk) need `min_free_mb` free, besides the reserve. 0 turns the check off."""
+    another disk) need `min_free_mb` free, besides the reserve. 0 turns the check off.
+    `reserve=False` (before the session is set up) only checks the repository, writing
+    nothing."""
+    if not reserve:
+        if min_free_mb > 0 and free_mb(root) < min_free_mb:
+            raise DiskFull(_too_little(root, free_mb(root), min_free_mb))
+        return
     if min_free_mb <= 0:
         ensure_reserve(root / STATE_DIR)
         return
@@ -47,13 +53,18 @@ def check(root: Path, min_free_mb: float) -> None:
     for where in (root, root / STATE_DIR / "runs"):
         free = free_mb(where)
         if free < min_free_mb or not reserved:
-            raise DiskFull(
-                f"Stopped: the disk is full: {_existing(where)} has {free:.1f} MB free; each"
-                f" experiment needs run.min_free_mb ({min_free_mb:g} MB) and"
-                f" {RESERVE_BYTES // MB} MB kept for its records. Free some space there (old"
-                " checkpoints, .autoresearch/runs), or lower run.min_free_mb, then start again:"
-                " the loop resumes where it stopped."
-            )
+            raise DiskFull(_too_little(where, free, min_free_mb))
+
+
+def _too_little(where: Path, free: float, min_free_mb: float) -> str:
+    return (
+        f"Stopped: the disk is {'full' if free < 1 else 'nearly full'}:"
+        f" {_existing(where)} has {free:.1f} MB free; each"
+        f" experiment needs run.min_free_mb ({min_free_mb:g} MB) and"
+        f" {RESERVE_BYTES // MB} MB kept for its records. Free some space there (old"
+        " checkpoints, .autoresearch/runs), or lower run.min_free_mb, then start again:"
+        " the loop resumes where it stopped."
+    )
 
 
 def is_full(exc: BaseException) -> bool:

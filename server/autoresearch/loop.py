@@ -143,6 +143,8 @@ class Loop:
         """Set up or resume, then iterate until stopped or `limit` iterations are done."""
         try:
             self._phase("setup", message="preflight")
+            # Before the session's branch and commit too (only a check: nothing written yet).
+            diskspace.check(self.root, self.config.run.min_free_mb, reserve=False)
             session = bootstrap.start(
                 self.repo, self.config, self.ledger, self.journal, self.requested_tag
             )
@@ -151,7 +153,8 @@ class Loop:
             for line in session.recovered:
                 self._say(f"recovered: {line}")
             if session.resumed:
-                self._say(f"resuming {self.branch} after {len(self.history)} experiments")
+                count = len(self.history)
+                self._say(f"resuming {self.branch} after {count} experiment{'s' * (count != 1)}")
             self._prepare()
             self._head = self.repo.head()
             if not self.history:
@@ -213,7 +216,7 @@ class Loop:
             self.journal.write(Entry(tag=self.tag, branch=self.branch))
             raise LoopStopped(
                 f"The baseline run failed ({m.reason}); nothing was recorded. Fix the command"
-                f" or the metric extraction and start again. End of run.log:\n{m.tail[-1500:]}"
+                f" or the metric extraction and start again. {_log_end(m.tail)}"
             )
         changed = self.bench.off_limits_changed(head)
         if changed:
@@ -438,9 +441,7 @@ class Loop:
             self.repo.reset_keep(parent)
             self._head = parent
             self.journal.write(Entry(tag=self.tag, branch=self.branch))
-            raise LoopStopped(
-                f"Stopped: {attempt.m.reason}. End of run.log:\n{attempt.m.tail[-1500:]}"
-            )
+            raise LoopStopped(f"Stopped: {attempt.m.reason}. {_log_end(attempt.m.tail)}")
         return attempt
 
     def _record(self, exp: Experiment, parent: str) -> None:
@@ -623,3 +624,13 @@ class Loop:
 
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _log_end(tail: str) -> str:
+    """The end of run.log for a message, or a plain word that there is none."""
+    tail = tail[-1500:]
+    return (
+        f"End of run.log:\n{tail}"
+        if tail.strip()
+        else "run.log is empty: the command printed nothing."
+    )

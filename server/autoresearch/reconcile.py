@@ -76,15 +76,16 @@ def put_head(
     if not keeps or repo.resolve(keeps[-1].commit) is None:
         return rerun is not None, []
     keep = keeps[-1]
+    keep_sha = repo.resolve(keep.commit) or keep.commit  # another tool's table has short shas
     branch = BRANCH_PREFIX + tag
     head = repo.head()
-    if not repo.is_ancestor(keep.commit, head):
+    if not repo.is_ancestor(keep_sha, head):
         raise PreflightError(
             f"{branch} is at {head[:7]}, which does not contain its last keep #{keep.number}"
             f" ({keep.short}); nothing was changed. Put the branch back (git reset --keep"
             f" {keep.short}) and run again, or start a new session (--tag)."
         )
-    commits = repo.commits_between(keep.commit, head)
+    commits = repo.commits_between(keep_sha, head)
     # The loop's own: its bookkeeping commits, and attempts that have a ref of this session.
     attempts = repo.ref_commits(f"{REF_PREFIX}{tag}/")
     foreign = [
@@ -100,7 +101,7 @@ def put_head(
             f" was changed. Move them to another branch (git branch my-work {head[:7]}, then"
             f" git reset --keep {keep.short}) and run again, or start a new session from them."
         )
-    tip = keep.commit
+    tip = keep_sha
     for sha, subject in commits:
         if subject.startswith(EXPERIMENT_SUBJECT):
             break
@@ -111,11 +112,15 @@ def put_head(
     if head != want:
         undone = [c for c in commits if c[0] != want and not repo.is_ancestor(c[0], tip)]
         repo.reset_keep(want)
+        where = (
+            f"HEAD is on {want[:7]}, experiment #{rerun.number}'s commit, to run it again"
+            if rerun is not None and want == rerun.commit
+            else f"HEAD is back on the last keep #{keep.number} ({want[:7]})"
+        )
         if undone:
             done.append(
-                f"undid {name_commits(undone)} left on {branch} undecided or reverted: HEAD is"
-                f" back on {want[:7]} (the last keep is #{keep.number})"
+                f"undid {name_commits(undone)} left on {branch} undecided or reverted: {where}"
             )
         else:
-            done.append(f"HEAD moved to {want[:7]}, the interrupted experiment's commit")
+            done.append(where)
     return can_rerun, done

@@ -28,6 +28,9 @@ class RepoError(RuntimeError):
 
 # How long a git command waits for another process's index.lock before the loop reports it.
 INDEX_WAIT_S = 10.0
+# How long resolving a name a request gave may take: a ref that blocks (a FIFO under .git/refs)
+# must not hang the repository's requests.
+GIT_ANSWER_S = 10.0
 
 
 class PatientGit:
@@ -308,11 +311,33 @@ class Repo:
         except git.GitCommandError:
             return None
 
+    @property
+    def common_dir(self) -> Path:
+        return self._common_dir
+
+    def ignored(self, path: str) -> bool:
+        """Whether git ignores `path` (a file or folder need not exist)."""
+        try:
+            self.git.check_ignore("-q", "--no-index", "--", path)
+            return True
+        except git.GitCommandError:
+            return False
+
     def commit_of(self, name: str) -> str | None:
         """The commit `name` names, asked of git (which refuses ref names leaving .git/)."""
         try:
-            return self.git.rev_parse("--verify", "-q", f"{name}^{{commit}}") or None
-        except git.GitCommandError:
+            return (
+                self.git.rev_parse(
+                    "--verify", "-q", f"{name}^{{commit}}", kill_after_timeout=GIT_ANSWER_S
+                )
+                or None
+            )
+        except git.GitCommandError as exc:
+            if "Timeout" in str(exc.stderr or ""):  # a ref that never answers (a FIFO in .git)
+                raise RepoError(
+                    f"git did not resolve {name!r} within {GIT_ANSWER_S:g} s: a ref of this"
+                    " repository cannot be read (is something under .git/refs not a file?)."
+                ) from None
             return None
 
     def reset_hard(self, sha: str) -> None:

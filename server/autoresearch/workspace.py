@@ -432,8 +432,12 @@ def _bounded(field: str, text: str, limit: int) -> None:
     if size > limit:
         raise ParamError(
             field,
-            f"{field} is {size:,} bytes; at most {limit:,} are accepted. Shorten it (a summary,"
-            " or a path to a file the agent can read).",
+            f"{field} is {size:,} bytes; at most {limit:,} are accepted. Shorten it"
+            + (
+                " (a summary, or a path to a file the agent can read)."
+                if field == "text"
+                else " to a line or two: the diff keeps the details."
+            ),
         )
 
 

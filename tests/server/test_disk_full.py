@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import make_repo
+from conftest import git, make_repo
 from test_faults import Daemon, _no_stray_processes, assert_consistent, journal
 
 from autoresearch import config as cfg
@@ -140,7 +140,7 @@ def test_the_free_space_check_stops_before_an_experiment(disk: Path) -> None:
     daemon = Daemon(root, plan={"1": {"mode": "checkpoint"}})  # leaves about 9 MB free
     assert daemon.wait(120) == 1, daemon.text()
     out = daemon.text()
-    assert f"Stopped: the disk is full: {root} has" in out, out
+    assert f"Stopped: the disk is nearly full: {root} has" in out, out
     assert "each experiment needs run.min_free_mb (10 MB)" in out
     # Stopped before #2 began: no edit, no commit, no ref, nothing in flight.
     assert journal(root)["step"] == "idle"
@@ -196,4 +196,18 @@ def test_min_free_mb_must_not_be_negative() -> None:
     assert str(info.value) == (
         "autoresearch.toml: run.min_free_mb is -1; it must be a number of MB, at least 0"
         " (0 turns the free-space check off)."
+    )
+
+
+def test_too_little_space_stops_before_the_session_is_set_up(tmp_path: Path) -> None:
+    # Any disk: no machine has a billion MB free. Nothing is made: no branch, no commit.
+    root = disk_repo(tmp_path / "repo", min_free_mb=1e9)
+    before = git(root, "rev-parse", "HEAD")
+    daemon = Daemon(root)
+    assert daemon.wait(120) == 1, daemon.text()
+    assert "Stopped: the disk is nearly full" in daemon.text(), daemon.text()
+    assert git(root, "branch", "--list", "autoresearch/*") == ""
+    assert (
+        git(root, "rev-parse", "HEAD") == before
+        and git(root, "status", "--porcelain", "-uno") == ""
     )

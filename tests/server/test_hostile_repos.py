@@ -146,6 +146,7 @@ def test_resuming_on_an_eleven_column_table_appends_in_its_layout(tmp_path: Path
     for _ in range(2):  # the second run reads what the first appended
         done = cli("run", "--dir", str(root), "--loop", "1")
         assert done.returncode == 0, done.stdout + done.stderr
+        assert "HEAD" not in done.stdout, done.stdout  # nothing was interrupted or moved
     lines = (root / "results.tsv").read_text().splitlines()
     assert lines[: table.count("\n")] == table.splitlines()  # the other tool's rows untouched
     assert len(lines) == table.count("\n") + 2
@@ -156,6 +157,21 @@ def test_resuming_on_an_eleven_column_table_appends_in_its_layout(tmp_path: Path
         assert cells["timestamp"] == cells["params_m"] == cells["notes"] == ""
     listing = cli("results", "--dir", str(root), "--json")
     assert len(listing.stdout.splitlines()) == len(lines) - 1
+
+
+def test_resuming_another_tools_table_on_its_last_keep_moves_nothing(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "repo", {"train.py": BPB_TRAIN})
+    commit_config(root, make_config(metric=BPB))
+    git(root, "checkout", "-q", "-b", "autoresearch/mar8")
+    short = git(root, "rev-parse", "--short=7", "HEAD")  # such tables keep 7-character shas
+    header = "commit\tval_bpb\tmemory_gb\tstatus\tdescription\n"
+    (root / "results.tsv").write_text(header + f"{short}\t1.020000\t0.0\tkeep\tbaseline\n")
+    done = cli("run", "--dir", str(root), "--loop", "1")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "HEAD" not in done.stdout and "interrupted" not in done.stdout, done.stdout
+    # Its .gitignore did not name the loop's files: they are ignored now, and no commit says so.
+    assert "added to .git/info/exclude" in done.stdout, done.stdout
+    assert git(root, "status", "--porcelain") == ""
 
 
 def test_cli_reads_another_tools_table_as_the_observer_does(tmp_path: Path) -> None:

@@ -90,6 +90,16 @@ def test_a_ref_name_leading_to_a_fifo_outside_is_refused_and_hangs_nothing(
     assert {f["path"] for f in changes["files"]} == {"train.py", "evaluate.py"}
 
 
+def test_a_fifo_inside_the_repositorys_refs_hangs_nothing(tmp_path: Path, daemon: Daemon) -> None:
+    root = make_repo(tmp_path / "repo")
+    os.mkfifo(root / ".git" / "refs" / "heads" / "evil")  # a valid branch name, not a file
+    error = refused(daemon, "autoresearch/changes", {"root": str(root), "commit": "evil"})
+    assert "git did not resolve 'refs/heads/evil' within" in error.message, error.message
+    head = git(root, "rev-parse", "HEAD")
+    params = {"root": str(root), "commit": head, "path": "train.py"}
+    assert daemon.request("autoresearch/fileAt", params, timeout=DEADLINE_S)["exists"]
+
+
 def test_a_ref_name_leading_to_dev_zero_is_refused_before_anything_is_read(
     tmp_path: Path, daemon: Daemon
 ) -> None:

@@ -241,7 +241,7 @@ def test_an_experiment_interrupted_twice_is_recorded_as_a_crash(tmp_path: Path) 
     again, recs = resume(root, env=FAST)
     assert "experiment #2 was interrupted again" in again.text()
     assert recs[2].commit == committed and recs[2].status == "crash"
-    assert recs[2].crash_kind == "interrupted" and "twice" in recs[2].reason
+    assert recs[2].crash_kind == "interrupted" and "interrupted again" in recs[2].reason
     assert len(recs) == 4
 
 
@@ -281,6 +281,27 @@ def test_a_kill_during_setup_is_finished_by_the_next_start(tmp_path: Path, hook_
     assert subjects.count(f"autoresearch: set up session {recs[0].tag}") == 1
     ignored = (root / ".gitignore").read_text().splitlines()
     assert ignored.count("results.tsv") == 1 and ignored.count(".autoresearch/") == 1
+
+
+def test_a_start_right_after_a_kill_during_setup_waits_for_the_killed_commit(
+    tmp_path: Path,
+) -> None:
+    root = safety_repo(tmp_path)
+    hook = root / ".git" / "hooks" / "pre-commit"
+    hook.write_text(HOOK.format(dir=tmp_path))
+    hook.chmod(0o755)
+    daemon = Daemon(root, "--loop", "1")
+    daemon.until((tmp_path / "hook-running").exists)
+    daemon.kill9()  # its git commit and the hook live on, in their own session
+    again = Daemon(root, "--loop", "1")  # at once, while that commit is still being made
+    time.sleep(1.0)  # (only ordering: the test passes whichever start reaches git first)
+    (tmp_path / "hook-go").write_text("0")
+    assert again.wait() == 0, again.text()
+    recs = assert_consistent(root)
+    assert [r.status for r in recs] == ["keep", "discard"]
+    subjects = git(root, "log", "--format=%s").splitlines()
+    assert subjects.count(f"autoresearch: set up session {recs[0].tag}") == 1
+    assert "Traceback" not in again.text() and "Cmd('git')" not in again.text()
 
 
 # ---- 4. the sweep's records match their commits after a kill --------------------------------
