@@ -13,7 +13,9 @@ from pathlib import Path
 from conftest import git, make_repo
 from test_disk_full import AGENT as DISK_AGENT
 from test_disk_full import disk  # noqa: F401 (the tmpfs fixture)
+from test_faults import AGENT as FAULT_AGENT
 from test_faults import Daemon, _no_stray_processes, assert_consistent, fault_repo, journal, records
+from test_resume_safety import NOTES, safety_repo
 
 from autoresearch.bootstrap import RERUN_EVENT
 from autoresearch.diskspace import free_mb
@@ -120,3 +122,50 @@ def test_a_persons_uncommitted_edit_of_the_notes_is_not_lost(tmp_path: Path) -> 
     if in_stash:
         assert "autoresearch.md" in second.text() and "stash" in second.text()
     assert os.path.exists(notes)
+
+
+# ---- a person's edit put back after an edit step never writes through a link the edit made ----
+
+# The fault agent, which can also replace a file by a symbolic link (plan "link": [path, to]).
+LINKING_AGENT = (
+    FAULT_AGENT
+    + """
+if plan.get("link"):
+    os.remove(plan["link"][0])
+    os.symlink(plan["link"][1], plan["link"][0])
+"""
+)
+
+
+def linked_notes_run(tmp_path: Path, target: Path) -> tuple[Path, Daemon]:
+    """#1 waits at a gate while the person edits NOTES.md (tracked, outside the scope); the
+    edit step of #2 replaces NOTES.md by a link to `target`."""
+    root = safety_repo(tmp_path)
+    (tmp_path / "agent.py").write_text(LINKING_AGENT)
+    gate = tmp_path / "gate"
+    plan = {"1": {"mode": "gate"}, "2": {"link": ["NOTES.md", str(target)]}}
+    daemon = Daemon(root, "--loop", "2", plan=plan, env={"SAFETY_GATE": str(gate)})
+    daemon.until(Path(f"{gate}.waiting").exists)
+    with open(root / "NOTES.md", "a") as f:
+        f.write("y\n")
+    gate.write_text("")
+    return root, daemon
+
+
+def test_putting_back_a_persons_edit_never_writes_through_a_link(tmp_path: Path) -> None:
+    decoy = tmp_path / "decoy.txt"
+    decoy.write_text("outside the repository\n")
+    root, daemon = linked_notes_run(tmp_path, decoy)
+    assert daemon.wait(120) == 0, daemon.text()
+    assert decoy.read_text() == "outside the repository\n"
+    notes = root / "NOTES.md"
+    assert not notes.is_symlink() and notes.read_text() == NOTES + "y\n", daemon.text()
+
+
+def test_a_link_to_a_fifo_made_by_the_edit_step_does_not_hang_the_loop(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    root, daemon = linked_notes_run(tmp_path, fifo)
+    assert daemon.wait(120) == 0, daemon.text()
+    notes = root / "NOTES.md"
+    assert not notes.is_symlink() and notes.read_text() == NOTES + "y\n", daemon.text()
