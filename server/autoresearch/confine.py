@@ -19,6 +19,24 @@ class ConfinementError(OSError):
     """Writing there would leave the repository; the message names the file and the fix."""
 
 
+# The loop's own folder and table. A repository may track either as a link (a clone carries it):
+# the lock, the journal, the disk reserve, the logs and the records would go where it points.
+STATE_PATHS = (".autoresearch", "results.tsv")
+
+
+def check_state_paths(root: Path) -> None:
+    """Before the loop writes anything: neither of STATE_PATHS is a link (ConfinementError)."""
+    for name in STATE_PATHS:
+        path = root / name
+        if path.is_symlink():
+            raise ConfinementError(
+                f"{name} is a symbolic link (to {os.readlink(path)}) in {root}: the loop's own"
+                " files would be written where it points, outside the repository. Nothing was"
+                f" written. Remove the link (git rm {name}, then commit, when it is tracked) and"
+                " start again."
+            )
+
+
 def link_in_path(root: Path, rel: str) -> str | None:
     """The first symbolic link among `rel` and its parent folders (repo-relative), or None."""
     parts = Path(rel).parts

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from . import config as cfg
 from . import preflight, queries, revision, runlogs
+from .confine import check_state_paths
 from .experiment import Experiment
 from .loop import GUIDANCE_FILE, Loop
 from .loop_host import Client, LoopHost, sessions_newest_first
@@ -138,6 +139,7 @@ class Workspace:
     def guidance(self, text: str) -> Ack:
         _bounded("text", text, MAX_GUIDANCE_BYTES)
         Repo(self.root).close()  # a folder that is not a repository gets no .autoresearch/
+        check_state_paths(self.root)  # nor one whose .autoresearch is a link out of it
         path = self.root / GUIDANCE_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text.strip() + "\n" if text.strip() else "", encoding="utf-8")
@@ -380,6 +382,7 @@ class Workspace:
         if self._log_file is not None:
             return
         try:
+            check_state_paths(self.root)  # no log written through a linked .autoresearch
             handler = logging.FileHandler(self.root / DAEMON_LOG, encoding="utf-8")
         except OSError:
             return

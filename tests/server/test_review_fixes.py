@@ -7,14 +7,24 @@ small tmpfs for the full disk.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+import tomli_w
 from conftest import git, make_repo
 from test_disk_full import AGENT as DISK_AGENT
 from test_disk_full import disk  # noqa: F401 (the tmpfs fixture)
 from test_faults import AGENT as FAULT_AGENT
 from test_faults import Daemon, _no_stray_processes, assert_consistent, fault_repo, journal, records
+from test_hostile_requests import (
+    TRACKED_CONFIG,
+    USER_ERROR,
+    refused,
+)
+from test_hostile_requests import Daemon as RpcDaemon
 from test_resume_safety import NOTES, safety_repo
 
 from autoresearch.bootstrap import RERUN_EVENT
@@ -169,3 +179,72 @@ def test_a_link_to_a_fifo_made_by_the_edit_step_does_not_hang_the_loop(tmp_path:
     assert daemon.wait(120) == 0, daemon.text()
     notes = root / "NOTES.md"
     assert not notes.is_symlink() and notes.read_text() == NOTES + "y\n", daemon.text()
+
+
+# ---- the loop's own folder and table are never links out of the repository -----------------
+# A cloned repository may track `.autoresearch` or `results.tsv` as a symbolic link: the
+# daemon's lock, journal, disk reserve, logs and records would be written where it points.
+
+
+@pytest.fixture
+def rpc(tmp_path: Path) -> Iterator[RpcDaemon]:
+    """The real daemon over stdio (tests/bench/jsonrpc.py)."""
+    home = tmp_path / "daemon"
+    home.mkdir()
+    client = RpcDaemon(cwd=home, log=home / "daemon.stderr")
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def linked_state_repo(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    """A repository (the sweep config) tracking `name` as a link to `outside` (not made)."""
+    outside = tmp_path / "outside"
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / "autoresearch.toml").write_text(tomli_w.dumps(TRACKED_CONFIG))
+    os.symlink(os.path.relpath(outside, root), root / name)
+    return make_repo(root), outside
+
+
+def run_once(root: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "autoresearch", "run", "--dir", str(root), "--loop", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_a_run_refuses_a_state_folder_linked_out_of_the_repository(tmp_path: Path) -> None:
+    root, outside = linked_state_repo(tmp_path, ".autoresearch")
+    outside.mkdir()
+    done = run_once(root)
+    assert done.returncode != 0, done.stdout
+    assert ".autoresearch is a symbolic link" in done.stderr and "git rm" in done.stderr, done
+    assert list(outside.iterdir()) == []
+    assert git(root, "branch", "--list", "autoresearch/*") == ""
+
+
+def test_a_run_refuses_a_results_table_linked_out_of_the_repository(tmp_path: Path) -> None:
+    root, outside = linked_state_repo(tmp_path, "results.tsv")
+    done = run_once(root)
+    assert done.returncode != 0, done.stdout
+    assert "results.tsv is a symbolic link" in done.stderr, done
+    assert not outside.exists()
+    assert git(root, "branch", "--list", "autoresearch/*") == ""
+
+
+def test_start_and_guidance_refuse_a_state_folder_linked_out_of_the_repository(
+    tmp_path: Path, rpc: RpcDaemon
+) -> None:
+    root, outside = linked_state_repo(tmp_path, ".autoresearch")
+    outside.mkdir()
+    params = {"root": str(root), "config": TRACKED_CONFIG, "loop": 1}
+    error = refused(rpc, "autoresearch/start", params)
+    assert error.code == USER_ERROR and ".autoresearch is a symbolic link" in error.message
+    error = refused(rpc, "autoresearch/guidance", {"root": str(root), "text": "try LR 0.1"})
+    assert error.code == USER_ERROR and ".autoresearch is a symbolic link" in error.message
+    assert list(outside.iterdir()) == []
