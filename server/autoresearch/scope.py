@@ -198,7 +198,11 @@ def _unstash(repo: Repo) -> str:
     try:
         repo.git.stash("apply", "-q")
     except git.GitCommandError:
-        repo.reset_hard("HEAD")
+        # Only the stash's own files can hold a half-applied state: back to HEAD. A person's
+        # other uncommitted edits stay (a hard reset took them too); the stash keeps the edit.
+        repo.git.reset("-q")
+        names = repo.git.diff("--name-only", "-z", "stash@{0}^1", "stash@{0}").split("\0")
+        _restore(repo, [p for p in names if p])
         return "the edit stashed its changes and they do not apply back: left in `git stash`"
     repo.git.reset("-q")
     repo.git.stash("drop", "-q")

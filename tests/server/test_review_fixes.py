@@ -143,6 +143,10 @@ LINKING_AGENT = (
 if plan.get("link"):
     os.remove(plan["link"][0])
     os.symlink(plan["link"][1], plan["link"][0])
+if plan.get("stash_then_edit"):  # its stash cannot apply back over its own later edit
+    import subprocess
+    subprocess.run(["git", "stash", "push", "-q", "--", "train.py"], check=True)
+    path.write_text(text + "# edited again\\n")
 """
 )
 
@@ -150,10 +154,16 @@ if plan.get("link"):
 def linked_notes_run(tmp_path: Path, target: Path) -> tuple[Path, Daemon]:
     """#1 waits at a gate while the person edits NOTES.md (tracked, outside the scope); the
     edit step of #2 replaces NOTES.md by a link to `target`."""
+    return notes_edited_run(tmp_path, {"link": ["NOTES.md", str(target)]})
+
+
+def notes_edited_run(tmp_path: Path, second: dict[str, object]) -> tuple[Path, Daemon]:
+    """#1 waits at a gate while the person edits NOTES.md (tracked, outside the scope); the
+    edit step of #2 follows the plan `second`."""
     root = safety_repo(tmp_path)
     (tmp_path / "agent.py").write_text(LINKING_AGENT)
     gate = tmp_path / "gate"
-    plan = {"1": {"mode": "gate"}, "2": {"link": ["NOTES.md", str(target)]}}
+    plan = {"1": {"mode": "gate"}, "2": second}
     daemon = Daemon(root, "--loop", "2", plan=plan, env={"SAFETY_GATE": str(gate)})
     daemon.until(Path(f"{gate}.waiting").exists)
     with open(root / "NOTES.md", "a") as f:
@@ -248,3 +258,12 @@ def test_start_and_guidance_refuse_a_state_folder_linked_out_of_the_repository(
     error = refused(rpc, "autoresearch/guidance", {"root": str(root), "text": "try LR 0.1"})
     assert error.code == USER_ERROR and ".autoresearch is a symbolic link" in error.message
     assert list(outside.iterdir()) == []
+
+
+def test_a_stash_of_the_edit_that_does_not_apply_back_keeps_a_persons_edit(
+    tmp_path: Path,
+) -> None:
+    root, daemon = notes_edited_run(tmp_path, {"stash_then_edit": True})
+    assert daemon.wait(120) == 0, daemon.text()
+    assert "do not apply back: left in `git stash`" in daemon.text(), daemon.text()
+    assert (root / "NOTES.md").read_text() == NOTES + "y\n", daemon.text()
