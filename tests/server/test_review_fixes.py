@@ -18,14 +18,22 @@ from conftest import git, make_repo
 from test_disk_full import AGENT as DISK_AGENT
 from test_disk_full import disk  # noqa: F401 (the tmpfs fixture)
 from test_faults import AGENT as FAULT_AGENT
-from test_faults import Daemon, _no_stray_processes, assert_consistent, fault_repo, journal, records
+from test_faults import (
+    Daemon,
+    _no_stray_processes,
+    assert_consistent,
+    fault_repo,
+    journal,
+    records,
+    resume,
+)
 from test_hostile_requests import (
     TRACKED_CONFIG,
     USER_ERROR,
     refused,
 )
 from test_hostile_requests import Daemon as RpcDaemon
-from test_resume_safety import NOTES, safety_repo
+from test_resume_safety import FAST, NOTES, kill_run, run_log_says, safety_repo
 
 from autoresearch.bootstrap import RERUN_EVENT
 from autoresearch.diskspace import free_mb
@@ -267,3 +275,27 @@ def test_a_stash_of_the_edit_that_does_not_apply_back_keeps_a_persons_edit(
     assert daemon.wait(120) == 0, daemon.text()
     assert "do not apply back: left in `git stash`" in daemon.text(), daemon.text()
     assert (root / "NOTES.md").read_text() == NOTES + "y\n", daemon.text()
+
+
+# ---- a ref with no record runs again after a loop's end refreshed the notes too --------------
+
+
+def test_resume_without_the_journal_reruns_an_attempt_made_on_the_notes_commit(
+    tmp_path: Path,
+) -> None:
+    root = safety_repo(tmp_path)
+    first = Daemon(root, "--loop", "1", env=FAST)  # its end commits the refreshed notes
+    assert first.wait() == 0, first.text()
+    notes_tip = git(root, "rev-parse", "HEAD")
+    assert git(root, "log", "-1", "--format=%s") == "autoresearch: refresh notes"
+    second = Daemon(root, plan={"2": {"mode": "slow"}})
+    second.until(run_log_says(root, 2, "training"))
+    undecided = git(root, "rev-parse", "HEAD")
+    assert git(root, "rev-parse", f"{undecided}^") == notes_tip
+    second.kill9()
+    kill_run(root)
+    (root / ".autoresearch" / "state.json").unlink()
+    again, recs = resume(root, env=FAST)
+    assert "experiment #2 (" in again.text() and "it runs again" in again.text(), again.text()
+    assert recs[2].commit == undecided and recs[2].crash_kind != "interrupted", recs[2]
+    assert recs[2].parent == notes_tip
