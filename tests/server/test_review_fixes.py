@@ -299,3 +299,18 @@ def test_resume_without_the_journal_reruns_an_attempt_made_on_the_notes_commit(
     assert "experiment #2 (" in again.text() and "it runs again" in again.text(), again.text()
     assert recs[2].commit == undecided and recs[2].crash_kind != "interrupted", recs[2]
     assert recs[2].parent == notes_tip
+
+
+# ---- a start refused by the agent's own check writes nothing either --------------------------
+
+
+def test_a_start_refused_for_a_missing_agent_leaves_no_state_folder(
+    tmp_path: Path, rpc: RpcDaemon
+) -> None:
+    root = make_repo(tmp_path / "repo", {"train.py": "LR = 0.5\nprint('score: 1')\n"})
+    config = {k: v for k, v in TRACKED_CONFIG.items() if k != "constraints"}
+    config["agent"] = {"kind": "command", "command": "no-such-agent-xyz {number}"}
+    error = refused(rpc, "autoresearch/start", {"root": str(root), "config": config, "loop": 1})
+    assert error.code == USER_ERROR and "no-such-agent-xyz" in error.message
+    assert not (root / ".autoresearch").exists()
+    assert git(root, "status", "--porcelain", "--untracked-files=all") == ""
