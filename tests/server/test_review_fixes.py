@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 import tomli_w
 from conftest import git, make_repo
-from test_disk_full import AGENT as DISK_AGENT
-from test_disk_full import disk  # noqa: F401 (the tmpfs fixture)
+from test_disk_full import disk, disk_repo  # noqa: F401 (disk: the tmpfs fixture)
 from test_faults import AGENT as FAULT_AGENT
 from test_faults import (
     Daemon,
@@ -34,6 +33,7 @@ from test_hostile_requests import (
 )
 from test_hostile_requests import Daemon as RpcDaemon
 from test_resume_safety import FAST, NOTES, kill_run, run_log_says, safety_repo
+from test_resume_safety import TRAIN as SAFETY_TRAIN
 
 from autoresearch.bootstrap import RERUN_EVENT
 from autoresearch.diskspace import free_mb
@@ -42,47 +42,14 @@ __all__ = ["_no_stray_processes"]  # the fault suite's fixture: kills what a fai
 
 # ---- the re-run of an interrupted experiment checks the free space first ----------------------
 
-# "gate": waits for the file named by REVIEW_GATE (set only for the first daemon), so the test
-# can kill the daemon while the run is in flight.
-GATED_TRAIN = """\
-import os, time
-LR = 0.5
-MODE = "normal"
-
-print("training...", flush=True)
-gate = os.environ.get("REVIEW_GATE", "")
-if MODE == "gate" and gate:
-    open(gate + ".waiting", "w").close()
-    while not os.path.exists(gate):
-        time.sleep(0.05)
-print(f"score: {abs(LR - 0.3):.6f}", flush=True)
-"""
-
 
 def gated_disk_repo(disk: Path, min_free_mb: float) -> Path:  # noqa: F811
-    agent = disk.parent / "agent.py"
-    agent.write_text(DISK_AGENT)
-    config = f"""\
-[metric]
-name = "score"
-direction = "lower"
-pattern = '^score:\\s*(\\S+)'
-
-[run]
-command = "{sys.executable} train.py"
-timeout = 60
-min_free_mb = {min_free_mb}
-
-[scope]
-files = ["train.py"]
-
-[agent]
-kind = "command"
-command = "{sys.executable} {agent} {{number}}"
-timeout = 120
-"""
-    files = {"train.py": GATED_TRAIN, "autoresearch.toml": config, ".gitignore": "filler\n"}
-    return make_repo(disk, files)
+    """The disk suite's repository, with the safety suite's script: its "gate" mode waits for
+    the file SAFETY_GATE names, so the test can kill the daemon while the run is in flight."""
+    root = disk_repo(disk, min_free_mb=min_free_mb)
+    (root / "train.py").write_text(SAFETY_TRAIN)
+    git(root, "commit", "-qam", "a gated script")
+    return root
 
 
 def test_the_rerun_of_an_interrupted_experiment_checks_the_free_space_first(
@@ -90,12 +57,13 @@ def test_the_rerun_of_an_interrupted_experiment_checks_the_free_space_first(
 ) -> None:
     root = gated_disk_repo(disk, min_free_mb=10)
     gate = disk.parent / "gate"
-    first = Daemon(root, plan={"1": {"mode": "gate"}}, env={"REVIEW_GATE": str(gate)})
+    first = Daemon(root, plan={"1": {"mode": "gate"}}, env={"SAFETY_GATE": str(gate)})
     first.until(lambda: Path(str(gate) + ".waiting").exists())
     first.kill9()
     # (the run lives on, gated; the next daemon's recovery ends it)
     # The disk fills meanwhile: 6 MB left, under run.min_free_mb (10 MB).
-    filler = root / "filler"
+    filler = root / "checkpoints" / "filler"  # ignored
+    filler.parent.mkdir()
     with open(filler, "wb") as f:
         f.write(b"\0" * int((free_mb(root) - 6) * 2**20))
     second = Daemon(root, "--loop", "1")
