@@ -10,6 +10,7 @@ commits: the loop's own.
 
 from __future__ import annotations
 
+from .confine import put_back, read_own
 from .repo import Change, Repo, parse_status
 from .scope import LOOP_FILES, matches
 
@@ -57,7 +58,11 @@ def name_commits(commits: list[tuple[str, str]]) -> str:
 
 def tracked_changes(repo: Repo) -> list[Change]:
     """Uncommitted changes of tracked files, the loop's own files (records, run.log) left out."""
-    out = repo.git.status("--porcelain=v1", "-z", "--untracked-files=no")  # no untracked scan
+    # No untracked scan, and no index refresh: status then writes nothing, so it still answers
+    # on a full disk (before the decision is written with the disk reserve's room).
+    out = repo.git.status(
+        "--porcelain=v1", "-z", "--untracked-files=no", env={"GIT_OPTIONAL_LOCKS": "0"}
+    )
     return [c for c in parse_status(out) if not matches(c.path, list(LOOP_FILES))]
 
 
@@ -101,7 +106,7 @@ def snapshot(repo: Repo) -> dict[str, bytes | None]:
     edit step changes on top can be told from what was there before it."""
     out: dict[str, bytes | None] = {}
     for path in paths_of(tracked_changes(repo)):
-        out[path] = read(repo, path)
+        out[path] = read_own(repo.root, path)
     return out
 
 
@@ -111,10 +116,10 @@ def discard_edit(repo: Repo, parent: str, before: dict[str, bytes | None]) -> No
     repo.git.reset("-q")
     restore: list[str] = []
     for path in paths_of(tracked_changes(repo)):
-        if path in before and read(repo, path) == before[path]:
+        if path in before and read_own(repo.root, path) == before[path]:
             continue
         if path in before:
-            _write(repo, path, before[path])
+            put_back(repo.root, path, before[path])  # never through a link the edit made
         else:
             restore.append(path)
     if not restore:
@@ -124,19 +129,3 @@ def discard_edit(repo: Repo, parent: str, before: dict[str, bytes | None]) -> No
     for rel in restore:
         if rel not in present:
             (repo.root / rel).unlink(missing_ok=True)
-
-
-def read(repo: Repo, path: str) -> bytes | None:
-    try:
-        return (repo.root / path).read_bytes()
-    except OSError:
-        return None
-
-
-def _write(repo: Repo, path: str, data: bytes | None) -> None:
-    target = repo.root / path
-    if data is None:
-        target.unlink(missing_ok=True)
-    else:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)

@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+from .confine import ConfinementError, check_state_paths
+
 LOCK_FILE = ".autoresearch/loop.lock"
 ACQUIRE_TRIES = 6
 
@@ -26,6 +28,10 @@ class RepoLock:
         self._fd: int | None = None
 
     def acquire(self, owner: str = "") -> None:
+        try:  # the first write into .autoresearch/, for the CLI and the daemon alike
+            check_state_paths(self.path.parent.parent)
+        except ConfinementError as exc:
+            raise LockError(str(exc)) from None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:

@@ -521,6 +521,11 @@ class Loop:
         text = notes.render(self.config, self.tag, self.history)
         if path.exists() and path.read_text(encoding="utf-8") == text:
             return
+        if notes.NOTES_FILE in guarded_reset.paths_of(guarded_reset.tracked_changes(self.repo)):
+            # Uncommitted changes of the notes (preflight lets them through as the loop's) may
+            # be a person's: set aside, never overwritten.
+            what = f"your uncommitted edit of {notes.NOTES_FILE}"
+            self._say(guarded_reset.stash(self.repo, [notes.NOTES_FILE], what))
         path.write_text(text, encoding="utf-8")
         try:
             self._head = self.repo.commit("autoresearch: refresh notes", [notes.NOTES_FILE])
@@ -532,6 +537,7 @@ class Loop:
         """Experiment #n was interrupted by a stopped daemon: its commit runs once more, as it
         was (no edit step, no retries). Interrupted again, recovery records it as a crash."""
         n, sha, parent = pending.number, pending.commit, pending.parent
+        self._check_disk()  # a re-run is an experiment too; stopped here, it stays pending
         self._say(f"#{n}: interrupted before its decision: running its commit {sha[:7]} again")
         self._locks(locked=True)
         self._head = sha

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from . import config as cfg
 from .config import Config
-from .confine import why_not
+from .confine import check_state_paths, why_not
 from .repo import Repo, RepoError
 from .scope import LOOP_FILES, matches
 
@@ -73,6 +73,7 @@ def check_start(root: Path, config: Config | None) -> None:
     the lock, .autoresearch/): a refused start must leave the folder as it was."""
     repo = Repo(root)  # RepoError: not a repository, nothing written there
     try:
+        check_state_paths(root)
         check_has_commits(repo)
         tracked = repo.ls_files()
     finally:

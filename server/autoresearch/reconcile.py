@@ -51,7 +51,7 @@ def fill_from_refs(
             tag=tag,
             parent=parent,
         )
-        if n == top and rerun is None and sha and keeps and parent == keeps[-1]:
+        if n == top and rerun is None and sha and keeps and _on_keep(repo, keeps[-1], parent):
             rerun = msgspec.structs.replace(base, events=[LOST_EVENT])
             done.append(f"experiment #{n} ({sha[:7]}) has a ref but no record: it runs again")
             continue
@@ -64,6 +64,16 @@ def fill_from_refs(
         history.append(exp)
         done.append(f"experiment #{n} had a ref ({REF_PREFIX}{tag}/{n}) but no record: a crash")
     return rerun, done
+
+
+def _on_keep(repo: Repo, keep: str, parent: str) -> bool:
+    """`parent` is the last keep, or the loop's bookkeeping commits above it (the notes a
+    loop's end refreshes, a changed config): an attempt made there can run again."""
+    if parent == keep:
+        return True
+    if not parent or not repo.is_ancestor(keep, parent):
+        return False
+    return all(s.startswith(BOOKKEEPING_SUBJECT) for _, s in repo.commits_between(keep, parent))
 
 
 def put_head(

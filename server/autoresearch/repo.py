@@ -340,14 +340,11 @@ class Repo:
                 ) from None
             return None
 
-    def reset_hard(self, sha: str) -> None:
-        """Revert to `sha`, keeping the editor's own files (the extension's read-only locks
-        live in .vscode/settings.json, which a repository may track)."""
-        self._reset(sha, "--hard")
-
     def reset_keep(self, sha: str) -> None:
         """Move HEAD to `sha`, updating only the files that differ between HEAD and `sha`;
-        other uncommitted changes stay (git refuses when one of those files has some)."""
+        other uncommitted changes stay (git refuses when one of those files has some). The
+        editor's own files are kept (the extension's read-only locks live in
+        .vscode/settings.json, which a repository may track)."""
         self._reset(sha, "--keep")
 
     def _reset(self, sha: str, mode: str) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import git
 import msgspec
 
-from .confine import link_in_path
+from .confine import link_in_path, put_back, read_own
 from .repo import EDITOR_FILES, Repo
 
 # Files the loop itself writes; never the edit step's business, never reverted by it.
@@ -152,10 +152,12 @@ def enforce(
         if change.untracked and path in untracked_before:
             continue  # the user's own untracked file, there before the edit
         if path in dirt and not matches(path, scope):
-            if _content(repo.root / path) != dirt[path]:  # the edit changed it further
+            if read_own(repo.root, path) != dirt[path]:  # the edit changed it further
                 reverted.append(path)
-                events.append(f"{path} is outside the scope: put back as you had left it")
-                _put(repo.root / path, dirt[path])
+                if put_back(repo.root, path, dirt[path]):
+                    events.append(f"{path} is outside the scope: put back as you had left it")
+                else:
+                    events.append(f"{path} lies under a link the edit made: not put back")
             continue  # the user's own uncommitted edit, there before the edit
         if matches(path, off_limits) or (change.old_path and matches(change.old_path, off_limits)):
             off.append(path)
@@ -196,7 +198,11 @@ def _unstash(repo: Repo) -> str:
     try:
         repo.git.stash("apply", "-q")
     except git.GitCommandError:
-        repo.reset_hard("HEAD")
+        # Only the stash's own files can hold a half-applied state: back to HEAD. A person's
+        # other uncommitted edits stay (a hard reset took them too); the stash keeps the edit.
+        repo.git.reset("-q")
+        names = repo.git.diff("--name-only", "-z", "stash@{0}^1", "stash@{0}").split("\0")
+        _restore(repo, [p for p in names if p])
         return "the edit stashed its changes and they do not apply back: left in `git stash`"
     repo.git.reset("-q")
     repo.git.stash("drop", "-q")
@@ -273,20 +279,6 @@ def checksums(root: Path, paths: list[str]) -> dict[str, str]:
                     digest.update(chunk)
             sums[rel] = digest.hexdigest()
     return sums
-
-
-def _content(path: Path) -> bytes | None:
-    try:
-        return path.read_bytes()
-    except OSError:
-        return None
-
-
-def _put(path: Path, data: bytes | None) -> None:
-    if data is None:
-        path.unlink(missing_ok=True)
-    else:
-        path.write_bytes(data)
 
 
 def _size(path: Path) -> int:

@@ -8,6 +8,7 @@ the server's thread-safe `Client` methods.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -16,7 +17,9 @@ from pathlib import Path
 
 from . import config as cfg
 from . import preflight, queries, revision, runlogs
+from .confine import check_state_paths
 from .experiment import Experiment
+from .lock import LOCK_FILE
 from .loop import GUIDANCE_FILE, Loop
 from .loop_host import Client, LoopHost, sessions_newest_first
 from .measure import RUN_LOG, log_path
@@ -95,6 +98,7 @@ class Workspace:
             # A refused start writes nothing: no autoresearch.toml, no .autoresearch/.
             preflight.check_start(self.root, config)
             host = LoopHost(self.root, self._client, self.records, self.log, self.observer.resume)
+            fresh = not (self.root / ".autoresearch").exists()
             (self.root / ".autoresearch").mkdir(exist_ok=True)  # the lock file goes there too
             self._attach_log()
             self.observer.pause()
@@ -102,6 +106,8 @@ class Workspace:
                 host.start(config, limit, tag)
             except BaseException:
                 self.observer.resume()
+                if fresh:  # refused by the loop's own checks (the agent): still nothing written
+                    self._remove_state_dir()
                 raise
             self._host, self._locked_for_other = host, None
             self.records.invalidate()
@@ -138,6 +144,7 @@ class Workspace:
     def guidance(self, text: str) -> Ack:
         _bounded("text", text, MAX_GUIDANCE_BYTES)
         Repo(self.root).close()  # a folder that is not a repository gets no .autoresearch/
+        check_state_paths(self.root)  # nor one whose .autoresearch is a link out of it
         path = self.root / GUIDANCE_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text.strip() + "\n" if text.strip() else "", encoding="utf-8")
@@ -376,10 +383,23 @@ class Workspace:
         config = self._config()
         return config.metric.name if config else None
 
+    def _remove_state_dir(self) -> None:
+        """Take back the .autoresearch/ a refused start made (its log and lock, nothing else)."""
+        if self._log_file is not None:
+            self.log.removeHandler(self._log_file)
+            self._log_file.close()
+            self._log_file = None
+        state = self.root / ".autoresearch"
+        for name in (Path(DAEMON_LOG).name, Path(LOCK_FILE).name):
+            (state / name).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # anything else there is not ours to remove
+            state.rmdir()
+
     def _attach_log(self) -> None:
         if self._log_file is not None:
             return
         try:
+            check_state_paths(self.root)  # no log written through a linked .autoresearch
             handler = logging.FileHandler(self.root / DAEMON_LOG, encoding="utf-8")
         except OSError:
             return
