@@ -58,11 +58,9 @@ def name_commits(commits: list[tuple[str, str]]) -> str:
 
 def tracked_changes(repo: Repo) -> list[Change]:
     """Uncommitted changes of tracked files, the loop's own files (records, run.log) left out."""
-    # No untracked scan, and no index refresh: status then writes nothing, so it still answers
-    # on a full disk (before the decision is written with the disk reserve's room).
-    out = repo.git.status(
-        "--porcelain=v1", "-z", "--untracked-files=no", env={"GIT_OPTIONAL_LOCKS": "0"}
-    )
+    # No untracked scan, and no index refresh (Repo sets GIT_OPTIONAL_LOCKS=0): status writes
+    # nothing, so it still answers on a full disk, before the decision is written.
+    out = repo.git.status("--porcelain=v1", "-z", "--untracked-files=no")
     return [c for c in parse_status(out) if not matches(c.path, list(LOOP_FILES))]
 
 
