@@ -13,7 +13,7 @@ from pathlib import Path
 import msgspec
 import psutil
 
-from . import guarded_reset, notes, preflight, reconcile, results_tsv
+from . import diskspace, guarded_reset, notes, preflight, reconcile, results_tsv
 from .config import CONFIG_FILE, Config
 from .experiment import Experiment
 from .journal import Entry, Journal
@@ -65,6 +65,8 @@ def start(repo: Repo, config: Config, ledger: Ledger, journal: Journal, tag: str
 def create(repo: Repo, config: Config, ledger: Ledger, journal: Journal, tag: str) -> Session:
     preflight.check_repo(repo)
     preflight.check_config(repo.root, config, repo.ls_files())
+    # Before the session's branch and commit (only a check: nothing is written yet).
+    diskspace.check(repo.root, config.run.min_free_mb, reserve=False)
     branch = BRANCH_PREFIX + tag
     if repo.branch_exists(branch):
         raise preflight.PreflightError(

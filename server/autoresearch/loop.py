@@ -143,8 +143,6 @@ class Loop:
         """Set up or resume, then iterate until stopped or `limit` iterations are done."""
         try:
             self._phase("setup", message="preflight")
-            # Before the session's branch and commit too (only a check: nothing written yet).
-            diskspace.check(self.root, self.config.run.min_free_mb, reserve=False)
             session = bootstrap.start(
                 self.repo, self.config, self.ledger, self.journal, self.requested_tag
             )

@@ -69,7 +69,7 @@ def test_the_rerun_of_an_interrupted_experiment_checks_the_free_space_first(
     second = Daemon(root, "--loop", "1")
     assert second.wait(120) == 1, second.text()
     out = second.text()
-    assert "Stopped: the disk is full" in out and "run.min_free_mb (10 MB)" in out, out
+    assert "Stopped: the disk is nearly full" in out and "run.min_free_mb (10 MB)" in out, out
     # Nothing ran: #1 is still pending in the journal, unrecorded.
     assert [r.number for r in records(root)] == [0], out
     assert journal(root)["step"] == "committed" and journal(root)["number"] == 1
