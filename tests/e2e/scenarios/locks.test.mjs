@@ -85,8 +85,12 @@ test('locks: in-scope files read-only with a lock badge while the loop runs, set
       return decoration.badge && decoration.tooltip.includes('Locked by Autoresearch: the autoresearch loop is running') &&
         decoration.tooltip.includes('Read-only');
     }, { message: () => `the lock badge on train.py (shown: ${JSON.stringify(decoration)})` });
-    const shield = await explorerDecoration(page, 'evaluate.py');
-    assert.equal(shield.text, '🛡', 'the off-limits badge on evaluate.py');
+    // The explorer draws each file's decoration when it gets to it: wait for this one too.
+    let shield;
+    await waitFor(async () => {
+      shield = await explorerDecoration(page, 'evaluate.py');
+      return shield.text === '🛡';
+    }, { message: () => `the off-limits badge on evaluate.py (shown: ${JSON.stringify(shield)})` });
     assert.match(shield.tooltip, /Off-limits: the experiment loop never edits this file/);
     const onDisk = JSON.parse(fs.readFileSync(settingsFile, 'utf8').replace(/^\s*\/\/.*$/gm, ''));
     assert.equal(onDisk['files.readonlyInclude']['train.py'], true);
