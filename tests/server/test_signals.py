@@ -18,7 +18,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,23 +26,12 @@ from escapees import Escapees
 from lsp_fixtures import TRAIN as SERVE_TRAIN
 from lsp_fixtures import Client, config, daemon
 from lsp_fixtures import make_repo as serve_repo
-from test_faults import STARTED, Daemon, assert_consistent, fault_repo, records
+from test_faults import Daemon, _no_stray_processes, assert_consistent, fault_repo, records
 
 from autoresearch import results_tsv
 from autoresearch.protocol import Method
 
-
-@pytest.fixture(autouse=True)
-def _no_stray_daemons() -> Iterator[None]:
-    yield
-    while STARTED:
-        daemon = STARTED.pop()
-        if daemon.proc.poll() is None:
-            daemon.proc.kill()
-            daemon.proc.wait()
-        for proc in daemon.leftovers():
-            with contextlib.suppress(Exception):
-                proc.kill()
+__all__ = ["_no_stray_processes"]  # the fault suite's fixture: kills what a failed test left
 
 
 def running(root: Path, number: int) -> bool:
