@@ -7,7 +7,7 @@ import { RevisionFileSystem, REV_SCHEME } from "./diffs";
 import { StateDump, startDump, toDumpRow } from "./e2eState";
 import { phaseLabel, phaseMessage } from "./format";
 import { StatusBar } from "./gpuStatus";
-import { Locks } from "./locks";
+import { Locks } from "./locks/locks";
 import { ACTIVE_PHASES, Method, type LoopState } from "./protocol";
 import { onInterpreterChange, usablePython, type Stage } from "./python";
 import { ResultsTree } from "./resultsTree";
