@@ -43,7 +43,7 @@ const targets = tests
       },
       {
         ...common,
-        entryPoints: { chart: "extension/webview/chartView.ts" },
+        entryPoints: { chart: "extension/chart/webview/chartView.ts" },
         outdir: "dist",
         platform: "browser",
         format: "iife",

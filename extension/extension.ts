@@ -1,19 +1,19 @@
 // activate(): wiring only. The daemon's notifications feed the model, the views and the locks.
 import * as vscode from "vscode";
-import { ChartPanel } from "./chart";
+import { ChartPanel } from "./chart/chart";
 import { registerCommands, type Notify } from "./commands";
-import { Daemon } from "./daemon";
-import { RevisionFileSystem, REV_SCHEME } from "./diffs";
+import { Daemon } from "./daemon/daemon";
+import { RevisionFileSystem, REV_SCHEME } from "./diffs/diffs";
 import { StateDump, startDump, toDumpRow } from "./e2eState";
 import { phaseLabel, phaseMessage } from "./format";
-import { StatusBar } from "./gpuStatus";
+import { StatusBar } from "./statusBar/statusBar";
 import { Locks } from "./locks/locks";
 import { ACTIVE_PHASES, Method, type LoopState } from "./protocol";
-import { onInterpreterChange, usablePython, type Stage } from "./python";
-import { ResultsTree } from "./resultsTree";
-import { LOG_SCHEME, RunLog } from "./runLog";
+import { onInterpreterChange, usablePython, type Stage } from "./daemon/python";
+import { ResultsTree } from "./tree/resultsTree";
+import { LOG_SCHEME, RunLog } from "./diffs/runLog";
 import { pickFolder, Session } from "./session";
-import { ResultsModel } from "./treeModel";
+import { ResultsModel } from "./tree/treeModel";
 
 // Settings the daemon is started with; others (restartOnCrash, statusBar, ...) need no restart.
 const RESTART_SETTINGS = ["autoresearch.python", "autoresearch.daemon.args", "autoresearch.daemon.env"];

@@ -3,7 +3,7 @@
 import { existsSync, realpathSync } from "node:fs";
 import * as vscode from "vscode";
 import { contextKeys, type ContextKeys } from "./contextKeys";
-import type { Daemon } from "./daemon";
+import type { Daemon } from "./daemon/daemon";
 import { Method, type LoopState } from "./protocol";
 
 export class Session implements vscode.Disposable {

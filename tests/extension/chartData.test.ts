@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { ChartSeries, toPoint, type ChartPoint } from "../../extension/chartData";
+import { ChartSeries, toPoint, type ChartPoint } from "../../extension/chart/chartData";
 
 const p = (number: number, status: ChartPoint["status"], metric: number | null): ChartPoint => ({
   number,

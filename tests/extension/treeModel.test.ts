@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { Experiment, ExperimentsPage, LoopState } from "../../extension/protocol";
-import { GROUP, HEAD, ResultsModel, type Node } from "../../extension/treeModel";
+import { GROUP, HEAD, ResultsModel, type Node } from "../../extension/tree/treeModel";
 
 function ledger(n: number, tag = "nov25"): Experiment[] {
   return Array.from({ length: n }, (_, i) => ({

@@ -3,9 +3,9 @@
 // by polling.
 import * as path from "node:path";
 import * as vscode from "vscode";
-import { runningRow, type Row } from "./format";
-import { Method, type ChangesResult, type DaemonApi, type FileChange } from "./protocol";
-import type { Session } from "./session";
+import { runningRow, type Row } from "../format";
+import { Method, type ChangesResult, type DaemonApi, type FileChange } from "../protocol";
+import type { Session } from "../session";
 import type { Node, ResultsModel } from "./treeModel";
 
 const REFRESH_MS = 100;

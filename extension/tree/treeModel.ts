@@ -2,7 +2,7 @@
 // notifications. Pure (no vscode import): resultsTree.ts renders it, tests drive it with a fake
 // fetch. Never holds a TreeItem per experiment: a session shows its newest HEAD experiments, and
 // older ones in groups of GROUP that load when expanded, so 10,000 experiments stay smooth.
-import { countsText, experimentRow, formatMetric, isBetter, oneLine, runningRow, type Reference, type Row } from "./format";
+import { countsText, experimentRow, formatMetric, isBetter, oneLine, runningRow, type Reference, type Row } from "../format";
 import type {
   Counts,
   Experiment,
@@ -11,8 +11,8 @@ import type {
   FileChange,
   LoopState,
   SessionSummary,
-} from "./protocol";
-import { ACTIVE_PHASES } from "./protocol";
+} from "../protocol";
+import { ACTIVE_PHASES } from "../protocol";
 
 export const HEAD = 200;
 export const GROUP = 500;

@@ -2,8 +2,8 @@
 // background when memory is nearly full; "No GPU" when there is none), and the loop's phase and
 // iteration. Clicking the GPU item lists each GPU's details.
 import * as vscode from "vscode";
-import { formatMib, gpuLine, gpuMessage, gpuStatusText, gpuWithoutDaemonText, loopStatusText, MEMORY_WARNING } from "./format";
-import type { GpuStatus, LoopState } from "./protocol";
+import { formatMib, gpuLine, gpuMessage, gpuStatusText, gpuWithoutDaemonText, loopStatusText, MEMORY_WARNING } from "../format";
+import type { GpuStatus, LoopState } from "../protocol";
 
 export class StatusBar implements vscode.Disposable {
   private readonly gpuItem = vscode.window.createStatusBarItem("autoresearch.gpu", vscode.StatusBarAlignment.Left, 50);

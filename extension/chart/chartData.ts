@@ -1,6 +1,6 @@
 // The chart's data, pure and shared by the extension host (chart.ts) and the webview script:
 // one point per experiment, in uPlot's column layout, with the running best of the kept ones.
-import type { Counts, Experiment, Status } from "./protocol";
+import type { Counts, Experiment, Status } from "../protocol";
 
 export interface ChartPoint {
   number: number;

@@ -4,8 +4,8 @@
 import { randomBytes } from "node:crypto";
 import * as vscode from "vscode";
 import { ChartSeries, toPoint, type ChartSummary, type FromWebview, type ToWebview } from "./chartData";
-import type { Experiment } from "./protocol";
-import type { ResultsModel } from "./treeModel";
+import type { Experiment } from "../protocol";
+import type { ResultsModel } from "../tree/treeModel";
 
 export class ChartPanel implements vscode.Disposable {
   private panel: vscode.WebviewPanel | undefined;
