@@ -23,7 +23,9 @@ import {
   type AgentChoice,
 } from "./wizard";
 
-export type Notify = (severity: "info" | "warning" | "error", text: string) => void;
+import type { Notify } from "./notify";
+
+export type { Notify };
 
 export interface CommandDeps {
   daemon: Daemon;
@@ -150,10 +152,7 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
       model.reset();
       await daemon.restart();
     },
-    "autoresearch.refresh": async () => {
-      model.reset();
-      await session.refresh();
-    },
+    "autoresearch.refresh": () => session.reset(),
     "autoresearch.addGuidance": async () => {
       const text = await vscode.window.showInputBox({
         title: "Autoresearch: Steer the Agent",

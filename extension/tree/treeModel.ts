@@ -1,8 +1,10 @@
 // The results tree's model: sessions, their experiments fetched page by page, live updates from
-// notifications. Pure (no vscode import): resultsTree.ts renders it, tests drive it with a fake
-// fetch. Never holds a TreeItem per experiment: a session shows its newest HEAD experiments, and
+// notifications. Pure (no vscode import): resultsTree.ts renders it and the chart follows its
+// events; tests drive it with a fake fetch. It reads the loop's state where the session holds it
+// (never a copy), and shows the daemon's counts and best (never its own). Never holds a TreeItem per experiment: a session shows its newest HEAD experiments, and
 // older ones in groups of GROUP that load when expanded, so 10,000 experiments stay smooth.
-import { countsText, experimentRow, formatMetric, isBetter, oneLine, runningRow, type Reference, type Row } from "../format";
+import { countsText } from "../counts";
+import { experimentRow, formatMetric, oneLine, runningRow, type Reference, type Row } from "../format";
 import type {
   Counts,
   Experiment,
@@ -60,28 +62,46 @@ class Session {
   }
 }
 
+/** Where the loop's state is held (the session, once): the model reads it, never copies it. */
+export interface LoopSource {
+  readonly state: LoopState | undefined;
+}
+
+type Listener<T> = (value: T) => void;
+
 export class ResultsModel {
   private sessions = new Map<string, Session>();
   private order: string[] = [];
-  state: LoopState | undefined;
-  private readonly listeners: ((tag: string | undefined) => void)[] = [];
+  private readonly listeners: Listener<string | undefined>[] = [];
+  private readonly recordListeners: Listener<{ tag: string; experiment: Experiment }>[] = [];
 
-  constructor(private readonly fetchPage: FetchPage) {}
+  constructor(
+    private readonly fetchPage: FetchPage,
+    private readonly loop: LoopSource,
+  ) {}
+
+  get state(): LoopState | undefined {
+    return this.loop.state;
+  }
 
   /** Called with a session tag whose children changed, or undefined when the roots changed. */
-  onChange(listener: (tag: string | undefined) => void): void {
-    this.listeners.push(listener);
+  onChange(listener: Listener<string | undefined>): { dispose(): void } {
+    return subscribe(this.listeners, listener);
+  }
+
+  /** Called with each experiment recorded, after the model took it (the chart appends it). */
+  onRecord(listener: Listener<{ tag: string; experiment: Experiment }>): { dispose(): void } {
+    return subscribe(this.recordListeners, listener);
   }
 
   private emit(tag: string | undefined): void {
-    for (const listener of this.listeners) listener(tag);
+    for (const listener of [...this.listeners]) listener(tag);
   }
 
   /** Forget everything (daemon restarted, root changed): the next reads fetch anew. */
   reset(): void {
     this.sessions.clear();
     this.order = [];
-    this.state = undefined;
     this.emit(undefined);
   }
 
@@ -103,11 +123,19 @@ export class ResultsModel {
     return session;
   }
 
-  setState(state: LoopState): void {
+  /**
+   * The loop's state changed: `this.state` is the new one, `previous` the one before (for what to
+   * refresh). Without a state (the daemon went away) the sessions stay as they were.
+   */
+  stateChanged(previous: LoopState | undefined): void {
+    const state = this.state;
+    if (!state) {
+      this.emit(undefined);
+      return;
+    }
     const before = this.order.join("\n");
-    const runningBefore = this.runningNumber();
-    const shownBefore = this.state ? `${this.state.phase}|${this.state.message}|${this.state.elapsed_s}` : "";
-    this.state = state;
+    const runningBefore = this.runningNumber(previous);
+    const shownBefore = previous ? `${previous.phase}|${previous.message}|${previous.elapsed_s}` : "";
     const summaries: SessionSummary[] = [...(state.sessions ?? [])];
     const mode = state.mode ?? "none";
     if (mode !== "none" && !summaries.some((s) => s.tag === (state.tag ?? ""))) {
@@ -160,8 +188,7 @@ export class ResultsModel {
   }
 
   /** The number of the experiment being made, when the loop is making one. */
-  runningNumber(): number | undefined {
-    const state = this.state;
+  runningNumber(state = this.state): number | undefined {
     if (!state || state.mode !== "loop" || state.current === null || state.current === undefined) {
       return undefined;
     }
@@ -188,21 +215,11 @@ export class ResultsModel {
       const offset = last >= 0 && !session.items[last] && last >= session.items.length - 1 ? last : session.total;
       session.put(offset, experiment);
       session.total = Math.max(session.total, offset + 1);
-      // The counts are the daemon's (the stateChanged after this record brings them): never
-      // counted here too, or the tree and the chart disagree with the daemon by one.
     }
-    const direction = tag === this.currentTag ? this.direction : undefined;
-    const metric = experiment.metric;
-    if (
-      experiment.status === "keep" &&
-      metric !== null &&
-      metric !== undefined &&
-      (session.best === null || (direction !== undefined && isBetter(metric, session.best, direction)))
-    ) {
-      session.best = metric;
-      session.bestNumber = experiment.number;
-    }
+    // The counts and the best are the daemon's: the stateChanged after this record brings them.
+    // Never worked out here too, or the tree and the chart disagree with the daemon.
     this.emit(tag);
+    for (const listener of [...this.recordListeners]) listener({ tag, experiment });
   }
 
   roots(): Node[] {
@@ -317,14 +334,14 @@ export class ResultsModel {
     const current = tag === this.currentTag && this.state && (this.state.mode ?? "none") !== "none";
     const observer = current && this.state?.mode === "observer";
     const active = current && this.state && ACTIVE_PHASES.includes(this.state.phase);
-    const counts = countsText(s.counts);
     const best = s.best !== null ? `best ${formatMetric(s.best)}${s.bestNumber !== null ? ` (#${s.bestNumber})` : ""} · ` : "";
     return {
       id: `session:${tag}`,
       label: s.branch || (tag ? `autoresearch/${tag}` : "results.tsv"),
-      description: `${best}${counts}`,
+      // Compact numbers from 10,000 ("100k"): the header fits a side bar; the tooltip has every digit.
+      description: `${best}${countsText(s.counts, true)}`,
       tooltip:
-        `${s.branch || tag || "results.tsv"}: ${counts} after the baseline` +
+        `${s.branch || tag || "results.tsv"}: ${countsText(s.counts)} after the baseline` +
         (s.best !== null
           ? `\nbest ${this.state?.metric || "metric"} ${formatMetric(s.best)}${s.bestNumber !== null ? ` (#${s.bestNumber})` : ""}`
           : "") +
@@ -393,4 +410,14 @@ export class ResultsModel {
   messageRow(id: string, text: string): Row {
     return { id, label: oneLine(text), description: "", tooltip: text, icon: "info", color: "", contextValue: "" };
   }
+}
+
+function subscribe<T>(listeners: Listener<T>[], listener: Listener<T>): { dispose(): void } {
+  listeners.push(listener);
+  return {
+    dispose() {
+      const at = listeners.indexOf(listener);
+      if (at >= 0) listeners.splice(at, 1);
+    },
+  };
 }
