@@ -23,13 +23,16 @@ export function exact(n: number): string {
   return n.toLocaleString("en-US");
 }
 
+/** From this many, numbers in a row are compact, and a header leads with its counts. */
+export const COMPACT_FROM = 10_000;
+
 /**
  * Below 10,000 every digit ("9999"); from there whole thousands ("12k", "100k") and millions
  * ("1.2M", "12M"): a side bar row's room. Cut, not rounded, so 99,999 never reads "100k".
  */
 export function compact(n: number): string {
   const abs = Math.abs(n);
-  if (abs < 10_000) return String(n);
+  if (abs < COMPACT_FROM) return String(n);
   if (abs < 1_000_000) return `${Math.trunc(n / 1000)}k`;
   if (abs < 10_000_000) return `${Math.trunc(n / 100_000) / 10}M`;
   return `${Math.trunc(n / 1_000_000)}M`;

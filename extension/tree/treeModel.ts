@@ -3,7 +3,7 @@
 // events; tests drive it with a fake fetch. It reads the loop's state where the session holds it
 // (never a copy), and shows the daemon's counts and best (never its own). Never holds a TreeItem per experiment: a session shows its newest HEAD experiments, and
 // older ones in groups of GROUP that load when expanded, so 10,000 experiments stay smooth.
-import { countsText } from "../counts";
+import { COMPACT_FROM, countsText, tally } from "../counts";
 import { experimentRow, formatMetric, oneLine, runningRow, type Reference, type Row } from "../format";
 import type {
   Counts,
@@ -334,12 +334,16 @@ export class ResultsModel {
     const current = tag === this.currentTag && this.state && (this.state.mode ?? "none") !== "none";
     const observer = current && this.state?.mode === "observer";
     const active = current && this.state && ACTIVE_PHASES.includes(this.state.phase);
-    const best = s.best !== null ? `best ${formatMetric(s.best)}${s.bestNumber !== null ? ` (#${s.bestNumber})` : ""} · ` : "";
+    const best = s.best !== null ? `best ${formatMetric(s.best)}${s.bestNumber !== null ? ` (#${s.bestNumber})` : ""}` : "";
+    // From 10,000 the numbers are compact ("99k") and the counts come first: a 560 px side bar
+    // shows every count (the best, cut first, is on its row and in the tooltip); below, the best
+    // first as always. The tooltip has every digit.
+    const counts = countsText(s.counts, true);
+    const many = tally(s.counts).experiments >= COMPACT_FROM;
     return {
       id: `session:${tag}`,
       label: s.branch || (tag ? `autoresearch/${tag}` : "results.tsv"),
-      // Compact numbers from 10,000 ("100k"): the header fits a side bar; the tooltip has every digit.
-      description: `${best}${countsText(s.counts, true)}`,
+      description: many ? [counts, best].filter((p) => p).join(" · ") : [best, counts].filter((p) => p).join(" · "),
       tooltip:
         `${s.branch || tag || "results.tsv"}: ${countsText(s.counts)} after the baseline` +
         (s.best !== null
