@@ -12,6 +12,8 @@ export class ChartPanel implements vscode.Disposable {
   private panel: vscode.WebviewPanel | undefined;
   private ready = false;
   private tag: string | undefined;
+  private epoch = -1; // the model's, when the webview was last sent everything
+  private resets = 0;
   /** What the webview has now (kept here to count points and to notice a new session). */
   private series = new ChartSeries("lower");
   private readonly changed = new vscode.EventEmitter<void>();
@@ -26,7 +28,7 @@ export class ChartPanel implements vscode.Disposable {
   ) {
     this.subscriptions = [
       model.onChange(() => {
-        if (model.currentTag !== this.tag) void this.reset();
+        if (model.currentTag !== this.tag || model.epoch !== this.epoch) void this.reset();
         else this.refreshSummary();
       }),
       model.onRecord(({ tag, experiment }) => this.add(tag, experiment)),
@@ -79,7 +81,9 @@ export class ChartPanel implements vscode.Disposable {
   async reset(): Promise<void> {
     if (!this.panel || !this.ready) return;
     const tag = this.model.currentTag;
+    const mine = ++this.resets;
     this.tag = tag;
+    this.epoch = this.model.epoch;
     const state = this.model.state;
     let experiments: Experiment[] = [];
     try {
@@ -87,7 +91,7 @@ export class ChartPanel implements vscode.Disposable {
     } catch (error) {
       this.log.warn(`chart: ${String(error)}`);
     }
-    if (this.tag !== tag) return; // a newer reset won
+    if (mine !== this.resets) return; // a newer reset won
     const direction = state?.direction || "lower";
     this.series = ChartSeries.from(direction, experiments.map(toPoint));
     this.panel.title = `Autoresearch Chart${state?.metric ? `: ${state.metric}` : ""}`;

@@ -98,8 +98,12 @@ export class ResultsModel {
     for (const listener of [...this.listeners]) listener(tag);
   }
 
+  /** How many times the model forgot everything: a follower holding experiments reloads. */
+  epoch = 0;
+
   /** Forget everything (daemon restarted, root changed): the next reads fetch anew. */
   reset(): void {
+    this.epoch += 1;
     this.sessions.clear();
     this.order = [];
     this.emit(undefined);
