@@ -153,6 +153,7 @@ export class ResultsModel {
       });
     }
     const changed = new Set<string>();
+    const shownNumbers = new Map([...this.sessions.values()].map((x) => [x.tag, numbersKey(x)]));
     for (const summary of summaries) {
       const session = this.session(summary.tag);
       session.branch = summary.branch;
@@ -179,6 +180,10 @@ export class ResultsModel {
       if (runningBefore !== running || (running !== undefined && shown !== shownBefore)) {
         changed.add(state.tag ?? "");
       }
+    }
+    // New counts or a new best: the header (and the chart's summary) show them.
+    for (const session of this.sessions.values()) {
+      if (shownNumbers.get(session.tag) !== numbersKey(session)) changed.add(session.tag);
     }
     // The current session first, then the others as the daemon lists them (newest first).
     const tags = summaries.map((s) => s.tag);
@@ -418,6 +423,10 @@ export class ResultsModel {
   messageRow(id: string, text: string): Row {
     return { id, label: oneLine(text), description: "", tooltip: text, icon: "info", color: "", contextValue: "" };
   }
+}
+
+function numbersKey(s: Session): string {
+  return `${s.counts.keep ?? 0}|${s.counts.discard ?? 0}|${s.counts.crash ?? 0}|${s.best}|${s.bestNumber}`;
 }
 
 function subscribe<T>(listeners: Listener<T>[], listener: Listener<T>): { dispose(): void } {

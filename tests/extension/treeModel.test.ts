@@ -176,3 +176,17 @@ test("the model tells its followers about each record after taking it (the chart
   model.record({ root: "/r", tag: "nov25", experiment: { number: 3, commit: "y", status: "keep", metric: 0.5 } });
   assert.deepEqual(seen, ["change nov25", "record nov25 #2 taken", "change nov25"]);
 });
+
+test("new counts or a new best alone refresh the session (its header, the chart's summary)", async () => {
+  const { model, setState } = modelOver(fakeDaemon(ledger(2)).fetch);
+  const summary = { tag: "nov25", branch: "b", total: 2, counts: { keep: 1 } };
+  setState(state({ phase: "stopped", current: null, sessions: [summary] }));
+  const seen: (string | undefined)[] = [];
+  model.onChange((tag) => seen.push(tag));
+  setState(state({ phase: "stopped", current: null, sessions: [summary] }));
+  assert.deepEqual(seen, [], "nothing new, nothing refreshed");
+  setState(state({ phase: "stopped", current: null, counts: { keep: 1, discard: 1 }, sessions: [summary] }));
+  assert.deepEqual(seen, ["nov25"]);
+  setState(state({ phase: "stopped", current: null, counts: { keep: 1, discard: 1 }, best: 1.5, best_number: 1, sessions: [summary] }));
+  assert.deepEqual(seen, ["nov25", "nov25"]);
+});
