@@ -62,11 +62,6 @@ export function phaseLabel(phase: Phase): string {
   return PHASE_LABELS[phase] ?? phase;
 }
 
-/** Is `a` better than `b` under the direction? ("higher" or anything else = lower). */
-export function isBetter(a: number, b: number, direction: string | undefined): boolean {
-  return direction === "higher" ? a > b : a < b;
-}
-
 export const STATUS_ICONS: Record<Status | "running", { icon: string; color: string }> = {
   keep: { icon: "pass-filled", color: "testing.iconPassed" },
   discard: { icon: "circle-slash", color: "disabledForeground" },
