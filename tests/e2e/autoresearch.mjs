@@ -137,7 +137,7 @@ export function experimentRows(rows) {
     });
 }
 
-/** The extension's e2e state dump (extension/e2eState.ts), or null before its first write. */
+/** The extension's e2e state dump (tests/e2e/hook/e2eState.ts, loaded by the extension through AUTORESEARCH_E2E_HOOK), or null before its first write. */
 export function readState(file) {
   try {
     return JSON.parse(fs.readFileSync(file, 'utf8'));
