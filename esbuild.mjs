@@ -1,12 +1,15 @@
 // Bundles the extension host code (Node, CommonJS, `vscode` external) into dist/extension.js, the
 // chart webview script (browser, with uPlot and its CSS) into dist/chart.js + dist/chart.css, and,
-// with --tests, the unit tests into out/tests/extension/ for `node --test`.
+// with --tests, the unit tests into out/tests/extension/ for `node --test`, and with --e2e-hook
+// the end-to-end suite's state dump into out/e2e/hook.js (loaded only when AUTORESEARCH_E2E_HOOK
+// names it; not in dist/, so never in the .vsix).
 import * as esbuild from "esbuild";
 import { readdirSync, rmSync } from "node:fs";
 
 const production = process.argv.includes("--production");
 const watch = process.argv.includes("--watch");
 const tests = process.argv.includes("--tests");
+const e2eHook = process.argv.includes("--e2e-hook");
 
 const common = {
   bundle: true,
@@ -16,7 +19,18 @@ const common = {
   target: "es2022",
 };
 
-const targets = tests
+const targets = e2eHook
+  ? [
+      {
+        ...common,
+        entryPoints: ["tests/e2e/hook/hook.ts"],
+        outfile: "out/e2e/hook.js",
+        platform: "node",
+        format: "cjs",
+        sourcemap: "inline",
+      },
+    ]
+  : tests
   ? [
       {
         ...common,
@@ -43,7 +57,7 @@ const targets = tests
       },
       {
         ...common,
-        entryPoints: { chart: "extension/webview/chartView.ts" },
+        entryPoints: { chart: "extension/chart/webview/chartView.ts" },
         outdir: "dist",
         platform: "browser",
         format: "iife",
@@ -58,6 +72,6 @@ if (watch) {
   console.log("esbuild: watching");
 } else {
   // A fresh output folder: no stale bundle or map from an earlier build ends up in the .vsix.
-  rmSync(tests ? "out/tests/extension" : "dist", { recursive: true, force: true });
+  rmSync(e2eHook ? "out/e2e" : tests ? "out/tests/extension" : "dist", { recursive: true, force: true });
   await Promise.all(targets.map((options) => esbuild.build(options)));
 }

@@ -2,15 +2,15 @@
 // and asks the daemon; errors become one clear message (and a log line).
 import * as path from "node:path";
 import * as vscode from "vscode";
-import type { ChartPanel } from "./chart";
-import { DaemonUnavailable, type Daemon } from "./daemon";
-import { openChanges, openFileDiff } from "./diffs";
+import type { ChartPanel } from "./chart/chart";
+import { DaemonUnavailable, type Daemon } from "./daemon/daemon";
+import { openChanges, openFileDiff } from "./diffs/diffs";
 import { experimentRow, waitsForUserEdit } from "./format";
-import type { StatusBar } from "./gpuStatus";
+import type { StatusBar } from "./statusBar/statusBar";
 import { ACTIVE_PHASES, Method, type Config, type DetectResult, type Direction } from "./protocol";
-import type { RunLog } from "./runLog";
+import type { RunLog } from "./diffs/runLog";
 import type { Session } from "./session";
-import type { Node, ResultsModel } from "./treeModel";
+import type { Node, ResultsModel } from "./tree/treeModel";
 import {
   AGENT_CHOICES,
   agentChoiceFor,
@@ -23,7 +23,9 @@ import {
   type AgentChoice,
 } from "./wizard";
 
-export type Notify = (severity: "info" | "warning" | "error", text: string) => void;
+import type { Notify } from "./notify";
+
+export type { Notify };
 
 export interface CommandDeps {
   daemon: Daemon;
@@ -150,10 +152,7 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
       model.reset();
       await daemon.restart();
     },
-    "autoresearch.refresh": async () => {
-      model.reset();
-      await session.refresh();
-    },
+    "autoresearch.refresh": () => session.reset(),
     "autoresearch.addGuidance": async () => {
       const text = await vscode.window.showInputBox({
         title: "Autoresearch: Steer the Agent",

@@ -1,7 +1,11 @@
 // How numbers, durations, phases and experiments read in the UI. Pure: no vscode import, so the
 // tree, the status bar, the chart and the e2e state dump all word things the same way.
-import type { Counts, Experiment, GpuInfo, GpuStatus, LoopState, Phase, Status } from "./protocol";
+import type { Experiment, GpuInfo, GpuStatus, LoopState, Phase, Status } from "./protocol";
 import { agentKind } from "./contextKeys";
+import { countsText } from "./counts";
+
+// The counts' words live in counts.ts (the chart's webview shares them); re-exported here.
+export { countsText };
 
 export function formatMetric(value: number | null | undefined): string {
   if (value === null || value === undefined || !Number.isFinite(value)) return "—";
@@ -58,11 +62,6 @@ export function phaseLabel(phase: Phase): string {
   return PHASE_LABELS[phase] ?? phase;
 }
 
-/** Is `a` better than `b` under the direction? ("higher" or anything else = lower). */
-export function isBetter(a: number, b: number, direction: string | undefined): boolean {
-  return direction === "higher" ? a > b : a < b;
-}
-
 export const STATUS_ICONS: Record<Status | "running", { icon: string; color: string }> = {
   keep: { icon: "pass-filled", color: "testing.iconPassed" },
   discard: { icon: "circle-slash", color: "disabledForeground" },
@@ -91,15 +90,6 @@ export function oneLine(text: string, max = 120): string {
 export interface Reference {
   number: number;
   metric: number | null | undefined;
-}
-
-/** How many experiments after the baseline, and their outcomes: the same words everywhere. */
-export function countsText(counts: Counts | undefined): string {
-  const keep = counts?.keep ?? 0;
-  const discard = counts?.discard ?? 0;
-  const crash = counts?.crash ?? 0;
-  const total = keep + discard + crash;
-  return `${total} experiment${total === 1 ? "" : "s"} · ${keep} keep · ${discard} discard · ${crash} crash`;
 }
 
 /**
@@ -325,8 +315,7 @@ export function loopStatusText(state: LoopState | undefined): StatusText | undef
   if (state.mode === "observer") {
     return {
       text: `$(eye) ${state.tag || "results.tsv"}`,
-      tooltip: `Observing a loop run by another tool (${state.counts?.keep ?? 0} keep, ` +
-        `${state.counts?.discard ?? 0} discard, ${state.counts?.crash ?? 0} crash)`,
+      tooltip: `Observing a loop run by another tool: ${countsText(state.counts)}`,
       warning: false,
     };
   }

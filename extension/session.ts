@@ -1,16 +1,29 @@
-// The loop as the extension knows it: the workspace root the daemon is asked about, the latest
-// LoopState (fetched when the daemon is ready, then pushed by stateChanged), and the context keys.
+// The session model: the loop as the extension knows it. The workspace root the daemon is asked
+// about, the latest LoopState (fetched when the daemon is ready, then pushed by stateChanged),
+// held here once, and the context keys. The tree's model, the chart, the status bar and the locks
+// follow its events (state changed, experiment recorded, reset) instead of being fed one by one.
 import { existsSync, realpathSync } from "node:fs";
 import * as vscode from "vscode";
 import { contextKeys, type ContextKeys } from "./contextKeys";
-import type { Daemon } from "./daemon";
-import { Method, type LoopState } from "./protocol";
+import type { Daemon } from "./daemon/daemon";
+import { Method, type ExperimentRecorded, type LoopState } from "./protocol";
+
+export interface StateChange {
+  state: LoopState | undefined;
+  previous: LoopState | undefined;
+}
 
 export class Session implements vscode.Disposable {
   state: LoopState | undefined;
-  private readonly emitter = new vscode.EventEmitter<LoopState | undefined>();
-  /** Fires after every state change (the new state; undefined when the daemon went away). */
+  private readonly emitter = new vscode.EventEmitter<StateChange>();
+  /** Fires after every state change (the new state, undefined when the daemon went away). */
   readonly onDidChangeState = this.emitter.event;
+  private readonly recorded = new vscode.EventEmitter<ExperimentRecorded>();
+  /** An experiment recorded in this workspace's repository. */
+  readonly onDidRecord = this.recorded.event;
+  private readonly resetter = new vscode.EventEmitter<void>();
+  /** What was read from the daemon is stale (it restarted, the folders changed): read anew. */
+  readonly onDidReset = this.resetter.event;
   private readonly disposables: vscode.Disposable[] = [];
   private keys: Partial<ContextKeys> = {};
   hasSessions = false;
@@ -21,11 +34,17 @@ export class Session implements vscode.Disposable {
   ) {
     this.disposables.push(
       this.emitter,
+      this.recorded,
+      this.resetter,
       daemon.onNotification(Method.stateChanged, (state) => {
         if (this.isMine(state.root)) this.set(state);
       }),
+      daemon.onNotification(Method.experimentRecorded, (event) => {
+        if (this.isMine(event.root)) this.recorded.fire(event);
+      }),
+      vscode.workspace.onDidChangeWorkspaceFolders(() => void this.reset()),
       daemon.onDidChangeStatus((status) => {
-        if (status === "ready") void this.refresh();
+        if (status === "ready") void this.reset();
         else if (status === "crashed" || status === "stopped" || status === "failed") this.set(undefined);
         this.updateKeys();
       }),
@@ -56,6 +75,12 @@ export class Session implements vscode.Disposable {
     return root;
   }
 
+  /** Forget what was read (the followers drop theirs), then read the state anew. */
+  async reset(): Promise<void> {
+    this.resetter.fire();
+    await this.refresh();
+  }
+
   async refresh(): Promise<void> {
     const root = this.root;
     if (!root) return;
@@ -67,9 +92,10 @@ export class Session implements vscode.Disposable {
   }
 
   set(state: LoopState | undefined): void {
+    const previous = this.state;
     this.state = state;
     this.updateKeys();
-    this.emitter.fire(state);
+    this.emitter.fire({ state, previous });
   }
 
   setHasSessions(value: boolean): void {

@@ -51,6 +51,20 @@ export function vsix() {
   return out;
 }
 
+let hookBuilt;
+/**
+ * The state dump's hook (tests/e2e/hook/), built to out/e2e/hook.js: not in the .vsix, which is
+ * the shipped one; the extension loads it only when AUTORESEARCH_E2E_HOOK names it.
+ */
+export function e2eHook() {
+  const out = path.join(REPO, 'out', 'e2e', 'hook.js');
+  if (hookBuilt) return out;
+  const r = spawnSync(process.execPath, ['esbuild.mjs', '--e2e-hook'], { cwd: REPO, encoding: 'utf8', timeout: 120_000 });
+  if (r.status !== 0 || !fs.existsSync(out)) throw new Error(`e2e: building the state hook failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
+  hookBuilt = true;
+  return out;
+}
+
 export function git(dir, ...args) {
   const r = spawnSync('git', args, { cwd: dir, encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`git ${args.join(' ')} failed in ${dir}: ${r.stderr}`);
@@ -123,7 +137,7 @@ export function experimentRows(rows) {
     });
 }
 
-/** The extension's e2e state dump (extension/e2eState.ts), or null before its first write. */
+/** The extension's e2e state dump (tests/e2e/hook/e2eState.ts, loaded by the extension through AUTORESEARCH_E2E_HOOK), or null before its first write. */
 export function readState(file) {
   try {
     return JSON.parse(fs.readFileSync(file, 'utf8'));
@@ -210,7 +224,7 @@ export async function withAutoresearch(name, { workspace, env = {}, settings = {
     workspace,
     vsix: vsix(),
     timeoutMs,
-    env: { AUTORESEARCH_E2E_STATE: stateFile, ...env },
+    env: { AUTORESEARCH_E2E_STATE: stateFile, AUTORESEARCH_E2E_HOOK: e2eHook(), ...env },
     // files.autoSave: code-server (web) saves after 1 s by default, desktop VS Code does not; off,
     // so that what a scenario types stays in the editor until it saves or reverts it.
     settings: { 'autoresearch.python': python(), 'workbench.hover.delay': 200, 'files.autoSave': 'off', ...settings },

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { ChartSeries, toPoint, type ChartPoint } from "../../extension/chartData";
+import { ChartSeries, toPoint, type ChartPoint } from "../../extension/chart/chartData";
 
 const p = (number: number, status: ChartPoint["status"], metric: number | null): ChartPoint => ({
   number,
@@ -18,9 +18,10 @@ test("points split into keep / discard / crash columns with the running best", (
   assert.deepEqual(s.columns.best, [2, 2, 2, 1.5, 1.5]);
 });
 
-test("higher is better moves the best up only", () => {
-  const s = ChartSeries.from("higher", [p(0, "keep", 0.5), p(1, "keep", 0.4), p(2, "keep", 0.7)]);
-  assert.deepEqual(s.columns.best, [0.5, 0.5, 0.7]);
+test("the best line follows the daemon's keeps (the branch's tip), whatever the direction", () => {
+  const s = ChartSeries.from("higher", [p(0, "keep", 0.5), p(1, "discard", 0.9), p(2, "keep", 0.7), p(3, "crash", null)]);
+  assert.deepEqual(s.columns.best, [0.5, 0.5, 0.7, 0.7], "a discard, however good it looks, is not the best");
+  assert.deepEqual(s.columns.crash, [null, null, null, 0.7]);
 });
 
 test("out of order and repeated numbers are sorted and deduplicated; append refuses them", () => {

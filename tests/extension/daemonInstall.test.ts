@@ -18,7 +18,7 @@ import {
   wheelSource,
   type Probe,
   type Run,
-} from "../../extension/daemonInstall";
+} from "../../extension/daemon/daemonInstall";
 import { python, repoRoot } from "./helpers";
 
 // Debian's interpreter when the machine has it (PEP 668: externally managed), as on the GPU boxes.

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { StateDump, startDump, type DumpSources } from "../../extension/e2eState";
+import { StateDump, startDump, type DumpSources } from "../e2e/hook/e2eState";
 
 const sources = (items: number): DumpSources => ({
   daemon: () => "ready",

@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { excludeCreated, removeExcludes } from "../../extension/gitExclude";
+import { excludeCreated, removeExcludes } from "../../extension/locks/gitExclude";
 
 function repo(): string {
   const dir = mkdtempSync(join(tmpdir(), "ar-exclude-"));

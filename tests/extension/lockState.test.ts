@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { GlobSet, globToRegExp, LockBook, restoredText, withoutLayout, type SavedLocks } from "../../extension/lockState";
+import { GlobSet, globToRegExp, LockBook, restoredText, withoutLayout, type SavedLocks } from "../../extension/locks/lockState";
 
 function memoryStore() {
   let value: SavedLocks | undefined;

@@ -3,8 +3,8 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { probePython } from "../../extension/daemonInstall";
-import { daemonSource, findBundledWheel, folderVenvPython, isAutoresearchProject } from "../../extension/pythonCheck";
+import { probePython } from "../../extension/daemon/daemonInstall";
+import { daemonSource, findBundledWheel, folderVenvPython, isAutoresearchProject } from "../../extension/daemon/pythonCheck";
 import { python, pythonEnv, repoRoot } from "./helpers";
 
 test("this repository's pyproject is recognised; others are not", () => {

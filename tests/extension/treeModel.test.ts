@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { Experiment, ExperimentsPage, LoopState } from "../../extension/protocol";
-import { GROUP, HEAD, ResultsModel, type Node } from "../../extension/treeModel";
+import { GROUP, HEAD, ResultsModel, type FetchPage, type Node } from "../../extension/tree/treeModel";
 
 function ledger(n: number, tag = "nov25"): Experiment[] {
   return Array.from({ length: n }, (_, i) => ({
@@ -27,6 +27,18 @@ function fakeDaemon(rows: Experiment[]) {
   return { fetch, calls, sent: () => sent };
 }
 
+/** A model over `fetch`, and the loop's state held outside it (as the session holds it). */
+function modelOver(fetch: FetchPage) {
+  const loop: { state: LoopState | undefined } = { state: undefined };
+  const model = new ResultsModel(fetch, loop);
+  const setState = (next: LoopState) => {
+    const previous = loop.state;
+    loop.state = next;
+    model.stateChanged(previous);
+  };
+  return { model, setState };
+}
+
 const state = (extra: Partial<LoopState> = {}): LoopState => ({
   root: "/r",
   phase: "running",
@@ -40,8 +52,8 @@ const state = (extra: Partial<LoopState> = {}): LoopState => ({
 
 test("a session lists its newest experiments first", async () => {
   const daemon = fakeDaemon(ledger(5));
-  const model = new ResultsModel(daemon.fetch);
-  model.setState(state({ current: null, sessions: [{ tag: "nov25", branch: "autoresearch/nov25", total: 5, counts: {} }] }));
+  const { model, setState } = modelOver(daemon.fetch);
+  setState(state({ current: null, sessions: [{ tag: "nov25", branch: "autoresearch/nov25", total: 5, counts: {} }] }));
   assert.deepEqual(model.roots(), [{ kind: "session", tag: "nov25" }]);
   const children = await model.sessionChildren("nov25");
   assert.deepEqual(children.map((n) => (n.kind === "experiment" ? n.number : n.kind)), [4, 3, 2, 1, 0]);
@@ -49,8 +61,8 @@ test("a session lists its newest experiments first", async () => {
 
 test("10,000 experiments: only the newest page is fetched, older ones in lazy groups", async () => {
   const daemon = fakeDaemon(ledger(10_000));
-  const model = new ResultsModel(daemon.fetch);
-  model.setState(state({ sessions: [{ tag: "nov25", branch: "b", total: 10_000, counts: {} }] }));
+  const { model, setState } = modelOver(daemon.fetch);
+  setState(state({ sessions: [{ tag: "nov25", branch: "b", total: 10_000, counts: {} }] }));
   const children = await model.sessionChildren("nov25");
   const experiments = children.filter((n) => n.kind === "experiment");
   const groups = children.filter((n): n is Extract<Node, { kind: "group" }> => n.kind === "group");
@@ -69,11 +81,11 @@ test("10,000 experiments: only the newest page is fetched, older ones in lazy gr
   assert.equal(daemon.calls.length, 2);
 });
 
-test("a recorded experiment goes on top without a fetch, and moves the best", async () => {
+test("a recorded experiment goes on top without a fetch; the best and the counts are the daemon's", async () => {
   const rows = ledger(3);
   const daemon = fakeDaemon(rows);
-  const model = new ResultsModel(daemon.fetch);
-  model.setState(state({ current: 3, best: 2, best_number: 0, sessions: [{ tag: "nov25", branch: "b", total: 3, counts: { keep: 1, discard: 1, crash: 1 }, best: 2, best_number: 0 }] }));
+  const { model, setState } = modelOver(daemon.fetch);
+  setState(state({ current: 3, best: 2, best_number: 0, sessions: [{ tag: "nov25", branch: "b", total: 3, counts: { keep: 1, discard: 1, crash: 1 }, best: 2, best_number: 0 }] }));
   let first = await model.sessionChildren("nov25");
   assert.deepEqual(first[0], { kind: "running", tag: "nov25" });
   const changed: (string | undefined)[] = [];
@@ -86,12 +98,14 @@ test("a recorded experiment goes on top without a fetch, and moves the best", as
     { kind: "experiment", tag: "nov25", number: 2 },
   ]);
   assert.equal(daemon.calls.length, 1);
+  assert.equal(model.summary("nov25").total, 4);
+  assert.equal(model.summary("nov25").best, 2, "the best is the daemon's: its next stateChanged brings it");
+  assert.equal(model.summary("nov25").bestNumber, 0);
+  assert.equal(model.summary("nov25").counts.keep, 1, "the counts are the daemon's: its next stateChanged brings them");
+  setState(state({ current: 4, best: 0.5, best_number: 3, counts: { keep: 2, discard: 1, crash: 1 } }));
+  assert.equal(model.summary("nov25").counts.keep, 2);
   assert.equal(model.summary("nov25").best, 0.5);
   assert.equal(model.summary("nov25").bestNumber, 3);
-  assert.equal(model.summary("nov25").total, 4);
-  assert.equal(model.summary("nov25").counts.keep, 1, "the counts are the daemon's: its next stateChanged brings them");
-  model.setState(state({ current: 4, best: 0.5, best_number: 3, counts: { keep: 2, discard: 1, crash: 1 } }));
-  assert.equal(model.summary("nov25").counts.keep, 2);
   assert.match(model.sessionRow("nov25").description, /^best 0\.5 \(#3\) · 4 experiments · 2 keep · 1 discard · 1 crash$/);
   assert.match(model.sessionRow("nov25").tooltip, /4 experiments · 2 keep · 1 discard · 1 crash after the baseline/);
   // #3 is measured against the last keep before it, the best when it ran (#0, 2): as the daemon decided.
@@ -101,10 +115,10 @@ test("a recorded experiment goes on top without a fetch, and moves the best", as
 
 test("stateChanged counting an experiment before its record does not count it twice", async () => {
   const rows = ledger(2);
-  const model = new ResultsModel(fakeDaemon(rows).fetch);
-  model.setState(state({ sessions: [{ tag: "nov25", branch: "b", total: 2, counts: {} }] }));
+  const { model, setState } = modelOver(fakeDaemon(rows).fetch);
+  setState(state({ sessions: [{ tag: "nov25", branch: "b", total: 2, counts: {} }] }));
   await model.sessionChildren("nov25");
-  model.setState(state({ sessions: [{ tag: "nov25", branch: "b", total: 3, counts: {} }] }));
+  setState(state({ sessions: [{ tag: "nov25", branch: "b", total: 3, counts: {} }] }));
   model.record({ root: "/r", tag: "nov25", experiment: { number: 2, commit: "x", status: "discard", metric: 3 } });
   assert.equal(model.summary("nov25").total, 3);
   const children = await model.sessionChildren("nov25");
@@ -112,8 +126,8 @@ test("stateChanged counting an experiment before its record does not count it tw
 });
 
 test("observer mode without a tag shows results.tsv as the session", async () => {
-  const model = new ResultsModel(fakeDaemon(ledger(2, "")).fetch);
-  model.setState({ root: "/r", phase: "idle", mode: "observer", tag: "", sessions: [] });
+  const { model, setState } = modelOver(fakeDaemon(ledger(2, "")).fetch);
+  setState({ root: "/r", phase: "idle", mode: "observer", tag: "", sessions: [] });
   assert.deepEqual(model.roots(), [{ kind: "session", tag: "" }]);
   assert.equal(model.sessionRow("").label, "results.tsv");
   assert.equal(model.sessionRow("").icon, "eye");
@@ -121,8 +135,8 @@ test("observer mode without a tag shows results.tsv as the session", async () =>
 });
 
 test("the rows of the current session are what the e2e dump reports", async () => {
-  const model = new ResultsModel(fakeDaemon(ledger(4)).fetch);
-  model.setState(state({ current: 4, sessions: [{ tag: "nov25", branch: "autoresearch/nov25", total: 4, counts: { keep: 2, discard: 1, crash: 1 } }] }));
+  const { model, setState } = modelOver(fakeDaemon(ledger(4)).fetch);
+  setState(state({ current: 4, sessions: [{ tag: "nov25", branch: "autoresearch/nov25", total: 4, counts: { keep: 2, discard: 1, crash: 1 } }] }));
   const rows = await model.currentRows();
   assert.equal(rows.session?.label, "autoresearch/nov25");
   assert.match(rows.session!.description, /2 keep · 1 discard · 1 crash/);
@@ -131,9 +145,48 @@ test("the rows of the current session are what the e2e dump reports", async () =
 
 test("reset forgets everything", async () => {
   const daemon = fakeDaemon(ledger(3));
-  const model = new ResultsModel(daemon.fetch);
-  model.setState(state({ sessions: [{ tag: "nov25", branch: "b", total: 3, counts: {} }] }));
+  const { model, setState } = modelOver(daemon.fetch);
+  setState(state({ sessions: [{ tag: "nov25", branch: "b", total: 3, counts: {} }] }));
   await model.sessionChildren("nov25");
   model.reset();
   assert.deepEqual(model.roots(), []);
+});
+
+test("at 100,000 experiments the header leads with compact counts (tests/e2e/scenarios/tree-width: they fit 560 px); the tooltip has every digit", () => {
+  const { model, setState } = modelOver(fakeDaemon([]).fetch);
+  const counts = { keep: 19_200, discard: 76_145, crash: 4_654 };
+  setState(state({ current: null, phase: "stopped", best: 0.981234, best_number: 99_871, counts, sessions: [{ tag: "nov25", branch: "autoresearch/nov25", total: 100_000, counts, best: 0.981234, best_number: 99_871 }] }));
+  const row = model.sessionRow("nov25");
+  assert.equal(row.description, "99k experiments · 19k keep · 76k discard · 4654 crash · best 0.981234 (#99871)");
+  assert.match(row.tooltip, /99,999 experiments · 19,200 keep · 76,145 discard · 4,654 crash after the baseline/);
+  // Below 10,000: every digit, the best first (as the side bar showed it so far).
+  const nineK = { keep: 1920, discard: 7610, crash: 469 };
+  setState(state({ current: null, phase: "stopped", best: 0.981234, best_number: 9871, counts: nineK, sessions: [] }));
+  assert.equal(model.sessionRow("nov25").description, "best 0.981234 (#9871) · 9999 experiments · 1920 keep · 7610 discard · 469 crash");
+});
+
+test("the model tells its followers about each record after taking it (the chart appends from there)", async () => {
+  const { model, setState } = modelOver(fakeDaemon(ledger(2)).fetch);
+  setState(state({ sessions: [{ tag: "nov25", branch: "b", total: 2, counts: {} }] }));
+  const seen: string[] = [];
+  model.onChange((tag) => seen.push(`change ${tag}`));
+  const sub = model.onRecord(({ tag, experiment }) => seen.push(`record ${tag} #${experiment.number} ${model.experiment(tag, experiment.number) ? "taken" : "missing"}`));
+  model.record({ root: "/r", tag: "nov25", experiment: { number: 2, commit: "x", status: "keep", metric: 1 } });
+  sub.dispose();
+  model.record({ root: "/r", tag: "nov25", experiment: { number: 3, commit: "y", status: "keep", metric: 0.5 } });
+  assert.deepEqual(seen, ["change nov25", "record nov25 #2 taken", "change nov25"]);
+});
+
+test("new counts or a new best alone refresh the session (its header, the chart's summary)", async () => {
+  const { model, setState } = modelOver(fakeDaemon(ledger(2)).fetch);
+  const summary = { tag: "nov25", branch: "b", total: 2, counts: { keep: 1 } };
+  setState(state({ phase: "stopped", current: null, sessions: [summary] }));
+  const seen: (string | undefined)[] = [];
+  model.onChange((tag) => seen.push(tag));
+  setState(state({ phase: "stopped", current: null, sessions: [summary] }));
+  assert.deepEqual(seen, [], "nothing new, nothing refreshed");
+  setState(state({ phase: "stopped", current: null, counts: { keep: 1, discard: 1 }, sessions: [summary] }));
+  assert.deepEqual(seen, ["nov25"]);
+  setState(state({ phase: "stopped", current: null, counts: { keep: 1, discard: 1 }, best: 1.5, best_number: 1, sessions: [summary] }));
+  assert.deepEqual(seen, ["nov25", "nov25"]);
 });

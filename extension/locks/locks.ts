@@ -6,7 +6,7 @@ import * as path from "node:path";
 import * as vscode from "vscode";
 import { excludeCreated, removeExcludes } from "./gitExclude";
 import { GlobSet, LockBook, restoredText, type LockChange, type ReadonlyInclude, type SavedLocks } from "./lockState";
-import type { LocksChanged } from "./protocol";
+import type { LocksChanged } from "../protocol";
 
 const STATE_KEY = "autoresearch.savedReadonlyInclude";
 // The settings file's text before the first lock: put back verbatim when only the layout changed.

@@ -1,11 +1,13 @@
 // The results tree view: sessions -> experiments (newest first, older ones in lazy groups) ->
 // changed files. Renders treeModel.ts; refreshes when the model says so (notifications), never
-// by polling.
+// by polling. createResultsView() makes the view and keeps its description and message current.
 import * as path from "node:path";
 import * as vscode from "vscode";
-import { runningRow, type Row } from "./format";
-import { Method, type ChangesResult, type DaemonApi, type FileChange } from "./protocol";
-import type { Session } from "./session";
+import type { Daemon } from "../daemon/daemon";
+import type { Stage } from "../daemon/python";
+import { phaseLabel, runningRow, type Row } from "../format";
+import { ACTIVE_PHASES, Method, type ChangesResult, type DaemonApi, type FileChange, type LoopState } from "../protocol";
+import type { Session } from "../session";
 import type { Node, ResultsModel } from "./treeModel";
 
 const REFRESH_MS = 100;
@@ -26,7 +28,10 @@ export class ResultsTree implements vscode.TreeDataProvider<Node>, vscode.Dispos
     private readonly session: Session,
     private readonly log: vscode.LogOutputChannel,
   ) {
-    model.onChange(() => this.refresh());
+    model.onChange(() => {
+      session.setHasSessions(model.hasSessions());
+      this.refresh();
+    });
   }
 
   /** Coalesces bursts of notifications into one refresh. */
@@ -158,4 +163,42 @@ function fromRow(row: Row, collapsible: vscode.TreeItemCollapsibleState): vscode
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * The Experiments view over `tree`: its description says the loop's phase, its message what keeps
+ * the daemon away (the install offer, an install, a restart after a crash).
+ */
+export function createResultsView(
+  tree: ResultsTree,
+  session: Session,
+  daemon: Daemon,
+  onStage: vscode.Event<Stage>,
+): vscode.Disposable[] {
+  const view = vscode.window.createTreeView("autoresearch.experiments", { treeDataProvider: tree, showCollapseAll: true });
+  return [
+    view,
+    onStage((stage) => {
+      view.message =
+        stage === "asking"
+          ? "The Autoresearch daemon is not installed: answer the notification (Install, or choose an interpreter)."
+          : stage === "installing"
+            ? "Installing the Autoresearch daemon into a private environment…"
+            : undefined;
+    }),
+    session.onDidChangeState(({ state }) => {
+      view.description = describe(state);
+    }),
+    daemon.onDidChangeStatus((status) => {
+      if (status === "crashed") view.message = "The Autoresearch daemon exited; restarting…";
+      else if (status === "ready" || status === "failed") view.message = undefined;
+    }),
+  ];
+}
+
+function describe(state: LoopState | undefined): string | undefined {
+  if (!state || (state.mode ?? "none") === "none") return undefined;
+  if (state.mode === "observer") return "observing";
+  const current = state.current !== null && state.current !== undefined ? ` #${state.current}` : "";
+  return `${phaseLabel(state.phase)}${ACTIVE_PHASES.includes(state.phase) ? current : ""}`;
 }

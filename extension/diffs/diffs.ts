@@ -3,8 +3,8 @@
 // (vscode.diff) and a whole experiment's (vscode.changes, else one diff per file).
 import * as path from "node:path";
 import * as vscode from "vscode";
-import { formatMetric } from "./format";
-import { Method, type ChangesResult, type DaemonApi, type FileChange } from "./protocol";
+import { formatMetric } from "../format";
+import { Method, type ChangesResult, type DaemonApi, type FileChange } from "../protocol";
 
 export const REV_SCHEME = "autoresearch-rev";
 

@@ -3,6 +3,7 @@
 // description, click -> that experiment's changes. Colours come from VS Code's theme variables.
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
+import { exact, tally } from "../../counts";
 import { ChartSeries, type ChartSummary, type FromWebview, type ToWebview } from "../chartData";
 
 interface VsCodeApi {
@@ -108,10 +109,10 @@ function showTooltip(u: uPlot): void {
 }
 
 function refreshText(): void {
-  // The daemon's numbers (as in the tree and the notifications), not counted from the points:
+  // The daemon's numbers, worded as in the tree's tooltip (counts.ts), not counted from the points:
   // the baseline is not an experiment there.
-  const counts = { keep: numbers.counts.keep ?? 0, discard: numbers.counts.discard ?? 0, crash: numbers.counts.crash ?? 0 };
-  const total = counts.keep + counts.discard + counts.crash;
+  const counts = tally(numbers.counts);
+  const total = counts.experiments;
   const best = numbers.best;
   const key = (cls: string, text: string) => {
     const span = document.createElement("span");
@@ -120,10 +121,10 @@ function refreshText(): void {
     return span;
   };
   summary.replaceChildren(
-    `${total} experiment${total === 1 ? "" : "s"} · best ${metric} ${format(best)} `,
-    key("keep", `● ${counts.keep} keep`),
-    key("discard", `● ${counts.discard} discard`),
-    key("crash", `● ${counts.crash} crash`),
+    `${exact(total)} experiment${total === 1 ? "" : "s"} · best ${metric} ${format(best)} `,
+    key("keep", `● ${exact(counts.keep)} keep`),
+    key("discard", `● ${exact(counts.discard)} discard`),
+    key("crash", `● ${exact(counts.crash)} crash`),
     key("best", "— best"),
     " · click a point to open its changes",
   );

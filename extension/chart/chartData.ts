@@ -1,6 +1,8 @@
 // The chart's data, pure and shared by the extension host (chart.ts) and the webview script:
-// one point per experiment, in uPlot's column layout, with the running best of the kept ones.
-import type { Counts, Experiment, Status } from "./protocol";
+// one point per experiment, in uPlot's column layout, with the best line: the metric of the last
+// keep so far (the commit the branch sat on, what the next experiment was measured against). The
+// daemon decided each keep; nothing here compares metrics.
+import type { Counts, Experiment, Status } from "../protocol";
 
 export interface ChartPoint {
   number: number;
@@ -70,11 +72,7 @@ export class ChartSeries {
     this.points.push(point);
     c.x.push(point.number);
     const m = point.metric;
-    if (point.status === "keep" && m !== null) {
-      if (this.best === null || (this.direction === "higher" ? m > this.best : m < this.best)) {
-        this.best = m;
-      }
-    }
+    if (point.status === "keep" && m !== null) this.best = m;
     c.keep.push(point.status === "keep" ? m : null);
     c.discard.push(point.status === "discard" ? m : null);
     // A crash has no metric: mark it on the best line (or the last value seen) so it shows.

@@ -1,27 +1,39 @@
 // The chart panel: a webview running dist/chart.js (uPlot, bundled: no CDN) under a strict
 // content security policy with a nonce. Sent every experiment of the current session once, then
-// each new one as it is recorded; a click on a point opens that experiment's changes.
+// each new one as it is recorded; a click on a point opens that experiment's changes. It follows
+// the results model's events (the tree's): a new current session, its numbers, a record.
 import { randomBytes } from "node:crypto";
 import * as vscode from "vscode";
 import { ChartSeries, toPoint, type ChartSummary, type FromWebview, type ToWebview } from "./chartData";
-import type { Experiment } from "./protocol";
-import type { ResultsModel } from "./treeModel";
+import type { Experiment } from "../protocol";
+import type { ResultsModel } from "../tree/treeModel";
 
 export class ChartPanel implements vscode.Disposable {
   private panel: vscode.WebviewPanel | undefined;
   private ready = false;
   private tag: string | undefined;
+  private epoch = -1; // the model's, when the webview was last sent everything
+  private resets = 0;
   /** What the webview has now (kept here to count points and to notice a new session). */
   private series = new ChartSeries("lower");
   private readonly changed = new vscode.EventEmitter<void>();
   readonly onDidChange = this.changed.event;
+  private readonly subscriptions: { dispose(): void }[];
 
   constructor(
     private readonly extensionUri: vscode.Uri,
     private readonly model: ResultsModel,
     private readonly openExperiment: (tag: string, number: number) => Promise<void>,
     private readonly log: vscode.LogOutputChannel,
-  ) {}
+  ) {
+    this.subscriptions = [
+      model.onChange(() => {
+        if (model.currentTag !== this.tag || model.epoch !== this.epoch) void this.reset();
+        else this.refreshSummary();
+      }),
+      model.onRecord(({ tag, experiment }) => this.add(tag, experiment)),
+    ];
+  }
 
   get open(): boolean {
     return this.panel !== undefined;
@@ -69,7 +81,9 @@ export class ChartPanel implements vscode.Disposable {
   async reset(): Promise<void> {
     if (!this.panel || !this.ready) return;
     const tag = this.model.currentTag;
+    const mine = ++this.resets;
     this.tag = tag;
+    this.epoch = this.model.epoch;
     const state = this.model.state;
     let experiments: Experiment[] = [];
     try {
@@ -77,7 +91,7 @@ export class ChartPanel implements vscode.Disposable {
     } catch (error) {
       this.log.warn(`chart: ${String(error)}`);
     }
-    if (this.tag !== tag) return; // a newer reset won
+    if (mine !== this.resets) return; // a newer reset won
     const direction = state?.direction || "lower";
     this.series = ChartSeries.from(direction, experiments.map(toPoint));
     this.panel.title = `Autoresearch Chart${state?.metric ? `: ${state.metric}` : ""}`;
@@ -91,14 +105,14 @@ export class ChartPanel implements vscode.Disposable {
     return { counts: s.counts, best: s.best };
   }
 
-  /** The loop's state changed: its counts may have (they come after each record). */
-  refreshSummary(): void {
+  /** The session's numbers may have changed (they come with the state after each record). */
+  private refreshSummary(): void {
     if (!this.panel || !this.ready || this.tag === undefined) return;
     this.post({ type: "summary", summary: this.summary() });
   }
 
   /** A recorded experiment: appended when it belongs to the charted session. */
-  add(tag: string, experiment: Experiment): void {
+  private add(tag: string, experiment: Experiment): void {
     if (!this.panel || !this.ready) return;
     if (tag !== this.tag) {
       if (tag === this.model.currentTag) void this.reset();
@@ -117,6 +131,7 @@ export class ChartPanel implements vscode.Disposable {
   }
 
   dispose(): void {
+    for (const s of this.subscriptions) s.dispose();
     this.panel?.dispose();
     this.changed.dispose();
   }

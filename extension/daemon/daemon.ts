@@ -21,7 +21,7 @@ import {
   type RequestMethod,
   type ResultOf,
   NOTIFICATION_METHODS,
-} from "./protocol";
+} from "../protocol";
 
 export type DaemonStatus = "stopped" | "starting" | "ready" | "crashed" | "failed";
 

@@ -1,7 +1,7 @@
 // Run logs: the live run.log as an output channel that tails logAppended while the loop runs, and
 // any recorded experiment's log as a read-only `autoresearch-log:` document.
 import * as vscode from "vscode";
-import { Method, type DaemonApi, type LogAppended } from "./protocol";
+import { Method, type DaemonApi, type LogAppended } from "../protocol";
 
 export const LOG_SCHEME = "autoresearch-log";
 

@@ -1,5 +1,5 @@
 // For the end-to-end suite: with AUTORESEARCH_E2E_STATE=/path/file.json in the extension host's
-// environment, a JSON dump of what the extension shows, rewritten (atomically) after each change.
+// environment (and the hook loaded: hook.ts), a JSON dump of what the extension shows, rewritten (atomically) after each change.
 // Off (every call a no-op) without the variable. No vscode import.
 import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";

@@ -1,8 +1,10 @@
 // The results tree's model: sessions, their experiments fetched page by page, live updates from
-// notifications. Pure (no vscode import): resultsTree.ts renders it, tests drive it with a fake
-// fetch. Never holds a TreeItem per experiment: a session shows its newest HEAD experiments, and
+// notifications. Pure (no vscode import): resultsTree.ts renders it and the chart follows its
+// events; tests drive it with a fake fetch. It reads the loop's state where the session holds it
+// (never a copy), and shows the daemon's counts and best (never its own). Never holds a TreeItem per experiment: a session shows its newest HEAD experiments, and
 // older ones in groups of GROUP that load when expanded, so 10,000 experiments stay smooth.
-import { countsText, experimentRow, formatMetric, isBetter, oneLine, runningRow, type Reference, type Row } from "./format";
+import { COMPACT_FROM, countsText, tally } from "../counts";
+import { experimentRow, formatMetric, oneLine, runningRow, type Reference, type Row } from "../format";
 import type {
   Counts,
   Experiment,
@@ -11,8 +13,8 @@ import type {
   FileChange,
   LoopState,
   SessionSummary,
-} from "./protocol";
-import { ACTIVE_PHASES } from "./protocol";
+} from "../protocol";
+import { ACTIVE_PHASES } from "../protocol";
 
 export const HEAD = 200;
 export const GROUP = 500;
@@ -60,28 +62,50 @@ class Session {
   }
 }
 
+/** Where the loop's state is held (the session, once): the model reads it, never copies it. */
+export interface LoopSource {
+  readonly state: LoopState | undefined;
+}
+
+type Listener<T> = (value: T) => void;
+
 export class ResultsModel {
   private sessions = new Map<string, Session>();
   private order: string[] = [];
-  state: LoopState | undefined;
-  private readonly listeners: ((tag: string | undefined) => void)[] = [];
+  private readonly listeners: Listener<string | undefined>[] = [];
+  private readonly recordListeners: Listener<{ tag: string; experiment: Experiment }>[] = [];
 
-  constructor(private readonly fetchPage: FetchPage) {}
+  constructor(
+    private readonly fetchPage: FetchPage,
+    private readonly loop: LoopSource,
+  ) {}
+
+  get state(): LoopState | undefined {
+    return this.loop.state;
+  }
 
   /** Called with a session tag whose children changed, or undefined when the roots changed. */
-  onChange(listener: (tag: string | undefined) => void): void {
-    this.listeners.push(listener);
+  onChange(listener: Listener<string | undefined>): { dispose(): void } {
+    return subscribe(this.listeners, listener);
+  }
+
+  /** Called with each experiment recorded, after the model took it (the chart appends it). */
+  onRecord(listener: Listener<{ tag: string; experiment: Experiment }>): { dispose(): void } {
+    return subscribe(this.recordListeners, listener);
   }
 
   private emit(tag: string | undefined): void {
-    for (const listener of this.listeners) listener(tag);
+    for (const listener of [...this.listeners]) listener(tag);
   }
+
+  /** How many times the model forgot everything: a follower holding experiments reloads. */
+  epoch = 0;
 
   /** Forget everything (daemon restarted, root changed): the next reads fetch anew. */
   reset(): void {
+    this.epoch += 1;
     this.sessions.clear();
     this.order = [];
-    this.state = undefined;
     this.emit(undefined);
   }
 
@@ -103,11 +127,19 @@ export class ResultsModel {
     return session;
   }
 
-  setState(state: LoopState): void {
+  /**
+   * The loop's state changed: `this.state` is the new one, `previous` the one before (for what to
+   * refresh). Without a state (the daemon went away) the sessions stay as they were.
+   */
+  stateChanged(previous: LoopState | undefined): void {
+    const state = this.state;
+    if (!state) {
+      this.emit(undefined);
+      return;
+    }
     const before = this.order.join("\n");
-    const runningBefore = this.runningNumber();
-    const shownBefore = this.state ? `${this.state.phase}|${this.state.message}|${this.state.elapsed_s}` : "";
-    this.state = state;
+    const runningBefore = this.runningNumber(previous);
+    const shownBefore = previous ? `${previous.phase}|${previous.message}|${previous.elapsed_s}` : "";
     const summaries: SessionSummary[] = [...(state.sessions ?? [])];
     const mode = state.mode ?? "none";
     if (mode !== "none" && !summaries.some((s) => s.tag === (state.tag ?? ""))) {
@@ -121,6 +153,7 @@ export class ResultsModel {
       });
     }
     const changed = new Set<string>();
+    const shownNumbers = new Map([...this.sessions.values()].map((x) => [x.tag, numbersKey(x)]));
     for (const summary of summaries) {
       const session = this.session(summary.tag);
       session.branch = summary.branch;
@@ -148,6 +181,10 @@ export class ResultsModel {
         changed.add(state.tag ?? "");
       }
     }
+    // New counts or a new best: the header (and the chart's summary) show them.
+    for (const session of this.sessions.values()) {
+      if (shownNumbers.get(session.tag) !== numbersKey(session)) changed.add(session.tag);
+    }
     // The current session first, then the others as the daemon lists them (newest first).
     const tags = summaries.map((s) => s.tag);
     const current = mode !== "none" ? (state.tag ?? "") : undefined;
@@ -160,8 +197,7 @@ export class ResultsModel {
   }
 
   /** The number of the experiment being made, when the loop is making one. */
-  runningNumber(): number | undefined {
-    const state = this.state;
+  runningNumber(state = this.state): number | undefined {
     if (!state || state.mode !== "loop" || state.current === null || state.current === undefined) {
       return undefined;
     }
@@ -188,21 +224,11 @@ export class ResultsModel {
       const offset = last >= 0 && !session.items[last] && last >= session.items.length - 1 ? last : session.total;
       session.put(offset, experiment);
       session.total = Math.max(session.total, offset + 1);
-      // The counts are the daemon's (the stateChanged after this record brings them): never
-      // counted here too, or the tree and the chart disagree with the daemon by one.
     }
-    const direction = tag === this.currentTag ? this.direction : undefined;
-    const metric = experiment.metric;
-    if (
-      experiment.status === "keep" &&
-      metric !== null &&
-      metric !== undefined &&
-      (session.best === null || (direction !== undefined && isBetter(metric, session.best, direction)))
-    ) {
-      session.best = metric;
-      session.bestNumber = experiment.number;
-    }
+    // The counts and the best are the daemon's: the stateChanged after this record brings them.
+    // Never worked out here too, or the tree and the chart disagree with the daemon.
     this.emit(tag);
+    for (const listener of [...this.recordListeners]) listener({ tag, experiment });
   }
 
   roots(): Node[] {
@@ -317,14 +343,18 @@ export class ResultsModel {
     const current = tag === this.currentTag && this.state && (this.state.mode ?? "none") !== "none";
     const observer = current && this.state?.mode === "observer";
     const active = current && this.state && ACTIVE_PHASES.includes(this.state.phase);
-    const counts = countsText(s.counts);
-    const best = s.best !== null ? `best ${formatMetric(s.best)}${s.bestNumber !== null ? ` (#${s.bestNumber})` : ""} · ` : "";
+    const best = s.best !== null ? `best ${formatMetric(s.best)}${s.bestNumber !== null ? ` (#${s.bestNumber})` : ""}` : "";
+    // From 10,000 the numbers are compact ("99k") and the counts come first: a 560 px side bar
+    // shows every count (the best, cut first, is on its row and in the tooltip); below, the best
+    // first as always. The tooltip has every digit.
+    const counts = countsText(s.counts, true);
+    const many = tally(s.counts).experiments >= COMPACT_FROM;
     return {
       id: `session:${tag}`,
       label: s.branch || (tag ? `autoresearch/${tag}` : "results.tsv"),
-      description: `${best}${counts}`,
+      description: many ? [counts, best].filter((p) => p).join(" · ") : [best, counts].filter((p) => p).join(" · "),
       tooltip:
-        `${s.branch || tag || "results.tsv"}: ${counts} after the baseline` +
+        `${s.branch || tag || "results.tsv"}: ${countsText(s.counts)} after the baseline` +
         (s.best !== null
           ? `\nbest ${this.state?.metric || "metric"} ${formatMetric(s.best)}${s.bestNumber !== null ? ` (#${s.bestNumber})` : ""}`
           : "") +
@@ -393,4 +423,18 @@ export class ResultsModel {
   messageRow(id: string, text: string): Row {
     return { id, label: oneLine(text), description: "", tooltip: text, icon: "info", color: "", contextValue: "" };
   }
+}
+
+function numbersKey(s: Session): string {
+  return `${s.counts.keep ?? 0}|${s.counts.discard ?? 0}|${s.counts.crash ?? 0}|${s.best}|${s.bestNumber}`;
+}
+
+function subscribe<T>(listeners: Listener<T>[], listener: Listener<T>): { dispose(): void } {
+  listeners.push(listener);
+  return {
+    dispose() {
+      const at = listeners.indexOf(listener);
+      if (at >= 0) listeners.splice(at, 1);
+    },
+  };
 }

@@ -1,9 +1,12 @@
 // The status bar: GPU utilisation / memory / temperature (from gpuStatus notifications; a warning
 // background when memory is nearly full; "No GPU" when there is none), and the loop's phase and
-// iteration. Clicking the GPU item lists each GPU's details.
+// iteration. Clicking the GPU item lists each GPU's details. It follows the session's state and
+// the daemon's status and GPU notifications itself (follow()).
 import * as vscode from "vscode";
-import { formatMib, gpuLine, gpuMessage, gpuStatusText, gpuWithoutDaemonText, loopStatusText, MEMORY_WARNING } from "./format";
-import type { GpuStatus, LoopState } from "./protocol";
+import type { Daemon } from "../daemon/daemon";
+import type { Session } from "../session";
+import { formatMib, gpuLine, gpuMessage, gpuStatusText, gpuWithoutDaemonText, loopStatusText, MEMORY_WARNING } from "../format";
+import { Method, type GpuStatus, type LoopState } from "../protocol";
 
 export class StatusBar implements vscode.Disposable {
   private readonly gpuItem = vscode.window.createStatusBarItem("autoresearch.gpu", vscode.StatusBarAlignment.Left, 50);
@@ -20,6 +23,27 @@ export class StatusBar implements vscode.Disposable {
     this.loopItem.name = "Autoresearch Loop";
     this.loopItem.command = "autoresearch.showLoopActions";
     this.setGpu(undefined);
+  }
+
+  /** Show the loop's state, the daemon's status and its GPU readings as they change. */
+  follow(daemon: Daemon, session: Session, log: vscode.LogOutputChannel): vscode.Disposable[] {
+    return [
+      session.onDidChangeState(({ state }) => this.setLoop(state)),
+      daemon.onNotification(Method.gpuStatus, (status) => this.setGpu(status)),
+      daemon.onDidChangeStatus((status) => {
+        this.setDaemon(status);
+        if (status === "crashed" || status === "failed") this.setGpu(undefined); // stale figures
+        if (status === "ready") {
+          void daemon.request(Method.gpus, { root: session.root ?? null }).then(
+            (gpus) => this.setGpu(gpus),
+            (error: unknown) => log.warn(`gpus: ${String(error)}`),
+          );
+        }
+      }),
+      vscode.workspace.onDidChangeConfiguration((event) => {
+        if (event.affectsConfiguration("autoresearch.statusBar")) this.refresh();
+      }),
+    ];
   }
 
   get gpuText(): string {
