@@ -622,10 +622,11 @@ class Loop:
         again when the tree's files may have changed: a kept path that is new, a listed one gone
         (a discarded new file), or on the first call."""
         paths = self._paths
+        listed = set(paths.files) if paths else set()
         if (
             paths is None
-            or any(p not in paths.files for p in touched or [])
-            or any(not os.path.lexists(self.root / p) for p in paths.files)
+            or any(p not in listed for p in touched or [])
+            or any(not os.path.lexists(self.root / p) for p in listed)
         ):
             try:
                 paths = self._paths = scope.expand_paths(

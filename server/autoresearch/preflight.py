@@ -111,9 +111,16 @@ def check_settings(root: Path, config: Config, tracked: list[str]) -> None:
                 " first (git add, git commit): the loop compares every edit with the last commit."
             )
         if not any(matches(path, [glob]) for path in present):
+            # The dialect's likeliest surprise: `*` stays in its folder, the files lie deeper.
+            parent, _, name = glob.rstrip("/").rpartition("/")
+            deeper = f"{parent}/**/{name}" if parent else f"**/{name}"
+            found = "*" in glob and any(matches(path, [deeper]) for path in present)
+            hint = (
+                f" (`*` stays inside one folder; {deeper!r} includes subfolders)" if found else ""
+            )
             raise PreflightError(
-                f"scope.files entry {glob!r} matches no file in {root}. Fix the glob or create"
-                " the file."
+                f"scope.files entry {glob!r} matches no file in {root}{hint}. Fix the glob or"
+                " create the file."
             )
     for path in present:
         if matches(path, config.scope.files) and matches(path, config.scope.off_limits):

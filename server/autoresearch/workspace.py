@@ -309,7 +309,11 @@ class Workspace:
             self._locked_for_other = locked
         if was is None and not locked:
             return  # nothing was locked: nothing to undo
-        paths = scope.lock_paths(self._query_repo(), config) if config else None
+        try:
+            paths = scope.lock_paths(self._query_repo(), config) if config else None
+        except Exception:  # the other loop enforces its scope anyway; the unlock must go out
+            self.log.exception("listing the files in scope failed")
+            paths = None
         self._notify(
             Method.LOCKS_CHANGED,
             LocksChanged(

@@ -12,10 +12,12 @@ import itertools
 import sys
 from pathlib import Path
 
-from conftest import git, make_repo
+import pytest
+from conftest import git, make_config, make_repo
 from lsp_fixtures import TRAIN, daemon
 
-from autoresearch import scope
+from autoresearch import preflight, scope
+from autoresearch.preflight import PreflightError
 from autoresearch.protocol import Method
 from autoresearch.repo import Repo
 
@@ -108,3 +110,16 @@ async def test_the_daemon_sends_concrete_paths_and_again_when_they_change(
     given = (root / ".autoresearch/files.txt").read_text().split()
     assert given == ["train.py", "data/x.csv", "src/a.py"]  # {files}: the same expansion
     assert (root / "src/a/b.py").read_text() == "B = 1\n"
+
+
+def test_a_star_whose_files_lie_deeper_is_refused_naming_the_pattern_that_fits(
+    tmp_path: Path,
+) -> None:
+    root = make_repo(tmp_path / "repo", {"train.py": TRAIN, "src/deep/model.py": "W = 1\n"})
+    config = make_config(scope={"files": ["train.py", "src/*.py"]})
+    with pytest.raises(PreflightError) as refused:
+        preflight.check_settings(root, config, Repo(root).ls_files())
+    assert "'src/*.py' matches no file" in str(refused.value)
+    assert "'src/**/*.py' includes subfolders" in str(refused.value)
+    config = make_config(scope={"files": ["train.py", "src/**/*.py"]})
+    preflight.check_settings(root, config, Repo(root).ls_files())  # the fix passes
