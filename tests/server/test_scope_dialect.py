@@ -99,6 +99,8 @@ async def test_the_daemon_sends_concrete_paths_and_again_when_they_change(
             )
         )
         assert client.of(Method.STATE_CHANGED)[-1]["phase"] == "stopped"
+        # The final unlock follows the stopped state.
+        await client.until(lambda: not client.of(Method.LOCKS_CHANGED)[-1]["locked"])
         locks = [e["locked"] for e in client.of(Method.LOCKS_CHANGED)]
     base = ["data/x.csv", "src/a.py", "train.py"]
     assert locks[0] == base  # patterns expanded: data/ file by file, src/a/b.py not locked
