@@ -97,8 +97,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       loop: statusBar.loopText,
     }),
     locks: () => ({
-      locked: [...locks.lockedGlobs],
-      offLimits: [...locks.offLimitsGlobs],
+      locked: [...locks.lockedPaths],
+      offLimits: [...locks.offLimitsPaths],
       readonlyInclude: locks.current() ?? null,
     }),
     chart: () => ({ open: chart.open, points: chart.points }),

@@ -337,7 +337,10 @@ export interface ExperimentRecorded {
 
 export interface LocksChanged {
   root: string;
-  /** Globs (repo-relative) that are read-only in the editor now. */
+  /**
+   * Concrete repo-relative file paths, sorted, never patterns (the daemon expands the scope).
+   * `locked`: read-only in the editor now; `off_limits`: the files the loop never edits.
+   */
   locked: string[];
   off_limits: string[];
   reason?: string;

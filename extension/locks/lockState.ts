@@ -1,6 +1,7 @@
-// Lock bookkeeping, pure: glob matching for the badges, and the `files.readonlyInclude` value to
-// write while the loop runs and to restore afterwards, with what must be remembered (persisted by
-// locks.ts in workspaceState, so a crash is undone on the next activation).
+// Lock bookkeeping, pure: the daemon's concrete paths for the badges (no pattern matching here:
+// the daemon expands the scope), and the `files.readonlyInclude` value to write while the loop
+// runs and to restore afterwards, with what must be remembered (persisted by locks.ts in
+// workspaceState, so a crash is undone on the next activation).
 
 export type ReadonlyInclude = Record<string, boolean>;
 
@@ -126,69 +127,31 @@ export function restoredText(before: string | null | undefined, now: string | nu
   return withoutLayout(before) === withoutLayout(now) ? before : undefined;
 }
 
-// ---- globs ------------------------------------------------------------------------------------
+// ---- concrete paths ---------------------------------------------------------------------------
 
-function escape(ch: string): string {
-  return /[\\^$.*+?()[\]{}|/]/.test(ch) ? `\\${ch}` : ch;
+/** The daemon's repo-relative paths (already expanded from the scope): membership, no globs. */
+export class PathSet {
+  private readonly set: ReadonlySet<string>;
+
+  constructor(readonly paths: readonly string[]) {
+    this.set = new Set(paths);
+  }
+
+  get size(): number {
+    return this.set.size;
+  }
+
+  has(relativePath: string): boolean {
+    return this.set.has(relativePath.replace(/\\/g, "/"));
+  }
 }
 
-/** A VS Code-style glob (`**`, `*`, `?`, `{a,b}`, `[abc]`) as a RegExp over `/`-separated paths. */
-export function globToRegExp(glob: string): RegExp {
-  let out = "";
-  let depth = 0;
-  const g = glob.replace(/^\.\//, "");
-  for (let i = 0; i < g.length; i++) {
-    const ch = g[i]!;
-    if (ch === "*") {
-      if (g[i + 1] === "*") {
-        const slashAfter = g[i + 2] === "/";
-        const atSegmentStart = i === 0 || g[i - 1] === "/";
-        if (atSegmentStart && slashAfter) {
-          out += "(?:[^/]*(?:/[^/]*)*/)?"; // `**/`: any number of folders, including none
-          i += 2;
-        } else {
-          out += ".*";
-          i += 1;
-        }
-      } else {
-        out += "[^/]*";
-      }
-    } else if (ch === "?") {
-      out += "[^/]";
-    } else if (ch === "{") {
-      depth++;
-      out += "(?:";
-    } else if (ch === "}" && depth > 0) {
-      depth--;
-      out += ")";
-    } else if (ch === "," && depth > 0) {
-      out += "|";
-    } else if (ch === "[") {
-      const close = g.indexOf("]", i + 1);
-      if (close < 0) {
-        out += "\\[";
-      } else {
-        let body = g.slice(i + 1, close);
-        if (body.startsWith("!")) body = `^${body.slice(1)}`;
-        out += `[${body.replace(/\\/g, "\\\\")}]`;
-        i = close;
-      }
-    } else {
-      out += escape(ch);
-    }
-  }
-  return new RegExp(`^${out}$`);
-}
-
-export class GlobSet {
-  private readonly patterns: RegExp[];
-
-  constructor(readonly globs: readonly string[]) {
-    this.patterns = globs.map(globToRegExp);
-  }
-
-  matches(relativePath: string): boolean {
-    const path = relativePath.replace(/\\/g, "/").replace(/^\.\//, "");
-    return this.patterns.some((pattern) => pattern.test(path));
-  }
+/**
+ * A `files.readonlyInclude` glob matching exactly `path`. VS Code's globs have no escape
+ * character, so each metacharacter goes alone in brackets (`[[]`, `[]]`, `[*]`...), and so does a
+ * space at either end (VS Code trims the pattern).
+ */
+export function literalGlob(path: string): string {
+  const body = path.replace(/[[\]{}*?\\]/g, (ch) => `[${ch}]`);
+  return body.replace(/^\s+|\s+$/g, (spaces) => spaces.replace(/\s/g, (ch) => `[${ch}]`));
 }

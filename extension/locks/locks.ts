@@ -1,11 +1,12 @@
-// File locks while the loop runs: the locked globs go into the workspace's files.readonlyInclude
-// (the user's value saved in workspaceState and restored on stop, on a daemon crash and at the
-// next activation after a crash), and lock / shield badges on locked / off-limits files.
+// File locks while the loop runs: the daemon sends concrete paths (it expands the scope); each
+// goes into the workspace's files.readonlyInclude as a literal glob (the user's value saved in
+// workspaceState and restored on stop, on a daemon crash and at the next activation after a
+// crash), and lock / shield badges on exactly those locked / off-limits files.
 import { existsSync, readFileSync, readdirSync, renameSync, rmdirSync, unlinkSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import * as vscode from "vscode";
 import { excludeCreated, removeExcludes } from "./gitExclude";
-import { GlobSet, LockBook, restoredText, type LockChange, type ReadonlyInclude, type SavedLocks } from "./lockState";
+import { LockBook, literalGlob, PathSet, restoredText, type LockChange, type ReadonlyInclude, type SavedLocks } from "./lockState";
 import type { LocksChanged } from "../protocol";
 
 const STATE_KEY = "autoresearch.savedReadonlyInclude";
@@ -15,15 +16,15 @@ export const LOCK_BADGE = "🔒";
 export const OFF_LIMITS_BADGE = "🛡";
 
 export class Locks implements vscode.FileDecorationProvider, vscode.Disposable {
-  private locked = new GlobSet([]);
-  private offLimits = new GlobSet([]);
+  private locked = new PathSet([]);
+  private offLimits = new PathSet([]);
   private reason = "";
   private readonly book: LockBook;
   private queue: Promise<unknown> = Promise.resolve();
   private readonly emitter = new vscode.EventEmitter<vscode.Uri | vscode.Uri[] | undefined>();
   readonly onDidChangeFileDecorations = this.emitter.event;
   private readonly changed = new vscode.EventEmitter<void>();
-  /** Fires after the globs or the setting changed (for the e2e dump). */
+  /** Fires after the paths or the setting changed (for the e2e dump). */
   readonly onDidChange = this.changed.event;
 
   constructor(
@@ -37,23 +38,23 @@ export class Locks implements vscode.FileDecorationProvider, vscode.Disposable {
     });
   }
 
-  get lockedGlobs(): readonly string[] {
-    return this.locked.globs;
+  get lockedPaths(): readonly string[] {
+    return this.locked.paths;
   }
 
-  get offLimitsGlobs(): readonly string[] {
-    return this.offLimits.globs;
+  get offLimitsPaths(): readonly string[] {
+    return this.offLimits.paths;
   }
 
   /** A locksChanged notification: badges now, the setting in order. */
   apply(event: LocksChanged): Promise<void> {
-    this.locked = new GlobSet(event.locked);
-    this.offLimits = new GlobSet(event.off_limits);
+    this.locked = new PathSet(event.locked);
+    this.offLimits = new PathSet(event.off_limits);
     this.reason = event.reason ?? "";
     this.emitter.fire(undefined);
     this.changed.fire();
     const enabled = vscode.workspace.getConfiguration("autoresearch").get<boolean>("locks.readonly", true);
-    const globs = enabled ? event.locked : [];
+    const globs = enabled ? event.locked.map(literalGlob) : [];
     return this.enqueue(async () => {
       if (!this.book.locked && globs.length) {
         await this.memento.update(TEXT_KEY, this.settingsText() ?? null);
@@ -71,8 +72,8 @@ export class Locks implements vscode.FileDecorationProvider, vscode.Disposable {
 
   /** Loop stopped, daemon crashed, extension deactivating, or activation after a crash. */
   release(why: string): Promise<void> {
-    if (this.locked.globs.length) {
-      this.locked = new GlobSet([]);
+    if (this.locked.size) {
+      this.locked = new PathSet([]);
       this.emitter.fire(undefined);
       this.changed.fire();
     }
@@ -172,13 +173,13 @@ export class Locks implements vscode.FileDecorationProvider, vscode.Disposable {
     if (!folder) return undefined;
     const relative = path.relative(folder.uri.fsPath, uri.fsPath);
     if (!relative || relative.startsWith("..")) return undefined;
-    if (this.locked.globs.length && this.locked.matches(relative)) {
+    if (this.locked.has(relative)) {
       return {
         badge: LOCK_BADGE,
         tooltip: `Locked by Autoresearch: ${this.reason || "the experiment loop is editing this file"}`,
       };
     }
-    if (this.offLimits.globs.length && this.offLimits.matches(relative)) {
+    if (this.offLimits.has(relative)) {
       return { badge: OFF_LIMITS_BADGE, tooltip: "Off-limits: the experiment loop never edits this file" };
     }
     return undefined;

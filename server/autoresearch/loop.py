@@ -12,6 +12,7 @@ consistently (see bootstrap.recover).
 from __future__ import annotations
 
 import datetime as dt
+import os
 import threading
 import uuid
 from collections.abc import Callable
@@ -97,6 +98,9 @@ class Loop:
         self.branch = ""
         # The enforced off-limits globs (configured + guard and test files) and their checksums.
         self.off_limits = list(config.scope.off_limits)
+        # Their expansion into concrete paths (the editor's locks), and the last locks sent.
+        self._paths: scope.Paths | None = None
+        self._locks_sent: LocksChanged | None = None
         self.agent_retry_wait_s = AGENT_RETRY_WAIT_S
         self._stop = threading.Event()  # finish the current experiment, then stop
         self.cancel = threading.Event()  # abandon the current step now
@@ -192,6 +196,7 @@ class Loop:
         self.off_limits = scope.protected(c.scope.off_limits, c.scope.files, c.run.guard, tracked)
         self.bench.tag = self.tag
         self.bench.sentinel = scope.Sentinel(self.repo, self.off_limits)
+        self._paths = None  # expanded again with these off-limits
         self._agent_config = msgspec.structs.replace(
             c, scope=msgspec.structs.replace(c.scope, off_limits=self.off_limits)
         )
@@ -356,7 +361,7 @@ class Loop:
                 raise LoopStopped(f"Stopped: {exc}") from None
             raise
         if not self.cancel.is_set():  # stopping: the final unlock follows, no lock in between
-            self._locks(locked=True)
+            self._locks(locked=True, touched=edit.enforcement.allowed)
         for event in edit.enforcement.events:
             self._say(f"#{n}: {event}")
         return edit
@@ -612,15 +617,34 @@ class Loop:
         self.state = msgspec.structs.replace(self.state, **changes)
         self.emit(self.state)
 
-    def _locks(self, locked: bool) -> None:
-        self.emit(
-            LocksChanged(
-                root=str(self.root),
-                locked=list(self.config.scope.files) if locked else [],
-                off_limits=list(self.off_limits),
-                reason="the autoresearch loop is running" if locked else "",
-            )
+    def _locks(self, locked: bool, touched: list[str] | None = None) -> None:
+        """Tell the editor the concrete paths to lock, only when they changed. They are expanded
+        again when the tree's files may have changed: a kept path that is new, a listed one gone
+        (a discarded new file), or on the first call."""
+        paths = self._paths
+        listed = set(paths.files) if paths else set()
+        if (
+            paths is None
+            or any(p not in listed for p in touched or [])
+            or any(not os.path.lexists(self.root / p) for p in listed)
+        ):
+            try:
+                paths = self._paths = scope.expand_paths(
+                    scope.repo_files(self.repo), self.config.scope.files, self.off_limits
+                )
+            except Exception:  # an unlock must go out even if git fails now
+                if locked:
+                    raise
+        event = LocksChanged(
+            root=str(self.root),
+            locked=list(paths.files) if locked and paths else [],
+            off_limits=list(paths.off_limits) if paths else [],
+            reason="the autoresearch loop is running" if locked else "",
         )
+        if event == self._locks_sent:
+            return
+        self._locks_sent = event
+        self.emit(event)
 
     def _say(self, text: str) -> None:
         self.emit(Progress(text))

@@ -12,7 +12,7 @@ from . import config as cfg
 from .config import Config
 from .confine import check_state_paths, why_not
 from .repo import Repo, RepoError
-from .scope import LOOP_FILES, matches
+from .scope import LOOP_FILES, matches, on_disk
 
 # Files the loop writes and commits itself: a kill between write and commit leaves them dirty.
 LOOP_WRITTEN = ("autoresearch.toml", "autoresearch.md")
@@ -95,9 +95,7 @@ def check_settings(root: Path, config: Config, tracked: list[str]) -> None:
     check_command(root, config.run.command, "run.command")
     if config.run.guard:
         check_command(root, config.run.guard, "run.guard")
-    present = set(tracked) | {
-        str(p.relative_to(root)) for g in config.scope.files for p in root.glob(g) if p.is_file()
-    }
+    present = set(tracked) | on_disk(root, config.scope.files)
     # Links first: a file under a linked folder is never tracked, and must be named as a link.
     for path in sorted(present):
         reason = why_not(root, path) if matches(path, config.scope.files) else None
@@ -113,9 +111,16 @@ def check_settings(root: Path, config: Config, tracked: list[str]) -> None:
                 " first (git add, git commit): the loop compares every edit with the last commit."
             )
         if not any(matches(path, [glob]) for path in present):
+            # The dialect's likeliest surprise: `*` stays in its folder, the files lie deeper.
+            parent, _, name = glob.rstrip("/").rpartition("/")
+            deeper = f"{parent}/**/{name}" if parent else f"**/{name}"
+            found = "*" in glob and any(matches(path, [deeper]) for path in present)
+            hint = (
+                f" (`*` stays inside one folder; {deeper!r} includes subfolders)" if found else ""
+            )
             raise PreflightError(
-                f"scope.files entry {glob!r} matches no file in {root}. Fix the glob or create"
-                " the file."
+                f"scope.files entry {glob!r} matches no file in {root}{hint}. Fix the glob or"
+                " create the file."
             )
     for path in present:
         if matches(path, config.scope.files) and matches(path, config.scope.off_limits):

@@ -254,7 +254,9 @@ class ExperimentRecorded(msgspec.Struct):
 
 class LocksChanged(msgspec.Struct):
     root: str
-    # Globs (repo-relative) that are read-only in the editor now.
+    # Concrete repo-relative file paths, sorted, never patterns: the daemon expands the scope
+    # (scope.expand_paths); the editor matches nothing. `locked`: read-only in the editor now
+    # (in scope, not off-limits); `off_limits`: the files the loop never edits.
     locked: list[str]
     off_limits: list[str]
     reason: str = ""

@@ -8,15 +8,19 @@ it did in plain words. `Sentinel` checksums the off-limits files, so a change gi
 
 from __future__ import annotations
 
-import fnmatch
+import functools
 import hashlib
+import os
 import re
 import shlex
+from collections.abc import Iterable
 from pathlib import Path
 
 import git
 import msgspec
+import pathspec
 
+from .config import Config
 from .confine import link_in_path, put_back, read_own
 from .repo import EDITOR_FILES, Repo
 
@@ -25,18 +29,89 @@ LOOP_FILES = ("results.tsv", "run.log", ".autoresearch/", *EDITOR_FILES)
 # A file the edit step makes this large is refused: git would keep it in every attempt forever.
 MAX_FILE_BYTES = 50 * 1024 * 1024
 
+# ---- the one pattern dialect ----------------------------------------------------------------
+# scope.files and scope.off_limits are gitignore patterns (the pathspec library) anchored at the
+# repository root: `*` and `?` stay inside one folder, `**` spans folders (`**/*.py` includes
+# train.py at the root), `[abc]` is a set, `\` escapes. A pattern that matches a folder covers
+# everything under it (`data`, `data/`, `data/*`). Written relative to the root (config.py
+# refuses absolute and `..` patterns), so `!` and `#` at the start are plain characters.
+# The daemon expands them into concrete paths; the agent's {files}, the editor's locks and
+# badges receive those paths and match nothing themselves.
 
-def matches(path: str, globs: list[str]) -> bool:
+
+@functools.lru_cache(maxsize=64)
+def _spec(patterns: tuple[str, ...]) -> pathspec.PathSpec:
+    lines = ["/" + p.removeprefix("./").lstrip("/") for p in patterns if p.strip()]
+    return pathspec.PathSpec.from_lines("gitignore", lines)
+
+
+def matches(path: str, globs: Iterable[str]) -> bool:
+    """Whether the repo-relative `path` (or a folder above it) matches one of the patterns."""
+    spec = _spec(tuple(globs))
+    if spec.match_file(path):
+        return True
+    parts = path.split("/")
+    return any(spec.match_file("/".join(parts[:i]) + "/") for i in range(1, len(parts)))
+
+
+def expand(files: Iterable[str], globs: Iterable[str]) -> list[str]:
+    """The `files` (repo-relative) matching any pattern, sorted, without the loop's own."""
+    globs = tuple(globs)
+    return sorted(f for f in set(files) if matches(f, globs) and not matches(f, LOOP_FILES))
+
+
+def repo_files(repo: Repo) -> list[str]:
+    """The files patterns expand against: tracked, plus untracked ones git does not ignore."""
+    return sorted(set(repo.ls_files()) | repo.untracked())
+
+
+class Paths(msgspec.Struct):
+    """Scope patterns expanded into concrete repo-relative paths, sorted."""
+
+    # In scope and not off-limits: the files the edit step may change (and the editor locks).
+    files: list[str]
+    off_limits: list[str]
+
+
+def expand_paths(files: Iterable[str], scope: list[str], off_limits: list[str]) -> Paths:
+    """The one expansion of (scope, off_limits): an off-limits file is never in scope."""
+    files = list(files)
+    off = expand(files, off_limits)
+    taken = set(off)
+    return Paths(files=[f for f in expand(files, scope) if f not in taken], off_limits=off)
+
+
+def on_disk(root: Path, globs: list[str]) -> set[str]:
+    """Files under `root` matching the patterns, tracked or not, ignored ones included: each
+    pattern's folder before its first wildcard is walked (links listed, not followed)."""
+    out: set[str] = set()
     for glob in globs:
-        g = glob.rstrip("/")
-        if path == g or path.startswith(g + "/") or fnmatch.fnmatch(path, glob):
-            return True
-    return False
+        parts = glob.removeprefix("./").strip("/").split("/")
+        fixed = []
+        for part in parts:
+            if any(ch in part for ch in "*?[\\"):
+                break
+            fixed.append(part)
+        base = root.joinpath(*fixed) if fixed else root
+        rel = "/".join(fixed)
+        if base.is_file():
+            out.add(rel)
+            continue
+        if not base.is_dir():
+            continue
+        for folder, dirs, names in os.walk(base):
+            dirs[:] = [d for d in dirs if d != ".git"]
+            here = Path(folder).relative_to(root).as_posix()
+            for name in names + [d for d in dirs if os.path.islink(os.path.join(folder, d))]:
+                path = name if here == "." else f"{here}/{name}"
+                if matches(path, [glob]):
+                    out.add(path)
+    return out
 
 
-def expand(root: Path, files: list[str], globs: list[str]) -> list[str]:
-    """The tracked files (repo-relative) matching any glob."""
-    return [f for f in files if matches(f, globs)]
+def literal(path: str) -> str:
+    """A pattern matching exactly `path`, whatever characters its name holds."""
+    return re.sub(r"([\\*?\[\]])", r"\\\1", path)
 
 
 # Test files, protected whenever a guard command is set (the guard must not be weakened).
@@ -65,8 +140,15 @@ def protected(
     out = list(off_limits)
     for path in extra:
         if path not in named and not matches(path, out):
-            out.append(path)
+            out.append(literal(path))
     return out
+
+
+def lock_paths(repo: Repo, config: Config) -> Paths:
+    """The paths a loop on `config` locks and protects now, as the loop itself expands them."""
+    tracked = repo.ls_files()
+    off = protected(config.scope.off_limits, config.scope.files, config.run.guard, tracked)
+    return expand_paths([*tracked, *repo.untracked()], config.scope.files, off)
 
 
 class Enforcement(msgspec.Struct):
@@ -231,7 +313,7 @@ class Sentinel:
 
     def __init__(self, repo: Repo, globs: list[str]) -> None:
         self.repo = repo
-        self.files = expand(repo.root, repo.ls_files(), globs)
+        self.files = expand(repo.ls_files(), globs)
         self.sums = checksums(repo.root, self.files)
         self.stats = {f: _signature(repo.root / f) for f in self.files}
 

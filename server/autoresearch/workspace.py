@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 
 from . import config as cfg
-from . import preflight, queries, revision, runlogs
+from . import preflight, queries, revision, runlogs, scope
 from .confine import check_state_paths
 from .experiment import Experiment
 from .lock import LOCK_FILE
@@ -309,12 +309,17 @@ class Workspace:
             self._locked_for_other = locked
         if was is None and not locked:
             return  # nothing was locked: nothing to undo
+        try:
+            paths = scope.lock_paths(self._query_repo(), config) if config else None
+        except Exception:  # the other loop enforces its scope anyway; the unlock must go out
+            self.log.exception("listing the files in scope failed")
+            paths = None
         self._notify(
             Method.LOCKS_CHANGED,
             LocksChanged(
                 root=str(self.root),
-                locked=list(config.scope.files) if config and locked else [],
-                off_limits=list(config.scope.off_limits) if config else [],
+                locked=paths.files if paths and locked else [],
+                off_limits=paths.off_limits if paths else [],
                 reason=f"a loop runs in another process ({snap.holder})" if snap and locked else "",
             ),
         )

@@ -273,6 +273,16 @@ def _(tmp: Path) -> list[str]:
     return run_in(root)
 
 
+@case("repository", "scope.files `*` glob whose files all lie in a subfolder")
+def _(tmp: Path) -> list[str]:
+    root = repo(tmp, GOOD.replace('files = ["train.py"]', 'files = ["train.py", "src/*.py"]'))
+    (root / "src" / "deep").mkdir(parents=True)
+    (root / "src" / "deep" / "model.py").write_text("WIDTH = 512\n")
+    git(root, "add", "src")
+    git(root, "commit", "-q", "-m", "a nested module")
+    return run_in(root)
+
+
 @case("repository", "another tool's results.tsv with a row that cannot be read: `results`")
 def _(tmp: Path) -> list[str]:
     root = repo(tmp)

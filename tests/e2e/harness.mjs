@@ -405,10 +405,12 @@ export async function quickPickItems(page) {
   const rows = page.locator(QI_ROWS);
   const n = await rows.count();
   const out = [];
+  // The list may re-render between count() and the reads (quick open filtering its recent
+  // files): a row gone meanwhile reads as '' at once instead of waiting for it.
   for (let i = 0; i < n; i++) {
     const label = await rows.nth(i).locator('.monaco-icon-label .label-name, .quick-input-list-label .label-name').first()
-      .innerText().catch(() => '');
-    out.push(norm(label) || norm(await rows.nth(i).getAttribute('aria-label')));
+      .innerText({ timeout: 1000 }).catch(() => '');
+    out.push(norm(label) || norm(await rows.nth(i).getAttribute('aria-label', { timeout: 1000 }).catch(() => '')));
   }
   return out;
 }

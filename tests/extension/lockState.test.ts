@@ -1,24 +1,27 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { GlobSet, globToRegExp, LockBook, restoredText, withoutLayout, type SavedLocks } from "../../extension/locks/lockState";
+import { LockBook, literalGlob, PathSet, restoredText, withoutLayout, type SavedLocks } from "../../extension/locks/lockState";
 
 function memoryStore() {
   let value: SavedLocks | undefined;
   return { get: () => value, set: async (v: SavedLocks | undefined) => void (value = v ? structuredClone(v) : undefined) };
 }
 
-test("globs match like VS Code's: relative to the folder, ** across folders", () => {
-  const set = new GlobSet(["train.py", "src/**/*.py", "conf/{a,b}.yaml", "data?.csv"]);
-  assert.ok(set.matches("train.py"));
-  assert.ok(!set.matches("other/train.py"));
-  assert.ok(set.matches("src/model.py"));
-  assert.ok(set.matches("src/deep/er/model.py"));
-  assert.ok(!set.matches("src/model.pyc"));
-  assert.ok(set.matches("conf/a.yaml") && set.matches("conf/b.yaml") && !set.matches("conf/c.yaml"));
-  assert.ok(set.matches("data1.csv") && !set.matches("data12.csv"));
-  assert.ok(globToRegExp("**/*.py").test("a.py"));
-  assert.ok(globToRegExp("**/*.py").test("x/y/a.py"));
-  assert.ok(set.matches("./train.py"));
+test("badges compare concrete paths: no pattern is matched in the editor", () => {
+  const set = new PathSet(["data/x.csv", "src/a.py", "train.py"]);
+  assert.ok(set.has("train.py") && set.has("data/x.csv") && set.has("src\\a.py"));
+  // The issue's three cases, as the daemon expands them: `data/` is its files, `src/*.py` leaves
+  // src/a/b.py writable, `**/*.py` includes train.py at the root.
+  assert.ok(!set.has("data") && !set.has("data/") && !set.has("src/a/b.py"));
+  assert.ok(!new PathSet(["src/*.py"]).has("src/a.py")); // a pattern would be a path, literally
+  assert.equal(new PathSet([]).size, 0);
+});
+
+test("each locked path becomes a literal readonlyInclude glob", () => {
+  assert.equal(literalGlob("train.py"), "train.py");
+  assert.equal(literalGlob("data/x y.csv"), "data/x y.csv");
+  assert.equal(literalGlob("a[1]/b{c,d}*?.py"), "a[[]1[]]/b[{]c,d[}][*][?].py");
+  assert.equal(literalGlob(" pad "), "[ ]pad[ ]");
 });
 
 test("locking saves the user's value and restoring puts it back exactly", async () => {

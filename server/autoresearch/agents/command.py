@@ -9,7 +9,6 @@ everything else.
 from __future__ import annotations
 
 import collections
-import fnmatch
 import os
 import shlex
 import shutil
@@ -24,6 +23,7 @@ from .. import procs
 from ..config import Config
 from ..experiment import Experiment
 from ..prompt import DESCRIPTION_FILE, PROMPT_FILE, build_prompt
+from ..scope import expand_paths, matches
 from ..triage import log_tail
 from .base import AgentUnavailable, EditContext, EditOutcome
 from .presets import Resolved, Values, render_argv, render_shell, resolve
@@ -88,7 +88,7 @@ class CommandProposer:
             prompt=prompt,
             root=str(root),
             description_file=str(description_path),
-            files=tuple(scope_files(root, ctx.config.scope.files)),
+            files=tuple(scope_files(root, ctx.config.scope.files, ctx.config.scope.off_limits)),
             number=ctx.number,
         )
         log_path = root / AGENTS_DIR / agent_log_name(ctx.number, ctx.attempt)
@@ -341,18 +341,17 @@ def read_description(path: Path) -> str | None:
     return None
 
 
-def scope_files(root: Path, patterns: list[str]) -> list[str]:
-    """Scope entries as paths: plain names as written, globs expanded over tracked files."""
-    out: list[str] = []
-    tracked: list[str] | None = None
-    for pattern in patterns:
-        if not any(ch in pattern for ch in "*?["):
-            out.append(pattern)
-            continue
-        if tracked is None:
-            tracked = _tracked(root)
-        out.extend(p for p in tracked if fnmatch.fnmatchcase(p, pattern))
-    return list(dict.fromkeys(out))
+def scope_files(root: Path, patterns: list[str], off_limits: list[str]) -> list[str]:
+    """The tracked files the agent may edit (the loop's one expansion of the scope), in the
+    order the scope names them: a main file listed first stays first. A plain name that is no
+    file yet is passed as written: the agent may create it, and the loop keeps it."""
+    files = expand_paths(_tracked(root), patterns, off_limits).files
+    named = [
+        p for p in patterns if not any(ch in p for ch in "*?[\\") and not matches(p, off_limits)
+    ]
+    absent = [p for p in named if not any(matches(f, [p]) for f in files)]
+    files += [p.removeprefix("./").rstrip("/") for p in absent]
+    return sorted(files, key=lambda f: next(i for i, p in enumerate(patterns) if matches(f, [p])))
 
 
 def _tracked(root: Path) -> list[str]:

@@ -47,9 +47,12 @@ const activeText = (page) => page.locator('.editor-group-container.active .monac
 
 test('locks: in-scope files read-only with a lock badge while the loop runs, settings restored after Stop', { timeout: 240_000 }, async () => {
   // Each run sleeps a little so that the loop is surely still running while the test types.
+  // A folder in scope is locked file by file (the daemon sends concrete paths), a name with glob
+  // characters included: VS Code must read its readonlyInclude entry literally.
   const workspace = makeDemoRepo({
-    tomlEdit: (t) => t.replace('command = "python3 train.py"', 'command = "sleep 1 && python3 train.py"'),
-    files: { '.gitignore': '.vscode/\n', 'data/readme.txt': 'data\n' },
+    tomlEdit: (t) => t.replace('command = "python3 train.py"', 'command = "sleep 1 && python3 train.py"')
+      .replace('files = ["train.py"]', 'files = ["train.py", "conf/"]'),
+    files: { '.gitignore': '.vscode/\n', 'data/readme.txt': 'data\n', 'conf/lr[1].txt': 'lr\n' },
   });
   // The user's settings, there before the loop (git-ignored, as .vscode/ often is).
   fs.mkdirSync(path.join(workspace, '.vscode'));
@@ -75,6 +78,8 @@ test('locks: in-scope files read-only with a lock badge while the loop runs, set
     const locked = await waitForState(stateFile, (s) => s.locks.locked.includes('train.py') &&
       s.locks.readonlyInclude?.['train.py'] === true, { message: 'train.py locked' });
     assert.equal(locked.locks.readonlyInclude['data/**'], true, "the user's readonlyInclude kept while locked");
+    assert.deepEqual(locked.locks.locked, ['conf/lr[1].txt', 'train.py'], 'concrete paths, no patterns');
+    assert.equal(locked.locks.readonlyInclude['conf/lr[[]1[]].txt'], true, 'a literal glob for the bracketed name');
     mark('locked');
     await runCommand(page, 'View: Show Explorer'); // Start Loop revealed the results tree
     let decoration;
@@ -107,6 +112,11 @@ test('locks: in-scope files read-only with a lock badge while the loop runs, set
       .waitFor({ state: 'visible', timeout: 10_000 });
     assert.ok(!(await activeText(page)).includes('zzz'), 'the typed text is refused');
     assert.equal(await page.locator('.tabs-container .tab.active.dirty').count(), 0, 'the editor is not dirty');
+    // The file under the folder in scope: our badge (its path was sent) and VS Code's read-only
+    // (its bracketed glob matched the name literally).
+    await openFile(page, 'conf/lr[1].txt');
+    await waitFor(async () => /Locked by Autoresearch.*Read-only/.test(await tabLabel.getAttribute('aria-label').catch(() => '')),
+      { message: 'the editor tab of conf/lr[1].txt: locked, read-only' });
     await screenshot(page, 'locks-running');
 
     // Stop: the running experiment finishes, the loop stops, the files unlock.
