@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import config as cfg
 from . import control
 from .lock import RepoLock
 from .protocol import Method
@@ -54,7 +53,7 @@ def run_detached(root: Path, limit: int | None, tag: str | None) -> int:
 
     try:
         reply = spawn(root, limit, tag)
-    except (DetachError, control.ControlError, cfg.ConfigError, ValueError, OSError) as exc:
+    except (DetachError, control.ControlError, ValueError, RuntimeError, OSError) as exc:
         raise _user_error(str(exc)) from None
     state = reply.state
     phase = state.phase if state else "?"

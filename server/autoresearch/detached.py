@@ -27,7 +27,7 @@ from typing import Any
 import msgspec
 
 from . import config as cfg
-from . import control
+from . import control, preflight
 from .agents.manual import ManualProposer
 from .confine import check_state_paths
 from .gpu import GpuMonitor, open_source
@@ -55,6 +55,7 @@ class DetachError(RuntimeError):
 def check_can_detach(root: Path) -> cfg.Config:
     """What refuses a detached start before any process is made (nothing is written)."""
     config = cfg.load(root)
+    preflight.check_start(root, config)  # a bad config or tree: said here, before any process
     if config.agent.kind == "manual":
         raise DetachError(
             "The manual agent waits for a person's Run Experiment, so its loop cannot run"
