@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -125,4 +126,4 @@ def cmd_attach(args: argparse.Namespace) -> int:
 def _detached_main(args: argparse.Namespace) -> int:
     from .detached import main
 
-    return main(args.dir.resolve(), args.loop, args.tag)
+    return main(Path(os.path.abspath(args.dir)), args.loop, args.tag)  # as the starter named it

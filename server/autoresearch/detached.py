@@ -42,6 +42,8 @@ OWNER = "autoresearch run --detach"
 READY_WAIT_S = 120.0
 # Events a slow attached client may fall behind by before it is let go.
 BACKLOG = 2000
+# At the end: how long each attached client gets to take the last events.
+FINISH_WAIT_S = 5.0
 log = logging.getLogger("autoresearch.detached")
 
 
@@ -137,7 +139,8 @@ class Subscriber:
         self.hub = hub
         self.subscribed = False
         self.out: queue.Queue[bytes | None] = queue.Queue(BACKLOG)
-        threading.Thread(target=self._write, name="control writer", daemon=True).start()
+        self._writer = threading.Thread(target=self._write, name="control writer", daemon=True)
+        self._writer.start()
         threading.Thread(target=self._read, name="control reader", daemon=True).start()
 
     def put(self, data: bytes) -> bool:
@@ -149,10 +152,17 @@ class Subscriber:
             return False
 
     def close(self) -> None:
+        """Hang up now (a client that fell behind, or one that hung up itself)."""
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
         with contextlib.suppress(queue.Full):
             self.out.put_nowait(None)
+
+    def finish(self, timeout: float) -> None:
+        """The loop ended: send what is queued (its last state), then hang up."""
+        with contextlib.suppress(queue.Full):
+            self.out.put(None, timeout=timeout)
+        self._writer.join(timeout)
 
     def _write(self) -> None:
         while (data := self.out.get()) is not None:
@@ -161,6 +171,8 @@ class Subscriber:
             except OSError:
                 break
         self.hub.drop(self)
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
 
     def _read(self) -> None:
@@ -219,11 +231,11 @@ class Hub:
             if sub in self._subscribers:
                 self._subscribers.remove(sub)
 
-    def close_all(self) -> None:
+    def finish_all(self) -> None:
         with self._lock:
             subscribers = list(self._subscribers)
         for sub in subscribers:
-            sub.close()
+            sub.finish(FINISH_WAIT_S)
 
     def answer(self, line: bytes) -> tuple[control.ControlReply, bool]:
         """The reply to one request line, and whether it subscribes to the events."""
@@ -307,14 +319,15 @@ def main(root: Path, limit: int | None, tag: str | None) -> int:
         log_end(log, root, exc)
         code = 1
     finally:
-        # The socket goes before the lock: whoever sees the lock free finds no socket either.
+        # The socket goes before the lock: whoever sees the lock free finds no socket either;
+        # the lock goes before the attached clients hear the end, so they find it free.
         with contextlib.suppress(OSError):
             control.socket_path(root).unlink()
         server.close()
-        hub.close_all()
         monitor.stop()
         hub.session.release()
         log.info("detached loop in %s: %s", root, loop.state.phase)
+        hub.finish_all()
     return code
 
 

@@ -179,7 +179,7 @@ def _ws(server: AutoresearchServer, params: Any) -> Workspace:
 
 HANDLERS: dict[str, Handler] = {
     Method.DETECT: lambda s, p: detect(_ws(s, p).root),
-    Method.START: lambda s, p: _ws(s, p).start(p.config, p.loop, p.tag),
+    Method.START: lambda s, p: _ws(s, p).start(p.config, p.loop, p.tag, p.detach),
     Method.STOP: lambda s, p: _ws(s, p).stop(p.now),
     Method.PAUSE: lambda s, p: _ws(s, p).pause(),
     Method.RESUME: lambda s, p: _ws(s, p).resume(),
