@@ -89,6 +89,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
     print(f"{reply.message} (pid {reply.pid})")
     if args.no_wait:
         return 0
+    print("waiting for it to end (Ctrl-C stops waiting; the loop still stops)", flush=True)
     while control.running(root):
         time.sleep(POLL_S)
     print("the loop has stopped")

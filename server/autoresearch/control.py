@@ -14,7 +14,6 @@ import contextlib
 import hashlib
 import os
 import socket
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -58,12 +57,15 @@ class ControlError(RuntimeError):
 
 def socket_path(root: Path) -> Path:
     """`.autoresearch/loop.sock`, or, when that path is too long for a socket address (a deep
-    repository), a socket in a private folder under the temp dir named by the repository."""
+    repository), a socket in a private folder under /tmp named by a hash of the repository's
+    path (so no pointer file is needed: every client computes the same path)."""
     inside = root / SOCKET_FILE
     if len(os.fsencode(inside)) <= MAX_SOCKET_PATH:
         return inside
     digest = hashlib.sha256(os.fsencode(os.path.realpath(root))).hexdigest()[:20]
-    return Path(tempfile.gettempdir()) / f"autoresearch-{os.getuid()}" / f"{digest}.sock"
+    # /tmp itself, not $TMPDIR or $XDG_RUNTIME_DIR: every window, terminal and SSH session of
+    # the user must find the same path, and the runtime dir goes when the last session ends.
+    return Path("/tmp") / f"autoresearch-{os.getuid()}" / f"{digest}.sock"
 
 
 def private_dir(path: Path) -> None:
@@ -73,7 +75,7 @@ def private_dir(path: Path) -> None:
     if info.st_uid != os.getuid() or not path.parent.is_dir() or path.parent.is_symlink():
         raise ControlError(
             f"{path.parent} is not a folder of yours: the loop's socket cannot go there safely."
-            " Remove it, or set TMPDIR to a private folder."
+            " Remove it, or move the repository to a shorter path."
         )
     if path.parent.name.startswith("autoresearch-"):
         os.chmod(path.parent, 0o700)

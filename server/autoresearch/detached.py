@@ -186,7 +186,13 @@ class Subscriber:
                     break
                 reply, subscribe = self.hub.answer(line)
                 self.put(msgspec.json.encode(reply) + b"\n")
-                self.subscribed = self.subscribed or subscribe  # events only after the reply
+                if subscribe and not self.subscribed:
+                    # Events only after the reply; first the locks as they stand, so a window
+                    # that attaches late locks what the loop locked when it started.
+                    with self.hub.lock:
+                        if self.hub.last_locks is not None:
+                            self.put(self.hub.last_locks)
+                        self.subscribed = True
         self.close()
 
 
@@ -197,8 +203,10 @@ class Hub:
         self.root = root
         self.started = started
         self.session: Session | None = None
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
         self._subscribers: list[Subscriber] = []
+        # The loop's latest locksChanged event, encoded, for clients that attach later.
+        self.last_locks: bytes | None = None
 
     @property
     def loop(self) -> Loop | None:
@@ -213,26 +221,28 @@ class Hub:
         elif isinstance(event, ExperimentRecorded):
             self.publish(Method.EXPERIMENT_RECORDED, to_wire(event))
         elif isinstance(event, LocksChanged):
-            self.publish(Method.LOCKS_CHANGED, to_wire(event))
+            self.publish(Method.LOCKS_CHANGED, to_wire(event), keep=True)
 
-    def publish(self, name: str, payload: Any) -> None:
+    def publish(self, name: str, payload: Any, keep: bool = False) -> None:
         data = msgspec.json.encode(control.ControlEvent(event=name, payload=payload)) + b"\n"
-        with self._lock:
+        with self.lock:
+            if keep:
+                self.last_locks = data
             subscribers = [s for s in self._subscribers if s.subscribed]
         for sub in subscribers:
             sub.put(data)
 
     def add(self, sock: socket.socket) -> None:
-        with self._lock:
+        with self.lock:
             self._subscribers.append(Subscriber(sock, self))
 
     def drop(self, sub: Subscriber) -> None:
-        with self._lock:
+        with self.lock:
             if sub in self._subscribers:
                 self._subscribers.remove(sub)
 
     def finish_all(self) -> None:
-        with self._lock:
+        with self.lock:
             subscribers = list(self._subscribers)
         for sub in subscribers:
             sub.finish(FINISH_WAIT_S)

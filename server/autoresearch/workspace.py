@@ -71,6 +71,8 @@ class Workspace:
         self._host: LoopHost | None = None
         # A detached loop of this root (its own process) that this daemon relays and controls.
         self._attached: Attachment | None = None
+        # How the last detached loop seen here ended: shown until another loop takes over.
+        self._ended: LoopState | None = None
         self._git_lock = threading.Lock()
         self._repo: Repo | None = None
         # Whether the scope was reported locked for a loop that another process runs here.
@@ -204,11 +206,11 @@ class Workspace:
             return sessions_newest_first(loop.state)
         attached = self._attachment()
         if attached is not None:
-            # A window that attaches locks the scope as the loop did when it started.
-            self._sync_locks(self.observer.snapshot(), self._config())
             return attached.state
         if loop is not None:
             return sessions_newest_first(loop.state)
+        if self._ended is not None:
+            return self._ended
         return self._disk_state()
 
     def _disk_state(self) -> LoopState:
@@ -319,9 +321,12 @@ class Workspace:
     def _observed(self, snap: Snapshot | None, added: list[Experiment] | None) -> None:
         """results.tsv, the branch or the lock changed, and no loop of ours runs here."""
         if self._attachment() is not None:
-            self._sync_locks(snap, self._config())
             return  # the detached loop's own events say more, and sooner
         with self._lock:
+            if self._ended is not None:
+                if snap is not None and not snap.external and not snap.holder:
+                    return  # our detached session ended: keep showing how
+                self._ended = None
             host = self._host
             if host is not None:
                 if host.live or snap is None or not snap.external:
@@ -367,8 +372,8 @@ class Workspace:
 
         if config is not None:
             cfg.save(self.root, config)  # checked by check_start; the detached loop reads it
-        self._attach_log()
         spawn(self.root, limit, tag)
+        self._attach_log()  # .autoresearch/ exists now
         self.log.info("detached loop started in %s (loop=%s, tag=%s)", self.root, limit, tag)
         attached = self._attachment()
         if attached is None:
@@ -392,15 +397,21 @@ class Workspace:
                 self.log.info("no detached loop to attach to in %s: %s", self.root, exc)
                 return None
             self._attach_log()
+            self._ended = None
+            if self._host is not None and not self._host.live:
+                self._host = None  # an ended loop of this daemon's is no longer the one in view
             return self._attached
 
     def _detached_ended(self, attached: Attachment) -> None:
-        """The detached loop ended (or hung up): show the disk's state, unlocked."""
+        """The detached loop ended (or hung up): its last state stays shown, the scope unlocked."""
         with self._lock:
             if self._attached is attached:
                 self._attached = None
+            self._ended = attached.state
+            # A loop killed before it unlocked: unlock unless another loop holds the lock now.
+            self._locked_for_other = True
         self.records.invalidate()
-        self._notify(Method.STATE_CHANGED, self._disk_state())
+        self._sync_locks(self.observer.snapshot(), self._config())
 
     # ---- helpers -----------------------------------------------------------------------------
 
