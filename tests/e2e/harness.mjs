@@ -165,11 +165,26 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   });
 }
 
+/**
+ * `pid` is one of `roots` or runs under one (what a spared detached loop runs is spared too);
+ * true as well for a process already gone (a short git call): there is nothing left to kill.
+ */
+function descendsFrom(pid, roots) {
+  for (let p = pid, hops = 0; p > 1 && hops < 64; hops++) {
+    if (roots.includes(p)) return true;
+    try {
+      const stat = fs.readFileSync(`/proc/${p}/stat`, 'utf8');
+      p = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    } catch { return hops === 0; }
+  }
+  return false;
+}
+
 const alive = (pid) => { try { process.kill(pid, 0); return true; } catch { return false; } };
 
 async function killTree(pid, { graceMs = 5000, spare = [] } = {}) {
   if (!pid) return;
-  const pids = [pid, ...processTree(pid)].filter((p) => !spare.includes(p));
+  const pids = [pid, ...processTree(pid)].filter((p) => !descendsFrom(p, spare));
   const signalAll = (sig) => {
     try { process.kill(-pid, sig); } catch { /* no group */ }
     for (const p of pids) { try { process.kill(p, sig); } catch { /* gone */ } }
@@ -279,7 +294,7 @@ export async function startCodeServer({ workspace, profile = createProfile(), en
       await killTree(proc.pid, { graceMs: exited === null ? 5000 : 0, spare });
       // Anything that escaped the tree (daemonized, reparented to init) is killed too, and
       // returned so that a test can treat it as a leak.
-      const strays = sessionProcesses(profile.root).filter((p) => !spare.includes(p.pid));
+      const strays = sessionProcesses(profile.root).filter((p) => !descendsFrom(p.pid, spare));
       for (const { pid } of strays) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
       liveSessions.delete(profile.root);
       proc.stdout.destroy();
