@@ -404,14 +404,18 @@ class Workspace:
 
     def _detached_ended(self, attached: Attachment) -> None:
         """The detached loop ended (or hung up): its last state stays shown, the scope unlocked."""
+        final = attached.state
         with self._lock:
             if self._attached is attached:
                 self._attached = None
-            self._ended = attached.state
+            # Ended as a loop ends (stopped, failed): shown so. Killed mid-phase: the disk's state.
+            self._ended = final if final.phase in ("stopped", "failed") else None
             # A loop killed before it unlocked: unlock unless another loop holds the lock now.
             self._locked_for_other = True
         self.records.invalidate()
         self._sync_locks(self.observer.snapshot(), self._config())
+        if self._ended is None:
+            self._notify(Method.STATE_CHANGED, self._disk_state())
 
     # ---- helpers -----------------------------------------------------------------------------
 

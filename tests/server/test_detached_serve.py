@@ -8,7 +8,7 @@ The real daemon over stdio (lsp_fixtures), a real repository, real processes.
 from __future__ import annotations
 
 import os
-import time
+import signal
 from pathlib import Path
 
 from lsp_fixtures import config, daemon, make_repo, write_config
@@ -90,6 +90,31 @@ async def test_two_daemons_attach_to_the_one_loop(tmp_path: Path) -> None:
             await client.until(lambda c=client: any(p["phase"] == "stopped" for p in c.of(STATE)))
 
 
+async def test_a_detached_loop_killed_while_attached_is_recovered_by_the_next_start(
+    tmp_path: Path,
+) -> None:
+    root = make_repo(tmp_path / "repo")
+    async with daemon() as client:
+        await client.request(Method.START, {"root": str(root), "config": config(), "detach": True})
+        pid = control.ask(root, "hello").pid
+        STARTED.append(pid)
+        await client.until(lambda: client.of(RECORDED))
+        os.kill(pid, signal.SIGKILL)
+        # The daemon hears the loop go: the scope unlocked, the disk's state shown (not a phase
+        # of a loop that no longer runs).
+        await client.until(lambda: client.of(LOCKS)[-1]["locked"] == [])
+        await client.until(lambda: client.of(STATE)[-1]["phase"] == "idle")
+        state = await client.request(Method.STATE, {"root": str(root)})
+        assert state["phase"] == "idle"
+        # The next start recovers as after any crash, and the tables agree.
+        again = await client.request(Method.START, {"root": str(root), "loop": 1, "detach": True})
+        STARTED.append(control.ask(root, "hello").pid)
+        assert again["mode"] == "loop"
+        await client.until(lambda: client.of(STATE)[-1]["phase"] == "stopped", timeout=120)
+    until(lambda: not control.socket_path(root).exists(), "the second loop to end")
+    assert recorded(root) == tsv_rows(root)
+
+
 async def test_a_manual_loop_stays_in_the_daemon(tmp_path: Path) -> None:
     root = make_repo(tmp_path / "repo")
     raw = {**config(), "agent": {"kind": "manual"}}
@@ -101,4 +126,3 @@ async def test_a_manual_loop_stays_in_the_daemon(tmp_path: Path) -> None:
         assert not control.socket_path(root).exists()  # no detached process: it needs a person
         await client.request(Method.STOP, {"root": str(root), "now": True})
         await client.until(lambda: any(p["phase"] == "stopped" for p in client.of(STATE)))
-    time.sleep(0)  # nothing left running: the fixture checks
