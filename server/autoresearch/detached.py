@@ -54,9 +54,10 @@ class DetachError(RuntimeError):
 # ---- the starting side ------------------------------------------------------------------------
 
 
-def check_can_detach(root: Path) -> cfg.Config:
-    """What refuses a detached start before any process is made (nothing is written)."""
-    config = cfg.load(root)
+def check_can_detach(root: Path, config: cfg.Config | None = None) -> cfg.Config:
+    """What refuses a detached start before any process is made (nothing is written).
+    `config`: the one a start request brings (else autoresearch.toml's)."""
+    config = cfg.load(root) if config is None else config
     preflight.check_start(root, config)  # a bad config or tree: said here, before any process
     if config.agent.kind == "manual":
         raise DetachError(
@@ -65,10 +66,12 @@ def check_can_detach(root: Path) -> cfg.Config:
         )
     holder = RepoLock(root).held_elsewhere()
     if holder is not None:
-        raise DetachError(
-            f"A loop is already running in {root} ({holder}). `autoresearch attach` follows it;"
-            " `autoresearch stop` stops it."
+        how = (
+            "`autoresearch attach` follows it; `autoresearch stop` stops it."
+            if OWNER in holder
+            else "Stop it first (Ctrl-C in its terminal, or Stop Loop in VS Code)."
         )
+        raise DetachError(f"A loop is already running in {root} ({holder}). {how}")
     return config
 
 
@@ -92,17 +95,20 @@ def spawn(root: Path, limit: int | None, tag: str | None) -> control.ControlRepl
             start_new_session=True,  # its own session: no terminal, no signals of ours
             close_fds=True,
         )
-    # The starter may live on (the VS Code daemon): reap the child when it ends, no zombie.
-    threading.Thread(target=proc.wait, name="reap detached loop", daemon=True).start()
-    deadline = time.monotonic() + READY_WAIT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise DetachError(_why_it_ended(log_file, start, proc.returncode))
-        reply = _ready(root, proc.pid)
-        if reply is not None:
-            return reply
-        time.sleep(0.1)
-    return control.ask(root, "hello")  # still in setup after minutes: it runs, say so
+    try:
+        deadline = time.monotonic() + READY_WAIT_S
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise DetachError(_why_it_ended(log_file, start, proc.returncode))
+            reply = _ready(root, proc.pid)
+            if reply is not None:
+                return reply
+            time.sleep(0.1)
+        return control.ask(root, "hello")  # still in setup after minutes: it runs, say so
+    finally:
+        if proc.returncode is None:
+            # The starter may live on (the VS Code daemon): reap the loop when it ends.
+            threading.Thread(target=proc.wait, name="reap detached loop", daemon=True).start()
 
 
 def _ready(root: Path, pid: int) -> control.ControlReply | None:
@@ -311,7 +317,13 @@ def main(root: Path, limit: int | None, tag: str | None) -> int:
         log.error("%s", exc)
         return 2
     loop = hub.session.loop
-    server = control.listen(root)
+    try:
+        server = control.listen(root)
+    except (control.ControlError, OSError) as exc:
+        monitor.stop()
+        hub.session.release()
+        log.error("the loop's control socket: %s", exc)
+        return 2
     threading.Thread(target=_accept, args=(server, hub), name="control", daemon=True).start()
     received: list[int] = []
 

@@ -329,7 +329,8 @@ def _take_stdio() -> tuple[BinaryIO, BinaryIO]:
 
 
 def serve() -> None:
-    """Serve on stdio until the client exits or closes stdin, then stop the loops and exit."""
+    """Serve on stdio until the client exits or closes stdin, then stop the loops and exit (a
+    detached loop it attached to runs on: only the attachment ends)."""
     setup_logging()
     stdin, stdout = _take_stdio()
     server = build_server()

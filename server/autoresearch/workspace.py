@@ -368,10 +368,11 @@ class Workspace:
     ) -> LoopState:
         """Start Loop for an agent that edits by itself: the loop gets its own process and
         outlives this daemon and its editor; this daemon attaches to it."""
-        from .detached import spawn
+        from .detached import check_can_detach, spawn
 
+        check_can_detach(self.root, config)  # another loop here: refused before the toml is saved
         if config is not None:
-            cfg.save(self.root, config)  # checked by check_start; the detached loop reads it
+            cfg.save(self.root, config)  # the detached loop reads it
         spawn(self.root, limit, tag)
         self._attach_log()  # .autoresearch/ exists now
         self.log.info("detached loop started in %s (loop=%s, tag=%s)", self.root, limit, tag)

@@ -180,6 +180,21 @@ def test_kill_9_leaves_nothing_that_blocks_the_next_start(tmp_path: Path) -> Non
     assert "resuming" in (root / ".autoresearch" / "daemon.log").read_text()
 
 
+def test_sigterm_stops_the_detached_loop_after_its_experiment(tmp_path: Path) -> None:
+    """A `kill` (a scheduler's stop, a shutdown) is a clean stop, as `autoresearch stop` is."""
+    root = sweep_repo(tmp_path)
+    pid = detach(root)
+    until(lambda: recorded(root) >= 2, "two experiments")
+    os.kill(pid, signal.SIGTERM)
+    until(lambda: gone(pid), "the loop to stop")
+    assert recorded(root) == tsv_rows(root)
+    assert (
+        f"detached loop in {root}: stopped" in (root / ".autoresearch" / "daemon.log").read_text()
+    )
+    assert not control.socket_path(root).exists()
+    assert "loop: not running" in cli(root, "status").stdout
+
+
 def test_a_deep_repository_gets_its_socket_in_a_private_folder(tmp_path: Path) -> None:
     deep = tmp_path / ("d" * 60) / ("e" * 60)
     root = sweep_repo(deep)

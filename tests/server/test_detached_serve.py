@@ -11,6 +11,7 @@ import os
 import signal
 from pathlib import Path
 
+import pytest
 from lsp_fixtures import config, daemon, make_repo, write_config
 from test_detached import STARTED, _no_detached_leftovers, gone, recorded, tsv_rows, until
 
@@ -126,3 +127,22 @@ async def test_a_manual_loop_stays_in_the_daemon(tmp_path: Path) -> None:
         assert not control.socket_path(root).exists()  # no detached process: it needs a person
         await client.request(Method.STOP, {"root": str(root), "now": True})
         await client.until(lambda: any(p["phase"] == "stopped" for p in client.of(STATE)))
+
+
+async def test_a_detached_start_refused_by_another_loop_writes_nothing(tmp_path: Path) -> None:
+    from autoresearch.lock import RepoLock
+
+    root = make_repo(tmp_path / "repo")
+    holder = RepoLock(root)
+    holder.acquire("autoresearch run")  # a loop in a terminal
+    try:
+        async with daemon() as client:
+            with pytest.raises(Exception, match="already running") as refused:
+                await client.request(
+                    Method.START, {"root": str(root), "config": config(), "detach": True}
+                )
+            assert "(pid" in str(refused.value) and "Ctrl-C in its terminal" in str(refused.value)
+    finally:
+        holder.release()
+    assert not (root / "autoresearch.toml").exists()  # the config it brought was not saved
+    assert not control.socket_path(root).exists()
