@@ -261,8 +261,13 @@ def test_stop_names_a_loop_that_is_not_detached(tmp_path: Path) -> None:
 def test_a_detached_loop_that_fails_logs_its_traceback(tmp_path: Path) -> None:
     root = make_repo(tmp_path / "repo", {"train.py": "X = 1.0\nraise SystemExit(3)\n"})
     write_config(root, config())
-    pid = detach(root)  # the baseline fails after the start was reported
-    until(lambda: gone(pid), "the failed loop to end")
+    done = cli(root, "run", "--detach")
+    if done.returncode == 0:  # the start was reported while the baseline still ran
+        pid = int(re.search(r"\(pid (\d+)", done.stdout).group(1))  # type: ignore[union-attr]
+        until(lambda: gone(pid), "the failed loop to end")
+    else:  # the baseline failed before the loop was up: the start says why
+        assert done.returncode == 2
+        assert "The baseline run failed (exit 3)" in done.stderr and "daemon.log" in done.stderr
     text = (root / ".autoresearch" / "daemon.log").read_text()
     assert "ERROR loop in" in text and "The baseline run failed (exit 3)" in text
     assert "Traceback (most recent call last)" in text and "LoopStopped" in text
