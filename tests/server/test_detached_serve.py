@@ -146,3 +146,15 @@ async def test_a_detached_start_refused_by_another_loop_writes_nothing(tmp_path:
         holder.release()
     assert not (root / "autoresearch.toml").exists()  # the config it brought was not saved
     assert not control.socket_path(root).exists()
+
+
+async def test_a_loop_in_the_daemon_that_fails_logs_its_traceback(tmp_path: Path) -> None:
+    """The daemon's own loop (not detached) too: its stop by an error is in daemon.log with the
+    traceback, not only its message."""
+    root = make_repo(tmp_path / "repo", {"train.py": "X = 1.0\nraise SystemExit(3)\n"})
+    async with daemon() as client:
+        await client.request(Method.START, {"root": str(root), "config": config()})
+        await client.until(lambda: any(p["phase"] == "failed" for p in client.of(STATE)))
+    text = (root / ".autoresearch" / "daemon.log").read_text()
+    assert "ERROR loop in" in text and "The baseline run failed (exit 3)" in text
+    assert "Traceback (most recent call last)" in text and "LoopStopped" in text
