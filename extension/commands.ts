@@ -351,7 +351,8 @@ async function startLoop(deps: CommandDeps): Promise<void> {
     const loop = await loopCount(STEPS);
     const state = await vscode.window.withProgress(
       { location: vscode.ProgressLocation.Notification, title: "Autoresearch: starting the loop" },
-      () => daemon.request(Method.start, { root, config, loop }),
+      // Detached: the loop outlives this window (the manual agent's stays in the daemon).
+      () => daemon.request(Method.start, { root, config, loop, detach: true }),
     );
     if (session.isMine(state.root)) session.set(state);
     notify("info", `Autoresearch: started${state.branch ? ` on ${state.branch}` : ""}${loop ? ` (${loop} experiments)` : ""}.`);

@@ -152,6 +152,8 @@ export interface StartParams {
   /** Experiments to run after the baseline; omitted = run until stopped. */
   loop?: Int | null;
   tag?: string | null;
+  /** True: a loop whose agent edits by itself runs in its own process, outliving the daemon. */
+  detach?: boolean;
 }
 
 export interface StopParams {

@@ -1,4 +1,5 @@
-"""`autoresearch init | run | status | results | demo | serve | schema`: the headless face."""
+"""`autoresearch init | run | status | results | demo | serve | stop | attach | schema`: the
+headless face."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import msgspec
 
 from . import config as cfg
 from .detect import detect
-from .loop import Event, Loop, Progress
+from .loop import Event, Progress
 from .measure import default_pattern
 from .protocol import LoopState
 
@@ -66,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--dir", type=Path, default=Path("."), help="repository (default: .)")
     run.add_argument("--loop", type=int, metavar="N", help="run exactly N experiments, then stop")
     run.add_argument("--tag", help="session tag (default: today, e.g. nov25)")
+    run.add_argument("--detach", action="store_true", help="run in the background, detached")
     run.set_defaults(func=cmd_run)
 
     status = sub.add_parser("status", help="the session's state: branch, best, counts")
@@ -86,6 +88,10 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="the JSON-RPC daemon over stdio (VS Code starts it)")
     serve.set_defaults(func=cmd_serve)
+
+    from .cli_detached import add_commands
+
+    add_commands(sub)  # stop, attach
 
     schema = sub.add_parser("schema", help="print the JSON schema of the protocol")
     schema.set_defaults(func=lambda a: print(json.dumps(_schema(), indent=1)))
@@ -161,30 +167,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     root = _root(args.dir)
     if args.loop is not None and args.loop < 1:
         raise UserError("--loop must be at least 1.")
+    if args.detach:
+        from .cli_detached import run_detached
+
+        return run_detached(root, args.loop, args.tag)
     return run_loop(root, args.loop, args.tag)
 
 
 def run_loop(root: Path, limit: int | None, tag: str | None) -> int:
-    from .agents import prepare_proposer
-    from .gpu import GpuMonitor, gpu_memory_of, open_source
-    from .lock import LockError, RepoLock
+    from .gpu import GpuMonitor, open_source
+    from .lock import LockError
     from .repo import RepoError
-    from .runner import LocalRunner
+    from .session_factory import open_session
 
-    try:
-        config = cfg.load(root)
-        proposer = prepare_proposer(config, root)
-    except (cfg.ConfigError, RepoError, ValueError, RuntimeError) as exc:
-        raise UserError(str(exc)) from None
-    lock = RepoLock(root)
-    try:
-        lock.acquire("autoresearch run")
-    except LockError as exc:
-        raise UserError(str(exc)) from None
     # GPU memory of the run's processes, as the daemon records it (nothing without a GPU).
     monitor = GpuMonitor(open_source()).start()
-    runner = LocalRunner(gpu_sampler=lambda pids: gpu_memory_of(pids, monitor.latest()))
-    loop = Loop(root, config, proposer, runner=runner, emit=_printer(), tag=tag, limit=limit)
+    try:
+        session = open_session(
+            root, None, limit, tag, owner="autoresearch run", emit=_printer(), gpu=monitor.latest
+        )
+    except (cfg.ConfigError, RepoError, LockError, ValueError, RuntimeError) as exc:
+        monitor.stop()
+        raise UserError(str(exc)) from None
+    loop, lock, config = session.loop, session.lock, session.loop.config
     received: list[int] = []
 
     def on_signal(signum: int, frame: object) -> None:

@@ -49,7 +49,8 @@ class RepoLock:
             os.close(fd)
             raise LockError(
                 f"A loop is already running in {self.path.parent.parent} ({holder}). Stop it"
-                " first (autoresearch stop in VS Code, or Ctrl-C in its terminal)."
+                " first (`autoresearch stop` for a detached one, Stop Loop in VS Code, or"
+                " Ctrl-C in its terminal)."
             ) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"pid {os.getpid()}, {owner or Path(sys.argv[0]).name}".encode())

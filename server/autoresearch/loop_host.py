@@ -18,11 +18,9 @@ from typing import Protocol
 import msgspec
 
 from . import config as cfg
-from .agents import prepare_proposer
 from .agents.base import Proposer
 from .agents.manual import ManualProposer
-from .gpu import gpu_memory_of
-from .lock import LockError, RepoLock
+from .lock import RepoLock
 from .loop import Event, Loop, Progress
 from .measure import RUN_LOG, log_path
 from .protocol import (
@@ -35,7 +33,7 @@ from .protocol import (
     Method,
 )
 from .records import Records
-from .runner import LocalRunner
+from .session_factory import log_end, open_session
 from .tailer import LogTailer
 
 # An elapsed-time-only state change is sent at most this often.
@@ -87,22 +85,10 @@ class LoopHost:
 
     def start(self, config: cfg.Config | None, limit: int | None, tag: str | None) -> None:
         """Take the lock, save or load the config, make the loop, and run it on a thread."""
-        lock = acquire(RepoLock(self.root))
-        try:
-            given = config
-            config = cfg.load(self.root) if given is None else given
-            cfg.validate(config)
-            proposer = prepare_proposer(config, self.root)
-            if given is not None:  # saved only once every check passed
-                cfg.save(self.root, given)
-        except BaseException:
-            lock.release()
-            raise
-        runner = LocalRunner(gpu_sampler=lambda pids: gpu_memory_of(pids, self._gpu()))
-        self.loop = Loop(
-            self.root, config, proposer, runner=runner, emit=self._on_event, tag=tag, limit=limit
+        session = open_session(
+            self.root, config, limit, tag, owner=LOCK_OWNER, emit=self._on_event, gpu=self._gpu
         )
-        self._proposer, self._lock = proposer, lock
+        self.loop, self._proposer, self._lock = session.loop, session.proposer, session.lock
         # Created now, so the run.log of an earlier run is skipped and each new one followed.
         self._tailer = LogTailer(self.root / RUN_LOG, self._log_appended).start()
         self._thread = threading.Thread(
@@ -171,7 +157,7 @@ class LoopHost:
         try:
             self.loop.run()
         except Exception as exc:
-            self._log.warning("loop in %s ended: %s", self.root, exc)
+            log_end(self._log, self.root, exc)
         finally:
             self._settled.set()
             if self._tailer is not None:
@@ -245,20 +231,6 @@ class LoopHost:
 
     def _gpu(self) -> GpuStatus:
         return self._client.gpu_status()
-
-
-def acquire(lock: RepoLock) -> RepoLock:
-    """Take the repository's loop lock. A status probe (`held_elsewhere`, by an observer or
-    `autoresearch status`) holds a shared lock for microseconds: retry briefly before
-    believing that another loop runs."""
-    for _ in range(3):
-        try:
-            lock.acquire(LOCK_OWNER)
-            return lock
-        except LockError:
-            time.sleep(0.05)
-    lock.acquire(LOCK_OWNER)
-    return lock
 
 
 def sessions_newest_first(state: LoopState) -> LoopState:

@@ -72,6 +72,9 @@ class StartParams(RootParams, forbid_unknown_fields=True):
     # Experiments to run after the baseline; omitted = run until stopped.
     loop: int | None = None
     tag: str | None = None
+    # True: a loop whose agent edits by itself runs in its own process and outlives this daemon
+    # (the daemon attaches to it); the manual agent's loop needs a person and stays here.
+    detach: bool = False
 
 
 class StopParams(RootParams, forbid_unknown_fields=True):

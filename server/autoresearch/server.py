@@ -179,7 +179,7 @@ def _ws(server: AutoresearchServer, params: Any) -> Workspace:
 
 HANDLERS: dict[str, Handler] = {
     Method.DETECT: lambda s, p: detect(_ws(s, p).root),
-    Method.START: lambda s, p: _ws(s, p).start(p.config, p.loop, p.tag),
+    Method.START: lambda s, p: _ws(s, p).start(p.config, p.loop, p.tag, p.detach),
     Method.STOP: lambda s, p: _ws(s, p).stop(p.now),
     Method.PAUSE: lambda s, p: _ws(s, p).pause(),
     Method.RESUME: lambda s, p: _ws(s, p).resume(),
@@ -329,7 +329,8 @@ def _take_stdio() -> tuple[BinaryIO, BinaryIO]:
 
 
 def serve() -> None:
-    """Serve on stdio until the client exits or closes stdin, then stop the loops and exit."""
+    """Serve on stdio until the client exits or closes stdin, then stop the loops and exit (a
+    detached loop it attached to runs on: only the attachment ends)."""
     setup_logging()
     stdin, stdout = _take_stdio()
     server = build_server()

@@ -16,7 +16,8 @@ import threading
 from pathlib import Path
 
 from . import config as cfg
-from . import preflight, queries, revision, runlogs, scope
+from . import control, preflight, queries, revision, runlogs, scope
+from .attach import Attachment
 from .confine import check_state_paths
 from .experiment import Experiment
 from .lock import LOCK_FILE
@@ -68,6 +69,10 @@ class Workspace:
         self._lock = threading.RLock()
         # The loop started here: running, or ended and still shown until another takes over.
         self._host: LoopHost | None = None
+        # A detached loop of this root (its own process) that this daemon relays and controls.
+        self._attached: Attachment | None = None
+        # How the last detached loop seen here ended: shown until another loop takes over.
+        self._ended: LoopState | None = None
         self._git_lock = threading.Lock()
         self._repo: Repo | None = None
         # Whether the scope was reported locked for a loop that another process runs here.
@@ -82,7 +87,9 @@ class Workspace:
 
     # ---- loop control ------------------------------------------------------------------------
 
-    def start(self, config: cfg.Config | None, limit: int | None, tag: str | None) -> LoopState:
+    def start(
+        self, config: cfg.Config | None, limit: int | None, tag: str | None, detach: bool = False
+    ) -> LoopState:
         if limit is not None and limit < 1:
             raise ParamError("loop", f"loop must be at least 1 (got {limit}); omit it to run on.")
         if tag is not None and not TAG.match(tag):
@@ -95,8 +102,16 @@ class Workspace:
                     f"A loop is already running in {self.root} (phase {self._phase()})."
                     " Stop it first."
                 )
+            attached = self._attachment()
+            if attached is not None:
+                raise WorkspaceError(
+                    f"A loop is already running in {self.root} (detached, pid {attached.pid},"
+                    f" phase {attached.state.phase}). Stop it first."
+                )
             # A refused start writes nothing: no autoresearch.toml, no .autoresearch/.
             preflight.check_start(self.root, config)
+            if detach and (config or cfg.load(self.root)).agent.kind != "manual":
+                return self._start_detached(config, limit, tag)
             host = LoopHost(self.root, self._client, self.records, self.log, self.observer.resume)
             fresh = not (self.root / ".autoresearch").exists()
             (self.root / ".autoresearch").mkdir(exist_ok=True)  # the lock file goes there too
@@ -120,16 +135,26 @@ class Workspace:
     def stop(self, now: bool) -> LoopState:
         host = self._host
         if host is None or host.loop is None or not host.live:
+            attached = self._attachment()
+            if attached is not None:
+                attached.ask("stop", now=now)
+                return attached.state
             return self.state()
         host.stop(now)
         return sessions_newest_first(host.loop.state)
 
     def pause(self) -> LoopState:
+        if (attached := self._attachment()) is not None:
+            attached.ask("pause")
+            return attached.state
         loop = self._live_loop("pause")
         loop.pause()
         return sessions_newest_first(loop.state)
 
     def resume(self) -> LoopState:
+        if (attached := self._attachment()) is not None:
+            attached.ask("resume")
+            return attached.state
         loop = self._live_loop("resume")
         loop.resume()
         return sessions_newest_first(loop.state)
@@ -137,6 +162,8 @@ class Workspace:
     def run_experiment(self, description: str) -> Ack:
         _bounded("description", description, MAX_DESCRIPTION_BYTES)
         host = self._host
+        if host is None and (attached := self._attachment()) is not None:
+            return attached.run_experiment(description)
         if host is None:
             return Ack(False, f"No loop is running in {self.root}. Start one with agent manual.")
         return host.run_experiment(description)
@@ -154,6 +181,8 @@ class Workspace:
         """Client gone: abandon the running experiment (recorded as interrupted), then wait."""
         if self._host is not None:
             self._host.close()
+        if self._attached is not None:
+            self._attached.close()  # the detached loop runs on
         self.observer.stop()
         with self._git_lock:
             if self._repo is not None:
@@ -173,8 +202,15 @@ class Workspace:
 
     def state(self) -> LoopState:
         loop = self._loop_in_view()
+        if loop is not None and self._live():
+            return sessions_newest_first(loop.state)
+        attached = self._attachment()
+        if attached is not None:
+            return attached.state
         if loop is not None:
             return sessions_newest_first(loop.state)
+        if self._ended is not None:
+            return self._ended
         return self._disk_state()
 
     def _disk_state(self) -> LoopState:
@@ -284,7 +320,13 @@ class Workspace:
 
     def _observed(self, snap: Snapshot | None, added: list[Experiment] | None) -> None:
         """results.tsv, the branch or the lock changed, and no loop of ours runs here."""
+        if self._attachment() is not None:
+            return  # the detached loop's own events say more, and sooner
         with self._lock:
+            if self._ended is not None:
+                if snap is not None and not snap.external and not snap.holder:
+                    return  # our detached session ended: keep showing how
+                self._ended = None
             host = self._host
             if host is not None:
                 if host.live or snap is None or not snap.external:
@@ -323,6 +365,63 @@ class Workspace:
                 reason=f"a loop runs in another process ({snap.holder})" if snap and locked else "",
             ),
         )
+
+    # ---- a detached loop --------------------------------------------------------------------
+
+    def _start_detached(
+        self, config: cfg.Config | None, limit: int | None, tag: str | None
+    ) -> LoopState:
+        """Start Loop for an agent that edits by itself: the loop gets its own process and
+        outlives this daemon and its editor; this daemon attaches to it."""
+        from .detached import check_can_detach, spawn
+
+        check_can_detach(self.root, config)  # another loop here: refused before the toml is saved
+        if config is not None:
+            cfg.save(self.root, config)  # the detached loop reads it
+        spawn(self.root, limit, tag)
+        self._attach_log()  # .autoresearch/ exists now
+        self.log.info("detached loop started in %s (loop=%s, tag=%s)", self.root, limit, tag)
+        attached = self._attachment()
+        if attached is None:
+            raise WorkspaceError(
+                f"The detached loop in {self.root} ended at once: see {DAEMON_LOG}."
+            )
+        return attached.state
+
+    def _attachment(self) -> Attachment | None:
+        """The detached loop of this root, attached to on first sight; None when none runs."""
+        with self._lock:
+            if self._attached is not None and self._attached.live:
+                return self._attached
+            if self._live() or not control.running(self.root):
+                return None
+            try:
+                self._attached = Attachment(
+                    self.root, self._client, self.records, self.log, self._detached_ended
+                )
+            except (control.ControlError, OSError) as exc:
+                self.log.info("no detached loop to attach to in %s: %s", self.root, exc)
+                return None
+            self._attach_log()
+            self._ended = None
+            if self._host is not None and not self._host.live:
+                self._host = None  # an ended loop of this daemon's is no longer the one in view
+            return self._attached
+
+    def _detached_ended(self, attached: Attachment) -> None:
+        """The detached loop ended (or hung up): its last state stays shown, the scope unlocked."""
+        final = attached.state
+        with self._lock:
+            if self._attached is attached:
+                self._attached = None
+            # Ended as a loop ends (stopped, failed): shown so. Killed mid-phase: the disk's state.
+            self._ended = final if final.phase in ("stopped", "failed") else None
+            # A loop killed before it unlocked: unlock unless another loop holds the lock now.
+            self._locked_for_other = True
+        self.records.invalidate()
+        self._sync_locks(self.observer.snapshot(), self._config())
+        if self._ended is None:
+            self._notify(Method.STATE_CHANGED, self._disk_state())
 
     # ---- helpers -----------------------------------------------------------------------------
 

@@ -252,6 +252,43 @@ def _(tmp: Path) -> list[str]:
 HELD: list = []
 
 
+@case("repository", "`run --detach` while a loop runs in the repository")
+def _(tmp: Path) -> list[str]:
+    from autoresearch.lock import RepoLock
+
+    root = repo(tmp)
+    holder = RepoLock(root)
+    holder.acquire("autoresearch run --detach, since 2026-11-30T21:00:00+00:00")
+    HELD.append(holder)
+    return ["run", "--detach", "--dir", str(root)]
+
+
+@case("repository", "`run --detach` with the manual agent")
+def _(tmp: Path) -> list[str]:
+    return [
+        "run",
+        "--detach",
+        "--dir",
+        str(repo(tmp, GOOD.replace('kind = "sweep"', 'kind = "manual"'))),
+    ]
+
+
+@case("repository", "`autoresearch stop` with no loop running")
+def _(tmp: Path) -> list[str]:
+    return ["stop", "--dir", str(repo(tmp))]
+
+
+@case("repository", "`autoresearch attach` to a loop that runs in a terminal, not detached")
+def _(tmp: Path) -> list[str]:
+    from autoresearch.lock import RepoLock
+
+    root = repo(tmp)
+    holder = RepoLock(root)
+    holder.acquire("autoresearch run")
+    HELD.append(holder)
+    return ["attach", "--dir", str(root)]
+
+
 @case("repository", "an in-scope file that is a symbolic link out of the repository")
 def _(tmp: Path) -> list[str]:
     (tmp / "decoy.py").write_text("LR = 0.5\n")

@@ -215,15 +215,17 @@ export async function statusItem(page, id) {
  * A code-server session with the extension installed, the daemon's interpreter set, and the
  * state dump on: fn({...session, state, stateFile, workspace}) where state() reads the dump.
  * `settings`: user settings over the harness defaults; `env`: for code-server and so the daemon;
- * `defaultSidebar`: keep the side bar at VS Code's default width (else widened for screenshots).
+ * `defaultSidebar`: keep the side bar at VS Code's default width (else widened for screenshots);
+ * `spare`: () => pids left running when the session closes (a detached loop).
  */
-export async function withAutoresearch(name, { workspace, env = {}, settings = {}, timeoutMs, defaultSidebar = false } = {}, fn) {
+export async function withAutoresearch(name, { workspace, env = {}, settings = {}, timeoutMs, defaultSidebar = false, spare } = {}, fn) {
   const stateDir = makeTempDir('ar-e2e-state-');
   const stateFile = path.join(stateDir, 'state.json');
   return withVSCode(name, {
     workspace,
     vsix: vsix(),
     timeoutMs,
+    spare,
     env: { AUTORESEARCH_E2E_STATE: stateFile, AUTORESEARCH_E2E_HOOK: e2eHook(), ...env },
     // files.autoSave: code-server (web) saves after 1 s by default, desktop VS Code does not; off,
     // so that what a scenario types stays in the editor until it saves or reverts it.

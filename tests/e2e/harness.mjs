@@ -165,11 +165,26 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   });
 }
 
+/**
+ * `pid` is one of `roots` or runs under one (what a spared detached loop runs is spared too);
+ * true as well for a process already gone (a short git call): there is nothing left to kill.
+ */
+function descendsFrom(pid, roots) {
+  for (let p = pid, hops = 0; p > 1 && hops < 64; hops++) {
+    if (roots.includes(p)) return true;
+    try {
+      const stat = fs.readFileSync(`/proc/${p}/stat`, 'utf8');
+      p = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    } catch { return hops === 0; }
+  }
+  return false;
+}
+
 const alive = (pid) => { try { process.kill(pid, 0); return true; } catch { return false; } };
 
-async function killTree(pid, { graceMs = 5000 } = {}) {
+async function killTree(pid, { graceMs = 5000, spare = [] } = {}) {
   if (!pid) return;
-  const pids = [pid, ...processTree(pid)];
+  const pids = [pid, ...processTree(pid)].filter((p) => !descendsFrom(p, spare));
   const signalAll = (sig) => {
     try { process.kill(-pid, sig); } catch { /* no group */ }
     for (const p of pids) { try { process.kill(p, sig); } catch { /* gone */ } }
@@ -271,12 +286,16 @@ export async function startCodeServer({ workspace, profile = createProfile(), en
     proc, profile, workspace, port: 0, url: '', workspaceUrl: '',
     /** code-server's own stdout+stderr so far. */
     log: () => output,
-    /** Kill code-server's process group and every process of this session; returns strays. */
-    async stop() {
-      await killTree(proc.pid, { graceMs: exited === null ? 5000 : 0 });
+    /**
+     * Kill code-server's process group and every process of this session; returns strays.
+     * `spare`: pids meant to outlive the session (a detached loop), left running.
+     */
+    async stop({ spare = [] } = {}) {
+      await killTree(proc.pid, { graceMs: exited === null ? 5000 : 0, spare });
       // Anything that escaped the tree (daemonized, reparented to init) is killed too, and
       // returned so that a test can treat it as a leak.
-      const strays = killSessionProcesses(profile.root);
+      const strays = sessionProcesses(profile.root).filter((p) => !descendsFrom(p.pid, spare));
+      for (const { pid } of strays) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
       liveSessions.delete(profile.root);
       proc.stdout.destroy();
       proc.stderr.destroy();
@@ -673,10 +692,10 @@ export async function screenshot(page, name) {
 
 /**
  * Profile + .vsix install + code-server + Chromium on the workspace.
- * opts: {workspace, vsix?: string|string[], env?, settings?, timeoutMs?}
+ * opts: {workspace, vsix?: string|string[], env?, settings?, timeoutMs?, spare?: () => pids left running at close}
  * Returns a session {server, profile, browser, page, logs(filter), diagnostics(), close()}.
  */
-export async function launch({ workspace, vsix = [], env = {}, settings = {}, timeoutMs = 90_000 }) {
+export async function launch({ workspace, vsix = [], env = {}, settings = {}, timeoutMs = 90_000, spare = () => [] }) {
   const profile = createProfile({ settings });
   const session = { profile, server: null, browser: null, page: null, workbench: null };
   session.logs = (filter) => readLogs(profile, filter);
@@ -690,7 +709,7 @@ export async function launch({ workspace, vsix = [], env = {}, settings = {}, ti
   session.close = () => {
     closed ??= (async () => {
       if (session.browser) await Promise.race([session.browser.close().catch(() => {}), unrefSleep(10_000)]);
-      const strays = session.server ? await session.server.stop() : killSessionProcesses(profile.root);
+      const strays = session.server ? await session.server.stop({ spare: spare() }) : killSessionProcesses(profile.root);
       if (strays.length) {
         process.stderr.write(`e2e: killed ${strays.length} process(es) that outlived code-server:\n` +
           strays.map((p) => `  ${p.pid} ${p.cmd}`).join('\n') + '\n');

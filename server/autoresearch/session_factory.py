@@ -1,0 +1,84 @@
+"""One factory wires a loop session for every face: the CLI's foreground `run`, the detached
+loop, and the daemon's in-process loop (manual mode).
+
+It loads or validates the config and prepares the proposer, then takes the repository's loop
+lock, saves a given config, and builds the runner and the loop. A refused start writes
+nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import msgspec
+
+from . import config as cfg
+from .agents import prepare_proposer
+from .agents.base import Proposer
+from .gpu import gpu_memory_of
+from .lock import LockError, RepoLock
+from .loop import Event, Loop
+from .protocol import GpuStatus
+from .runner import LocalRunner
+
+
+class Session(msgspec.Struct):
+    """A wired loop that holds the repository's lock until `release`."""
+
+    loop: Loop
+    proposer: Proposer
+    lock: RepoLock
+
+    def release(self) -> None:
+        self.lock.release()
+
+
+def open_session(
+    root: Path,
+    config: cfg.Config | None,
+    limit: int | None,
+    tag: str | None,
+    *,
+    owner: str,
+    emit: Callable[[Event], None],
+    gpu: Callable[[], GpuStatus],
+) -> Session:
+    """`config` None: the saved autoresearch.toml; given: validated, saved once all checks
+    passed. Raises LockError, ConfigError, RepoError, ValueError or RuntimeError, all
+    explaining themselves."""
+    # The checks come first, so a refused start writes nothing (not even the lock file).
+    loaded = cfg.load(root) if config is None else config
+    cfg.validate(loaded)
+    proposer = prepare_proposer(loaded, root)
+    lock = acquire(RepoLock(root), owner)
+    try:
+        if config is not None:  # saved only once every check passed, under the lock
+            cfg.save(root, config)
+    except BaseException:
+        lock.release()
+        raise
+    runner = LocalRunner(gpu_sampler=lambda pids: gpu_memory_of(pids, gpu()))
+    loop = Loop(root, loaded, proposer, runner=runner, emit=emit, tag=tag, limit=limit)
+    return Session(loop=loop, proposer=proposer, lock=lock)
+
+
+def acquire(lock: RepoLock, owner: str) -> RepoLock:
+    """Take the repository's loop lock. A status probe (`held_elsewhere`, by an observer or
+    `autoresearch status`) holds a shared lock for microseconds: retry briefly before
+    believing that another loop runs."""
+    for _ in range(3):
+        try:
+            lock.acquire(owner)
+            return lock
+        except LockError:
+            time.sleep(0.05)
+    lock.acquire(owner)
+    return lock
+
+
+def log_end(log: logging.Logger, root: Path, exc: BaseException) -> None:
+    """Every stop of a loop by an error goes into the log with its traceback."""
+    log.error("loop in %s stopped: %s", root, exc, exc_info=exc)
