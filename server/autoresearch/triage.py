@@ -82,8 +82,9 @@ def classify_failure(
     """Why a run failed; None when it did not (exit 0 with a metric).
 
     `exit_code` is the command's status (negative: killed by that signal; 128+N as shells
-    report it is understood too). `local_modules`: top-level module names that belong to the repository (see
-    `local_modules()`), so a missing one is a code error, not a missing package. `diff`: the
+    report it is understood too). `local_modules`: top-level module names that belong to the
+    repository (see `local_modules()`), so a missing one is a code error, not a missing
+    package. `diff`: the
     experiment's diff; a missing command, file or package that the diff itself introduced is
     the agent's mistake, not the environment's.
     """
