@@ -7,6 +7,7 @@ session's branch with records and git consistent, whatever a killed daemon left 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import shutil
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from .journal import Entry, Journal
 from .ledger import Ledger
 from .repo import BRANCH_PREFIX, REF_PREFIX, Repo
 from .runner import kill_marked, processes_with_env, signal_all
+
+log = logging.getLogger(__name__)
 
 # The environment variable agents/command.py gives every agent process: the repository's path.
 AGENT_ROOT_ENV = "AUTORESEARCH_ROOT"
@@ -135,9 +138,16 @@ def _fail_setup(
     ledger: Ledger,
     exc: Exception,
 ) -> None:
-    """A setup that could not commit is undone, and says why."""
-    _undo_setup(repo, origin, branch, before, archived, ledger)
-    journal.path.unlink(missing_ok=True)  # undone: nothing in flight, nothing left behind
+    """A setup that could not commit is undone, and says why (and what could not be undone)."""
+    undo = _undo_setup(repo, origin, branch, before, archived, ledger)
+    journal.path.unlink(missing_ok=True)  # nothing in flight (what is left is said below)
+    if undo:
+        raise preflight.PreflightError(
+            f"git commit of the session setup failed: {_git_message(exc)}. Undoing the setup"
+            f" failed too ({undo}): check `git status` and `git branch` (the loop may have left"
+            f" {branch} and staged files), fix the repository's commit hooks or configuration,"
+            " then start again."
+        ) from None
     raise preflight.PreflightError(
         f"git commit of the session setup failed: {_git_message(exc)}."
         " Nothing was changed. Fix the repository's commit hooks or configuration, then"
@@ -399,8 +409,9 @@ def _undo_setup(
     before: dict[str, bytes | None],
     archived: Path | None,
     ledger: Ledger,
-) -> None:
-    """A setup that could not commit leaves the repository as it found it."""
+) -> str:
+    """A setup that could not commit leaves the repository as it found it; returns what
+    could not be undone ("" when all was)."""
     try:
         repo.git.reset("-q")
         for rel, data in before.items():
@@ -414,8 +425,10 @@ def _undo_setup(
             repo.git.branch("-q", "-D", branch)
         if archived is not None and not ledger.results.exists():
             shutil.move(archived, ledger.results)
-    except Exception:  # the original error matters more; leave what could not be undone
-        pass
+    except Exception as exc:  # said with the original error; the traceback goes to the log
+        log.exception("undoing the failed session setup in %s failed", repo.root)
+        return _git_message(exc)
+    return ""
 
 
 def _git_message(exc: Exception) -> str:
