@@ -24,9 +24,9 @@ def test_a_failed_undo_of_the_setup_is_said_and_logged(
     hook = repo / ".git" / "hooks" / "pre-commit"
     hook.write_text(HOOK)
     hook.chmod(0o755)
-    with caplog.at_level(logging.ERROR, logger="autoresearch.bootstrap"):
-        with pytest.raises(PreflightError) as refused:
-            Loop(repo, make_config(), ScriptedProposer([]), limit=1).run()
+    caplog.set_level(logging.ERROR, logger="autoresearch.bootstrap")
+    with pytest.raises(PreflightError) as refused:
+        Loop(repo, make_config(), ScriptedProposer([]), limit=1).run()
     message = str(refused.value)
     assert "lint says no" in message
     assert "Undoing the setup failed too" in message and "Nothing was changed" not in message
