@@ -110,9 +110,9 @@ def _set_up(
     subject = f"autoresearch: set up session {tag}"
     try:
         # A tracked results.tsv or run.log would be rewound by every revert: untrack them.
-        repo.git.rm("-q", "--cached", "--ignore-unmatch", "--", *IGNORED_FILES)
-        repo.git.add("-A", "--", *paths)
-        repo.git.commit("-q", "-m", subject)
+        repo.untrack(list(IGNORED_FILES))
+        repo.stage(paths)
+        repo.commit_staged(subject)
     except Exception as exc:
         if _made_meanwhile(repo, start, subject):
             pass  # a killed start's own `git commit` (its hook was slow) made it: done
@@ -185,7 +185,7 @@ def finish_setup(
         ledger.start_session()
         journal.write(Entry(tag=tag, branch=branch))
         return Session(tag=tag, branch=branch, resumed=False, history=[])
-    repo.git.reset("-q")  # the killed commit's staging
+    repo.unstage()  # the killed commit's staging
     dirty = [
         c.path
         for c in guarded_reset.tracked_changes(repo)
@@ -233,8 +233,8 @@ def resume(repo: Repo, config: Config, ledger: Ledger, journal: Journal, tag: st
     if config_changed:
         # A config edited since (or saved by the wizard) is committed, or the next revert
         # would silently put the old one back.
-        repo.git.add("--", CONFIG_FILE)
-        repo.git.commit("-q", "-m", "autoresearch: config changed", "--", CONFIG_FILE)
+        repo.stage([CONFIG_FILE])
+        repo.commit_only("autoresearch: config changed", [CONFIG_FILE])
         recovered.append(f"committed the changed {CONFIG_FILE}")
     keeps = [e for e in history if e.status == "keep"]
     if keeps and repo.resolve(keeps[-1].commit) is None:
@@ -268,7 +268,7 @@ def recover(
     else:
         # The config (saved by a new start) and the notes are the loop's files, committed by
         # it later; anything else uncommitted is a person's, or an edit never committed.
-        repo.git.reset("-q")  # a half-made commit's staging (its new files stay, untracked)
+        repo.unstage()  # a half-made commit's staging (its new files stay, untracked)
         changes = [
             c for c in guarded_reset.tracked_changes(repo) if c.path not in preflight.LOOP_WRITTEN
         ]
@@ -413,7 +413,7 @@ def _undo_setup(
     """A setup that could not commit leaves the repository as it found it; returns what
     could not be undone ("" when all was)."""
     try:
-        repo.git.reset("-q")
+        repo.unstage()
         for rel, data in before.items():
             path = repo.root / rel
             if data is None:
@@ -421,8 +421,8 @@ def _undo_setup(
             else:
                 path.write_bytes(data)
         if origin:
-            repo.git.checkout("-q", origin)
-            repo.git.branch("-q", "-D", branch)
+            repo.checkout(origin)
+            repo.delete_branch(branch)
         if archived is not None and not ledger.results.exists():
             shutil.move(archived, ledger.results)
     except Exception as exc:  # said with the original error; the traceback goes to the log

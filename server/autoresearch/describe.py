@@ -18,10 +18,8 @@ def fmt(value: float | None) -> str:
 def diff_summary(repo: Repo, parent: str, paths: list[str] | None = None) -> str:
     """A description for an edit that came without one: `edit a.py, b.py (2 files changed, ...)`.
     `paths`: the files to be committed (a person's other uncommitted edits are not the edit's)."""
-    only = ["--", *paths] if paths else []
-    stat = repo.git.diff("--shortstat", parent, *only)
-    files = repo.git.diff("--name-only", parent, *only).split()
-    return f"edit {', '.join(files[:3])}" + (f" ({stat.strip()})" if stat else "")
+    files, stat = repo.changed_since(parent, paths)
+    return f"edit {', '.join(files[:3])}" + (f" ({stat})" if stat else "")
 
 
 def count(experiments: list[Experiment]) -> Counts:

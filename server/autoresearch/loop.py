@@ -341,14 +341,18 @@ class Loop:
         self._journal("editing", n, parent, "", keep_edit=self.config.agent.kind == "manual")
         ctx = edit_step.context(self.root, self._agent_config, self.history, failure, attempt)
         # A person's uncommitted edits (outside the scope) are theirs, not the edit step's.
-        self._dirt = {
-            path: data
-            for path, data in guarded_reset.snapshot(self.repo).items()
-            if path not in kept_in_tree
-        }
+        dirt, untracked = guarded_reset.snapshot(self.repo)
+        self._dirt = {path: data for path, data in dirt.items() if path not in kept_in_tree}
         try:
             edit = self.editor.call(
-                ctx, self.branch, parent, self.off_limits, kept_in_tree, self.cancel, self._dirt
+                ctx,
+                self.branch,
+                parent,
+                self.off_limits,
+                kept_in_tree,
+                self.cancel,
+                self._dirt,
+                untracked,
             )
         except Exception as exc:
             self._abandon_edit(parent)
@@ -427,7 +431,7 @@ class Loop:
         diff = self.repo.diff_stats(parent, sha)
 
         def text() -> str:  # the whole diff, read only if a crash needs triage
-            return self.repo.git.diff(parent, sha)
+            return self.repo.diff_text(parent, sha)
 
         attempt = self.bench.attempt(
             n, sha, description, diff, invalid, marker, text, self._best(), events, parent
@@ -456,7 +460,7 @@ class Loop:
             exp.events.append("the branch was not as the loop left it: stopped, nothing reset")
         self._journal("decided", exp.number, parent, exp.commit, record=exp)
         self.ledger.record(exp)
-        if not stopped:
+        if not stopped and target != self._head:  # a keep stays where it is: no reset to run
             self.repo.reset_keep(target)
             self._head = target
         self.journal.write(Entry(tag=self.tag, branch=self.branch))
@@ -487,8 +491,8 @@ class Loop:
             events += self._set_aside(n, parent)
             self.repo.reset_keep(parent)
             return set()
-        self.repo.git.reset("-q", "--mixed", parent)
-        return set(self.repo.git.diff("--name-only", "-z", parent, sha).split("\0")) - {""}
+        self.repo.reset_mixed(parent)
+        return set(self.repo.changed_files(parent, sha))
 
     def _keep_logs(self, n: int, label: str) -> None:
         """Before a retry runs, the retired attempt's logs move aside: <tag>-<n>.<label>.log."""
@@ -510,7 +514,7 @@ class Loop:
                 self._say("stopped during your edit: it is left in the working tree, uncommitted")
         else:
             if self.repo.branch() == self.branch and self.repo.head() != parent:
-                self.repo.git.reset("-q", "--soft", parent)  # the edit step committed
+                self.repo.reset_soft(parent)  # the edit step committed
             guarded_reset.discard_edit(self.repo, parent, self._dirt)
         self.journal.write(Entry(tag=self.tag, branch=self.branch))
 
@@ -575,7 +579,7 @@ class Loop:
         return describe.best_of(self.history)
 
     def _same_tree(self, a: str, b: str) -> bool:
-        return self.repo.git.rev_parse(f"{a}^{{tree}}") == self.repo.git.rev_parse(f"{b}^{{tree}}")
+        return self.repo.same_tree(a, b)
 
     def _ref(self, n: int) -> str:
         return f"{REF_PREFIX}{self.tag}/{n}"
