@@ -342,7 +342,11 @@ class Loop:
         ctx = edit_step.context(self.root, self._agent_config, self.history, failure, attempt)
         # A person's uncommitted edits (outside the scope) are theirs, not the edit step's.
         dirt, untracked = guarded_reset.snapshot(self.repo)
-        self._dirt = {path: data for path, data in dirt.items() if path not in kept_in_tree}
+        dirt = {path: data for path, data in dirt.items() if path not in kept_in_tree}
+        # A person's in-scope edits since the last decision (a keep sets nothing aside: HEAD
+        # stays) are stashed now, never taken into this experiment's commit.
+        said = self._set_aside_in_scope(n, dirt)
+        self._dirt = dirt
         try:
             edit = self.editor.call(
                 ctx,
@@ -359,9 +363,10 @@ class Loop:
             if isinstance(exc, AgentUnavailable):  # retrying cannot install the agent
                 raise LoopStopped(f"Stopped: {exc}") from None
             raise
+        edit.enforcement.events[:0] = said
         if not self.cancel.is_set():  # stopping: the final unlock follows, no lock in between
             self._locks(locked=True)
-        for event in edit.enforcement.events:
+        for event in edit.enforcement.events[len(said) :]:
             self._say(f"#{n}: {event}")
         return edit
 
@@ -454,7 +459,8 @@ class Loop:
         stopped = ""
         try:
             self._check_head(f"during experiment #{exp.number}")
-            exp.events += self._set_aside(exp.number, target)
+            if target != self._head:  # a keep leaves HEAD: the next edit step sets aside
+                exp.events += self._set_aside(exp.number, target)
         except LoopStopped as exc:
             stopped = str(exc)
             exp.events.append("the branch was not as the loop left it: stopped, nothing reset")
@@ -523,7 +529,7 @@ class Loop:
         text = notes.render(self.config, self.tag, self.history)
         if path.exists() and path.read_text(encoding="utf-8") == text:
             return
-        if notes.NOTES_FILE in guarded_reset.paths_of(guarded_reset.tracked_changes(self.repo)):
+        if self._notes_edited():
             # Uncommitted changes of the notes (preflight lets them through as the loop's) may
             # be a person's: set aside, never overwritten.
             what = f"your uncommitted edit of {notes.NOTES_FILE}"
@@ -534,6 +540,18 @@ class Loop:
         except Exception as exc:
             self._say(f"could not commit {notes.NOTES_FILE}: {bootstrap._git_message(exc)}")
             self.repo.restore([notes.NOTES_FILE])
+
+    def _notes_edited(self) -> bool:
+        """Uncommitted changes of the notes; a file equal to HEAD's needs no `git status`."""
+        try:
+            if (
+                self.repo.file_at("HEAD", notes.NOTES_FILE)
+                == (self.root / notes.NOTES_FILE).read_bytes()
+            ):
+                return False
+        except OSError:
+            pass
+        return notes.NOTES_FILE in guarded_reset.paths_of(guarded_reset.tracked_changes(self.repo))
 
     def _rerun(self, pending: Experiment) -> None:
         """Experiment #n was interrupted by a stopped daemon: its commit runs once more, as it
@@ -561,6 +579,19 @@ class Loop:
         except guarded_reset.ForeignWork as exc:
             self.journal.write(Entry(tag=self.tag, branch=self.branch))
             raise LoopStopped(str(exc)) from None
+
+    def _set_aside_in_scope(self, n: int, dirt: dict[str, bytes | None]) -> list[str]:
+        """Stash a person's uncommitted in-scope edits found before edit #n (taken out of
+        `dirt`); returns the events, said already."""
+        mine = [path for path in dirt if scope.matches(path, self.config.scope.files)]
+        if not mine:
+            return []
+        for path in mine:
+            del dirt[path]
+        what = f"your edit of {', '.join(mine)} before #{n}"
+        event = guarded_reset.stash(self.repo, mine, what)
+        self._say(f"#{n}: {event}")
+        return [event]
 
     def _set_aside(self, n: int, target: str) -> list[str]:
         """Stash a person's in-scope edits before HEAD moves to `target`; say what is left."""

@@ -9,6 +9,7 @@ import ast
 import itertools
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -83,9 +84,9 @@ def test_an_experiment_starts_at_most_five_git_processes(
     repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Every git process the loop starts goes through a `git` first on PATH that logs it. A
-    keep costs the three status checks that guard a person's edits (before the edit, after it,
-    before HEAD moves) and the commit; a discard also its reset. (Before: 6 to 7, with a
-    `git diff` for the counts, an `ls-files` for untracked files and a reset after a keep.)"""
+    keep costs a status before the edit and one after it, and the commit; a discard also the
+    status before HEAD moves back and the reset. (Before: 6 to 7, with a `git diff` for the
+    counts, an `ls-files` for untracked files, and a status and a reset after a keep.)"""
     real = next(
         Path(d) / "git" for d in os.environ["PATH"].split(os.pathsep) if (Path(d) / "git").is_file()
     )
@@ -111,7 +112,7 @@ def test_an_experiment_starts_at_most_five_git_processes(
     assert len(marks) == len(values) + 1  # the baseline and every experiment recorded
     per = [b - a for a, b in itertools.pairwise(marks)]
     steps = [line.split()[0] for line in lines[marks[0] : marks[-1]]]
-    assert max(per) <= 5 and statistics.mean(per) <= 4.5, (per, steps)
+    assert max(per) <= 5 and statistics.mean(per) <= 4, (per, steps)
     assert set(steps) <= {"status", "commit", "reset"}, steps
 
 
@@ -163,3 +164,36 @@ def test_the_demo_repository_is_made_through_repo_py(tmp_path: Path) -> None:
     assert git(tmp_path, "log", "--format=%an %s") == "demo demo example"
     assert git(tmp_path, "branch", "--show-current") == "main"
     assert repo_module.tracked_files(tmp_path) == ["a.txt"]
+
+
+# The baseline's run (a keep) also edits the file in scope, as a person would meanwhile.
+PERSON_RUN = """\
+import pathlib
+done = pathlib.Path(".git/person-edited")
+if not done.exists():
+    done.write_text("")
+    train = pathlib.Path("train.py")
+    train.write_text(train.read_text() + "# mine\\n")
+print("score: 0.01")
+"""
+
+
+def test_a_persons_edit_during_a_kept_run_is_stashed_not_committed(repo: Path) -> None:
+    """A keep moves no HEAD, so nothing is set aside at its decision: the next edit step's
+    status finds the in-scope edit and stashes it before the edit, out of that commit."""
+    (repo / "person_run.py").write_text(PERSON_RUN)
+    git(repo, "add", "person_run.py")
+    git(repo, "commit", "-qm", "the run")
+    config = make_config(
+        agent__kind="manual",
+        decision__noise_repeats=0,
+        run__command=f"{sys.executable} person_run.py",
+    )
+    Loop(repo, config, ScriptedProposer([set_lr("0.4")]), limit=1).run()
+    stashes = git(repo, "stash", "list").splitlines()
+    assert len(stashes) == 1 and "your edit of train.py before #1" in stashes[0], stashes
+    assert "+# mine" in git(repo, "stash", "show", "-p", "stash@{0}")
+    ref = git(repo, "for-each-ref", "--format=%(refname)", "refs/autoresearch/").split()[-1]
+    assert ref.endswith("/1")
+    committed = git(repo, "show", "--format=", ref, "--", "train.py")
+    assert "LR = 0.4" in committed and "# mine" not in committed
