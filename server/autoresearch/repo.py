@@ -576,7 +576,7 @@ def git_dir_of(root: Path) -> Path | None:
     """The repository's git directory (a linked worktree has its own), or None."""
     try:
         out = _git_in(root).rev_parse("--git-dir", kill_after_timeout=30).strip()
-    except (git.GitCommandError, OSError):
+    except (git.CommandError, OSError):  # git failed, or is not installed
         return None
     return Path(out) if os.path.isabs(out) else root / out
 
@@ -585,7 +585,7 @@ def tracked_files(root: Path) -> list[str]:
     """The tracked files of the repository at `root` ([] when it is none)."""
     try:
         out = _git_in(root).ls_files("-z", kill_after_timeout=30)
-    except (git.GitCommandError, OSError):
+    except (git.CommandError, OSError):  # git failed, or is not installed
         return []
     return [p for p in out.split("\0") if p]
 
@@ -625,7 +625,7 @@ def short_commits(root: Path, commits: list[str]) -> dict[str, tuple[str, str]]:
             names.seek(0)
             try:
                 return str(_git_in(root).execute(["git", *args], istream=names))
-            except (git.GitCommandError, OSError):
+            except (git.CommandError, OSError):  # git failed, or is not installed
                 return ""
 
     found = ask(["cat-file", "--batch-check=%(objectname) %(objecttype)"], commits)
