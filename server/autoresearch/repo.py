@@ -1,4 +1,7 @@
-"""Git at the edge: branch, commit, revert, attempt refs, changed files, file at a revision."""
+"""Git at the edge: branch, commit, revert, attempt refs, changed files, file at a revision.
+
+The only module that runs git or reads git's own files (refs, HEAD, the stash's reflog); the
+rest of the daemon asks it (tests/server/test_git_boundary.py holds the line)."""
 
 from __future__ import annotations
 
