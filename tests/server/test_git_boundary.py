@@ -137,23 +137,27 @@ def test_an_extraction_command_over_its_timeout_is_ended_with_its_children(
 ) -> None:
     """A child left holding the output pipe (`sleep &`) must neither keep the loop waiting nor
     outlive the command."""
-    tag = f"{time.time_ns() % 10**6}.5"
+    tag = f"120.{time.time_ns() % 10**6:06d}"  # a unique sleep, at most two minutes
     command = f"sleep {tag} & sleep {tag}; echo 1"
     started = time.monotonic()
     with pytest.raises(extract.ExtractionError, match="ran over 1s"):
         extract.by_command(command, tmp_path, timeout=1.0)
     assert time.monotonic() - started < 60  # not the children's whole sleep
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        left = [
+
+    def left() -> list[psutil.Process]:
+        return [
             p
             for p in psutil.process_iter(["cmdline", "status"])
             if p.info["cmdline"] == ["sleep", tag] and p.info["status"] != psutil.STATUS_ZOMBIE
         ]
-        if not left:
-            break
+
+    deadline = time.monotonic() + 30
+    while left() and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert left == []
+    stray = left()
+    for proc in stray:  # a failing run leaves nothing behind either
+        proc.kill()
+    assert stray == []
 
 
 def test_the_demo_repository_is_made_through_repo_py(tmp_path: Path) -> None:
