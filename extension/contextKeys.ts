@@ -20,9 +20,9 @@ export interface ContextKeys {
   "autoresearch.hasSessions": boolean;
 }
 
+/** The state's agent is the config's agent.kind ("sweep", "manual", "command"); "" before a loop. */
 export function agentKind(agent: string | undefined): string {
-  const kind = (agent ?? "").split(/[:\s/(]/)[0]!.toLowerCase();
-  return ["sweep", "manual", "command"].includes(kind) ? kind : agent ? "command" : "";
+  return agent ?? "";
 }
 
 export function contextKeys(

@@ -7,6 +7,7 @@ session's branch with records and git consistent, whatever a killed daemon left 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import shutil
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from .journal import Entry, Journal
 from .ledger import Ledger
 from .repo import BRANCH_PREFIX, REF_PREFIX, Repo
 from .runner import kill_marked, processes_with_env, signal_all
+
+log = logging.getLogger(__name__)
 
 # The environment variable agents/command.py gives every agent process: the repository's path.
 AGENT_ROOT_ENV = "AUTORESEARCH_ROOT"
@@ -107,9 +110,9 @@ def _set_up(
     subject = f"autoresearch: set up session {tag}"
     try:
         # A tracked results.tsv or run.log would be rewound by every revert: untrack them.
-        repo.git.rm("-q", "--cached", "--ignore-unmatch", "--", *IGNORED_FILES)
-        repo.git.add("-A", "--", *paths)
-        repo.git.commit("-q", "-m", subject)
+        repo.untrack(list(IGNORED_FILES))
+        repo.stage(paths)
+        repo.commit_staged(subject)
     except Exception as exc:
         if _made_meanwhile(repo, start, subject):
             pass  # a killed start's own `git commit` (its hook was slow) made it: done
@@ -135,9 +138,16 @@ def _fail_setup(
     ledger: Ledger,
     exc: Exception,
 ) -> None:
-    """A setup that could not commit is undone, and says why."""
-    _undo_setup(repo, origin, branch, before, archived, ledger)
-    journal.path.unlink(missing_ok=True)  # undone: nothing in flight, nothing left behind
+    """A setup that could not commit is undone, and says why (and what could not be undone)."""
+    undo = _undo_setup(repo, origin, branch, before, archived, ledger)
+    journal.path.unlink(missing_ok=True)  # nothing in flight (what is left is said below)
+    if undo:
+        raise preflight.PreflightError(
+            f"git commit of the session setup failed: {_git_message(exc)}. Undoing the setup"
+            f" failed too ({undo}): check `git status` and `git branch` (the loop may have left"
+            f" {branch} and staged files), fix the repository's commit hooks or configuration,"
+            " then start again."
+        ) from None
     raise preflight.PreflightError(
         f"git commit of the session setup failed: {_git_message(exc)}."
         " Nothing was changed. Fix the repository's commit hooks or configuration, then"
@@ -175,7 +185,7 @@ def finish_setup(
         ledger.start_session()
         journal.write(Entry(tag=tag, branch=branch))
         return Session(tag=tag, branch=branch, resumed=False, history=[])
-    repo.git.reset("-q")  # the killed commit's staging
+    repo.unstage()  # the killed commit's staging
     dirty = [
         c.path
         for c in guarded_reset.tracked_changes(repo)
@@ -223,8 +233,8 @@ def resume(repo: Repo, config: Config, ledger: Ledger, journal: Journal, tag: st
     if config_changed:
         # A config edited since (or saved by the wizard) is committed, or the next revert
         # would silently put the old one back.
-        repo.git.add("--", CONFIG_FILE)
-        repo.git.commit("-q", "-m", "autoresearch: config changed", "--", CONFIG_FILE)
+        repo.stage([CONFIG_FILE])
+        repo.commit_only("autoresearch: config changed", [CONFIG_FILE])
         recovered.append(f"committed the changed {CONFIG_FILE}")
     keeps = [e for e in history if e.status == "keep"]
     if keeps and repo.resolve(keeps[-1].commit) is None:
@@ -258,7 +268,7 @@ def recover(
     else:
         # The config (saved by a new start) and the notes are the loop's files, committed by
         # it later; anything else uncommitted is a person's, or an edit never committed.
-        repo.git.reset("-q")  # a half-made commit's staging (its new files stay, untracked)
+        repo.unstage()  # a half-made commit's staging (its new files stay, untracked)
         changes = [
             c for c in guarded_reset.tracked_changes(repo) if c.path not in preflight.LOOP_WRITTEN
         ]
@@ -399,10 +409,11 @@ def _undo_setup(
     before: dict[str, bytes | None],
     archived: Path | None,
     ledger: Ledger,
-) -> None:
-    """A setup that could not commit leaves the repository as it found it."""
+) -> str:
+    """A setup that could not commit leaves the repository as it found it; returns what
+    could not be undone ("" when all was)."""
     try:
-        repo.git.reset("-q")
+        repo.unstage()
         for rel, data in before.items():
             path = repo.root / rel
             if data is None:
@@ -410,12 +421,14 @@ def _undo_setup(
             else:
                 path.write_bytes(data)
         if origin:
-            repo.git.checkout("-q", origin)
-            repo.git.branch("-q", "-D", branch)
+            repo.checkout(origin)
+            repo.delete_branch(branch)
         if archived is not None and not ledger.results.exists():
             shutil.move(archived, ledger.results)
-    except Exception:  # the original error matters more; leave what could not be undone
-        pass
+    except Exception as exc:  # said with the original error; the traceback goes to the log
+        log.exception("undoing the failed session setup in %s failed", repo.root)
+        return _git_message(exc)
+    return ""
 
 
 def _git_message(exc: Exception) -> str:

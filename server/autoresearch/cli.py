@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -18,6 +17,7 @@ from typing import TextIO
 import msgspec
 
 from . import config as cfg
+from . import repo
 from .detect import detect
 from .loop import Event, Progress
 from .measure import default_pattern
@@ -239,9 +239,9 @@ def _tell(text: str) -> None:
 
 
 def _killed_git(exc: Exception) -> bool:
-    import git
+    from .repo import GitError
 
-    return isinstance(exc, git.GitCommandError) and isinstance(exc.status, int) and exc.status < 0
+    return isinstance(exc, GitError) and isinstance(exc.status, int) and exc.status < 0
 
 
 def _say(text: str, file: TextIO | None = None) -> None:
@@ -325,12 +325,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if root.exists() and any(root.iterdir()):
         raise UserError(f"{root} is not empty. Pick a new --dir (or omit it for a temp dir).")
     shutil.copytree(EXAMPLE, root, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
-    git = ["git", "-c", "user.name=autoresearch demo", "-c", "user.email=demo@localhost"]
-    subprocess.run(["git", "init", "-q", "-b", "main", str(root)], check=True)
-    subprocess.run(["git", "-C", str(root), "config", "user.name", "autoresearch demo"], check=True)
-    subprocess.run(["git", "-C", str(root), "config", "user.email", "demo@localhost"], check=True)
-    subprocess.run([*git, "-C", str(root), "add", "-A"], check=True)
-    subprocess.run([*git, "-C", str(root), "commit", "-q", "-m", "demo example"], check=True)
+    repo.create(root, "autoresearch demo", "demo@localhost", "demo example")
     print(f"demo repository: {root}")
     print(f"running {args.loop} experiments with the sweep agent (Optuna, no LLM, no GPU)")
     code = run_loop(root, args.loop, None)

@@ -15,18 +15,11 @@ def fmt(value: float | None) -> str:
     return "NA" if value is None else f"{value:.6g}"
 
 
-def first_line(text: str, limit: int = 200) -> str:
-    line = next((line.strip() for line in text.splitlines() if line.strip()), "")
-    return line if len(line) <= limit else line[: limit - 3] + "..."
-
-
 def diff_summary(repo: Repo, parent: str, paths: list[str] | None = None) -> str:
     """A description for an edit that came without one: `edit a.py, b.py (2 files changed, ...)`.
     `paths`: the files to be committed (a person's other uncommitted edits are not the edit's)."""
-    only = ["--", *paths] if paths else []
-    stat = repo.git.diff("--shortstat", parent, *only)
-    files = repo.git.diff("--name-only", parent, *only).split()
-    return f"edit {', '.join(files[:3])}" + (f" ({stat.strip()})" if stat else "")
+    files, stat = repo.changed_since(parent, paths)
+    return f"edit {', '.join(files[:3])}" + (f" ({stat})" if stat else "")
 
 
 def count(experiments: list[Experiment]) -> Counts:

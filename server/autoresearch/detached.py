@@ -16,7 +16,6 @@ import os
 import queue
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -27,7 +26,7 @@ from typing import Any
 import msgspec
 
 from . import config as cfg
-from . import control, preflight
+from . import control, preflight, procs
 from .agents.manual import ManualProposer
 from .confine import check_state_paths
 from .gpu import GpuMonitor, open_source
@@ -86,15 +85,7 @@ def spawn(root: Path, limit: int | None, tag: str | None) -> control.ControlRepl
     args += ["--loop", str(limit)] if limit is not None else []
     args += ["--tag", tag] if tag else []
     with open(log_file, "ab") as out:
-        proc = subprocess.Popen(
-            args,
-            cwd=root,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own session: no terminal, no signals of ours
-            close_fds=True,
-        )
+        proc = procs.start_detached(args, root, out)  # its own session: no terminal
     try:
         deadline = time.monotonic() + READY_WAIT_S
         while time.monotonic() < deadline:

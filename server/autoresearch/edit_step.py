@@ -52,13 +52,15 @@ class EditStep:
         kept_in_tree: set[str],
         cancel: threading.Event,
         dirt: dict[str, bytes | None] | None = None,
+        untracked: set[str] | None = None,
     ) -> Edit:
         """Run the proposer once, then undo what it may not do. `kept_in_tree`: files of an
         earlier attempt left in the working tree on purpose (not the user's untracked files);
-        `dirt`: a person's uncommitted edits of tracked files before the call, left alone.
+        `dirt`: a person's uncommitted edits of tracked files before the call, left alone;
+        `untracked`: the untracked files before the call, when the caller has them already.
         The proposer's exceptions (AgentUnavailable) propagate; the tree is then undefined."""
         repo = self.repo
-        untracked = repo.untracked() - kept_in_tree
+        untracked = (repo.untracked() if untracked is None else untracked) - kept_in_tree
         stash = self.stash.entries()
         results = _stat(self.ledger.results)
         started = time.monotonic()

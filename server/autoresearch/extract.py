@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import math
 import re
-import subprocess
 from collections import deque
 from pathlib import Path
 
-from .procs import DETACHED
+from . import procs
 
 # Windows read backwards from the end: the first is small (the metric is usually printed last,
 # and a regex over a whole MiB costs milliseconds), then they double up to CHUNK.
@@ -76,16 +75,8 @@ def by_pattern(path: Path, pattern: str) -> float | None:
 def by_command(command: str, cwd: Path, timeout: float = 60.0) -> float | None:
     """The seed's way: a shell command (e.g. `grep "^val_bpb:" run.log`); its last number wins."""
     try:
-        done = subprocess.run(
-            command,
-            shell=True,
-            cwd=cwd,
-            capture_output=True,
-            timeout=timeout,
-            check=False,
-            **DETACHED,  # a Ctrl-C at the terminal is the loop's, not this command's
-        )
-    except subprocess.TimeoutExpired:
+        done = procs.run_short(command, cwd, timeout)
+    except TimeoutError:
         raise ExtractionError(f"the extraction command ran over {timeout:g}s: {command}") from None
     lines = done.stdout.decode(errors="replace").strip().splitlines()
     if not lines:

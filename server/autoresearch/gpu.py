@@ -23,7 +23,6 @@ __all__ = [
     "FAKE_ENV",
     "FakeSource",
     "GpuMonitor",
-    "GpuPeakSampler",
     "GpuSource",
     "NvmlSource",
     "gpu_memory_of",
@@ -243,20 +242,3 @@ def gpu_memory_of(pids: Iterable[int], status: GpuStatus) -> float:
     """MiB of GPU memory used by these pids, summed across GPUs."""
     wanted = set(pids)
     return sum(p.used_mib for g in status.gpus for p in g.processes if p.pid in wanted)
-
-
-class GpuPeakSampler:
-    """The peak GPU memory of one experiment's process tree, sampled as the runner polls it.
-
-    `status` is usually `monitor.latest`, so sampling costs no NVML call.
-    """
-
-    def __init__(self, status: Callable[[], GpuStatus]) -> None:
-        self._status = status
-        self.peak_mib = 0.0
-
-    def sample(self, pids: Iterable[int]) -> float:
-        """Current MiB used by `pids`; raises `peak_mib` if higher."""
-        now = gpu_memory_of(pids, self._status())
-        self.peak_mib = max(self.peak_mib, now)
-        return now

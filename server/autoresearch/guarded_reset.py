@@ -11,7 +11,7 @@ commits: the loop's own.
 from __future__ import annotations
 
 from .confine import put_back, read_own
-from .repo import Change, Repo, parse_status
+from .repo import Change, Repo
 from .scope import LOOP_FILES, matches
 
 # The subject every experiment commit has (loop._commit): "autoresearch #<n>: <description>".
@@ -60,8 +60,7 @@ def tracked_changes(repo: Repo) -> list[Change]:
     """Uncommitted changes of tracked files, the loop's own files (records, run.log) left out."""
     # No untracked scan, and no index refresh (Repo sets GIT_OPTIONAL_LOCKS=0): status writes
     # nothing, so it still answers on a full disk, before the decision is written.
-    out = repo.git.status("--porcelain=v1", "-z", "--untracked-files=no")
-    return [c for c in parse_status(out) if not matches(c.path, list(LOOP_FILES))]
+    return [c for c in repo.tracked_status() if not matches(c.path, list(LOOP_FILES))]
 
 
 def paths_of(changes: list[Change]) -> list[str]:
@@ -95,23 +94,25 @@ def set_aside(repo: Repo, target: str, scope: list[str], n: int) -> tuple[list[s
 
 
 def _changed_between(repo: Repo, target: str) -> list[str]:
-    out = repo.git.diff("--name-only", "-z", target, "HEAD")
-    return [p for p in out.split("\0") if p]
+    return repo.changed_files(target, "HEAD")
 
 
-def snapshot(repo: Repo) -> dict[str, bytes | None]:
+def snapshot(repo: Repo) -> tuple[dict[str, bytes | None], set[str]]:
     """The tracked files a person has changed, with their content (None: deleted), so what an
-    edit step changes on top can be told from what was there before it."""
+    edit step changes on top can be told from what was there before it; and the untracked
+    files (ignored ones not). One `git status` for both: it runs before every edit."""
+    changes = repo.status()
+    tracked = [c for c in changes if not c.untracked and not matches(c.path, list(LOOP_FILES))]
     out: dict[str, bytes | None] = {}
-    for path in paths_of(tracked_changes(repo)):
+    for path in paths_of(tracked):
         out[path] = read_own(repo.root, path)
-    return out
+    return out, {c.path for c in changes if c.untracked}
 
 
 def discard_edit(repo: Repo, parent: str, before: dict[str, bytes | None]) -> None:
     """Undo an unfinished edit step's changes of tracked files (HEAD is at `parent`), leaving
     a person's changes that were there before it (`before`, from snapshot()) as they were."""
-    repo.git.reset("-q")
+    repo.unstage()
     restore: list[str] = []
     for path in paths_of(tracked_changes(repo)):
         if path in before and read_own(repo.root, path) == before[path]:
@@ -122,7 +123,7 @@ def discard_edit(repo: Repo, parent: str, before: dict[str, bytes | None]) -> No
             restore.append(path)
     if not restore:
         return
-    present = set(repo.git.ls_tree("-r", "-z", "--name-only", parent, "--", *restore).split("\0"))
+    present = repo.present_at(parent, restore)
     repo.restore([p for p in restore if p in present], parent)
     for rel in restore:
         if rel not in present:

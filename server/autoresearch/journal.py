@@ -47,8 +47,6 @@ class Entry(msgspec.Struct):
     keep_edit: bool = False
     # The running command's process marker (runner.MARKER), to kill what a killed daemon left.
     marker: str = ""
-    # The pid of the daemon that owns the loop, for the stale-lock check.
-    pid: int = 0
     # setup: the branch the session was started from (`parent` is its commit).
     origin: str = ""
 

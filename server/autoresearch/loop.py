@@ -346,23 +346,32 @@ class Loop:
         self._journal("editing", n, parent, "", keep_edit=self.config.agent.kind == "manual")
         ctx = edit_step.context(self.root, self._agent_config, self.history, failure, attempt)
         # A person's uncommitted edits (outside the scope) are theirs, not the edit step's.
-        self._dirt = {
-            path: data
-            for path, data in guarded_reset.snapshot(self.repo).items()
-            if path not in kept_in_tree
-        }
+        dirt, untracked = guarded_reset.snapshot(self.repo)
+        dirt = {path: data for path, data in dirt.items() if path not in kept_in_tree}
+        # A person's in-scope edits since the last decision (a keep sets nothing aside: HEAD
+        # stays) are stashed now, never taken into this experiment's commit.
+        said = self._set_aside_in_scope(n, dirt)
+        self._dirt = dirt
         try:
             edit = self.editor.call(
-                ctx, self.branch, parent, self.off_limits, kept_in_tree, self.cancel, self._dirt
+                ctx,
+                self.branch,
+                parent,
+                self.off_limits,
+                kept_in_tree,
+                self.cancel,
+                self._dirt,
+                untracked,
             )
         except Exception as exc:
             self._abandon_edit(parent)
             if isinstance(exc, AgentUnavailable):  # retrying cannot install the agent
                 raise LoopStopped(f"Stopped: {exc}") from None
             raise
+        edit.enforcement.events[:0] = said
         if not self.cancel.is_set():  # stopping: the final unlock follows, no lock in between
             self._locks(locked=True, touched=edit.enforcement.allowed)
-        for event in edit.enforcement.events:
+        for event in edit.enforcement.events[len(said) :]:
             self._say(f"#{n}: {event}")
         return edit
 
@@ -432,7 +441,7 @@ class Loop:
         diff = self.repo.diff_stats(parent, sha)
 
         def text() -> str:  # the whole diff, read only if a crash needs triage
-            return self.repo.git.diff(parent, sha)
+            return self.repo.diff_text(parent, sha)
 
         attempt = self.bench.attempt(
             n, sha, description, diff, invalid, marker, text, self._best(), events, parent
@@ -455,13 +464,14 @@ class Loop:
         stopped = ""
         try:
             self._check_head(f"during experiment #{exp.number}")
-            exp.events += self._set_aside(exp.number, target)
+            if target != self._head:  # a keep leaves HEAD: the next edit step sets aside
+                exp.events += self._set_aside(exp.number, target)
         except LoopStopped as exc:
             stopped = str(exc)
             exp.events.append("the branch was not as the loop left it: stopped, nothing reset")
         self._journal("decided", exp.number, parent, exp.commit, record=exp)
         self.ledger.record(exp)
-        if not stopped:
+        if not stopped and target != self._head:  # a keep stays where it is: no reset to run
             self.repo.reset_keep(target)
             self._head = target
         self.journal.write(Entry(tag=self.tag, branch=self.branch))
@@ -492,8 +502,8 @@ class Loop:
             events += self._set_aside(n, parent)
             self.repo.reset_keep(parent)
             return set()
-        self.repo.git.reset("-q", "--mixed", parent)
-        return set(self.repo.git.diff("--name-only", "-z", parent, sha).split("\0")) - {""}
+        self.repo.reset_mixed(parent)
+        return set(self.repo.changed_files(parent, sha))
 
     def _keep_logs(self, n: int, label: str) -> None:
         """Before a retry runs, the retired attempt's logs move aside: <tag>-<n>.<label>.log."""
@@ -515,7 +525,7 @@ class Loop:
                 self._say("stopped during your edit: it is left in the working tree, uncommitted")
         else:
             if self.repo.branch() == self.branch and self.repo.head() != parent:
-                self.repo.git.reset("-q", "--soft", parent)  # the edit step committed
+                self.repo.reset_soft(parent)  # the edit step committed
             guarded_reset.discard_edit(self.repo, parent, self._dirt)
         self.journal.write(Entry(tag=self.tag, branch=self.branch))
 
@@ -524,7 +534,7 @@ class Loop:
         text = notes.render(self.config, self.tag, self.history)
         if path.exists() and path.read_text(encoding="utf-8") == text:
             return
-        if notes.NOTES_FILE in guarded_reset.paths_of(guarded_reset.tracked_changes(self.repo)):
+        if self._notes_edited():
             # Uncommitted changes of the notes (preflight lets them through as the loop's) may
             # be a person's: set aside, never overwritten.
             what = f"your uncommitted edit of {notes.NOTES_FILE}"
@@ -535,6 +545,18 @@ class Loop:
         except Exception as exc:
             self._say(f"could not commit {notes.NOTES_FILE}: {bootstrap._git_message(exc)}")
             self.repo.restore([notes.NOTES_FILE])
+
+    def _notes_edited(self) -> bool:
+        """Uncommitted changes of the notes; a file equal to HEAD's needs no `git status`."""
+        try:
+            if (
+                self.repo.file_at("HEAD", notes.NOTES_FILE)
+                == (self.root / notes.NOTES_FILE).read_bytes()
+            ):
+                return False
+        except OSError:
+            pass
+        return notes.NOTES_FILE in guarded_reset.paths_of(guarded_reset.tracked_changes(self.repo))
 
     def _rerun(self, pending: Experiment) -> None:
         """Experiment #n was interrupted by a stopped daemon: its commit runs once more, as it
@@ -563,6 +585,19 @@ class Loop:
             self.journal.write(Entry(tag=self.tag, branch=self.branch))
             raise LoopStopped(str(exc)) from None
 
+    def _set_aside_in_scope(self, n: int, dirt: dict[str, bytes | None]) -> list[str]:
+        """Stash a person's uncommitted in-scope edits found before edit #n (taken out of
+        `dirt`); returns the events, said already."""
+        mine = [path for path in dirt if scope.matches(path, self.config.scope.files)]
+        if not mine:
+            return []
+        for path in mine:
+            del dirt[path]
+        what = f"your edit of {', '.join(mine)} before #{n}"
+        event = guarded_reset.stash(self.repo, mine, what)
+        self._say(f"#{n}: {event}")
+        return [event]
+
     def _set_aside(self, n: int, target: str) -> list[str]:
         """Stash a person's in-scope edits before HEAD moves to `target`; say what is left."""
         events, left = guarded_reset.set_aside(self.repo, target, self.config.scope.files, n)
@@ -580,7 +615,7 @@ class Loop:
         return describe.best_of(self.history)
 
     def _same_tree(self, a: str, b: str) -> bool:
-        return self.repo.git.rev_parse(f"{a}^{{tree}}") == self.repo.git.rev_parse(f"{b}^{{tree}}")
+        return self.repo.same_tree(a, b)
 
     def _ref(self, n: int) -> str:
         return f"{REF_PREFIX}{self.tag}/{n}"

@@ -10,14 +10,13 @@ change, so a table of 10,000 rows costs two processes, not 20,000.
 from __future__ import annotations
 
 import logging
-import subprocess
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
 
-from . import results_tsv
+from . import repo, results_tsv
 from .experiment import Experiment
 from .lock import RepoLock
 from .protocol import Counts, LoopState, SessionSummary
@@ -133,7 +132,7 @@ class Observer:
 
     def _read_stamp(self) -> Stamp:
         parts: list[object] = []
-        head = _head_file(self.root)
+        head = repo.head_file(self.root)
         for path in (self.root / results_tsv.RESULTS_FILE, head, self.root / JSONL):
             try:
                 st = path.stat()
@@ -144,7 +143,7 @@ class Observer:
         return tuple(parts)
 
     def _build(self) -> Snapshot | None:
-        branch = _current_branch(self.root)
+        branch = repo.checked_out_branch(self.root)
         if branch is None:
             return None
         path = self.root / results_tsv.RESULTS_FILE
@@ -263,51 +262,7 @@ def _covered(row: Experiment, ours: list[Experiment]) -> bool:
 
 def resolve_commits(root: Path, commits: list[str]) -> Resolved:
     """Full shas and first parents of abbreviated commits, in two git processes."""
-    found = _git(root, ["cat-file", "--batch-check=%(objectname) %(objecttype)"], commits)
-    full: dict[str, str] = {}
-    for short, line in zip(commits, found.splitlines(), strict=False):
-        sha, _, kind = line.partition(" ")
-        if kind == "commit":
-            full[short] = sha
-    parents: dict[str, str] = {}
-    if full:
-        out = _git(root, ["rev-list", "--no-walk=unsorted", "--parents", "--stdin"], full.values())
-        for line in out.splitlines():
-            shas = line.split()
-            if shas:
-                parents[shas[0]] = shas[1] if len(shas) > 1 else ""
-    return {short: (sha, parents.get(sha, "")) for short, sha in full.items()}
-
-
-def _git(root: Path, args: list[str], lines: object) -> str:
-    text = "".join(f"{line}\n" for line in lines)  # type: ignore[attr-defined]
-    done = subprocess.run(
-        ["git", "-C", str(root), *args],
-        input=text,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return done.stdout if done.returncode == 0 else ""
-
-
-def _current_branch(root: Path) -> str | None:
-    """The checked-out branch from HEAD, without a git process (read every second)."""
-    try:
-        head = _head_file(root).read_text(encoding="utf-8").strip()
-    except OSError:
-        return None
-    prefix = "ref: refs/heads/"
-    return head[len(prefix) :] if head.startswith(prefix) else "(detached)"
-
-
-def _head_file(root: Path) -> Path:
-    dotgit = root / ".git"
-    if dotgit.is_file():  # a linked worktree: `.git` names the real git directory
-        text = dotgit.read_text(encoding="utf-8").strip()
-        if text.startswith("gitdir:"):
-            return (root / text[len("gitdir:") :].strip()) / "HEAD"
-    return dotgit / "HEAD"
+    return repo.short_commits(root, commits)
 
 
 def _metric_column(path: Path, metric_name: str | None) -> str:

@@ -17,6 +17,7 @@ kills a git command halfway.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
@@ -36,6 +37,8 @@ MARKER = "AUTORESEARCH_RUN_ID"
 SHEPHERD = str(Path(__file__).with_name("shepherd.py"))
 # Keyword arguments for a short helper subprocess: out of the terminal's process group.
 DETACHED: dict[str, Any] = {"start_new_session": True}
+# A command's output read by the caller (spawn's stdout).
+PIPE = subprocess.PIPE
 # How long the shepherd may take to start the command (Python's start on a loaded machine).
 START_WAIT_S = 60.0
 
@@ -174,6 +177,49 @@ def spawn(
         errno, _, text = rest.partition(" ")
         raise OSError(int(errno), text)
     raise OSError(f"the process shepherd failed to start {argv[0]!r}: {first or 'no answer'}")
+
+
+def start_detached(args: list[str], cwd: Path, log: IO[bytes]) -> subprocess.Popen[bytes]:
+    """Start a process in a session of its own (no terminal, no signals of its starter's group),
+    stdin from /dev/null and both outputs appended to `log`: the detached loop."""
+    return subprocess.Popen(
+        args,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        close_fds=True,
+    )
+
+
+class Short(msgspec.Struct):
+    returncode: int
+    stdout: bytes
+
+
+def run_short(command: str, cwd: Path, timeout: float) -> Short:
+    """A short shell command (the metric extraction command), DETACHED, its stdout read.
+    Past `timeout` its whole process group is killed and TimeoutError raised: a child it left
+    holding the output pipe cannot keep the loop waiting."""
+    with subprocess.Popen(
+        command,
+        shell=True,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        **DETACHED,
+    ) as proc:
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.communicate(timeout=KILL_WAIT_S)
+            raise TimeoutError(f"ran over {timeout:g}s") from None
+    return Short(returncode=proc.returncode, stdout=out)
 
 
 def _parse(text: bytes) -> tuple[Outcome, bool]:

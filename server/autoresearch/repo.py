@@ -1,8 +1,13 @@
-"""Git at the edge: branch, commit, revert, attempt refs, changed files, file at a revision."""
+"""Git at the edge: branch, commit, revert, attempt refs, changed files, file at a revision.
+
+The only module that runs git or reads git's own files (refs, HEAD, the stash's reflog); the
+rest of the daemon asks it (tests/server/test_git_boundary.py holds the line)."""
 
 from __future__ import annotations
 
 import os
+import re
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +25,10 @@ REF_PREFIX = "refs/autoresearch/"
 EDITOR_FILES = (".vscode/settings.json",)
 # Refs that point at commits, never at tag objects: resolved from the ref files in-process.
 _COMMIT_REFS = ("refs/heads/", "refs/stash", REF_PREFIX)
+
+
+# A git command that failed (its status and stderr on it), for callers outside this module.
+GitError = git.GitCommandError
 
 
 class RepoError(RuntimeError):
@@ -128,6 +137,8 @@ class Repo:
         # files refs that is done in-process (no git spawn). Other ref storage (reftable), or
         # refs that must keep a reflog, go through git.
         self._files_refs = _plain_ref_files(self._repo)
+        # The (parent, commit) and counts of the last commit(), from git's own summary.
+        self._last_stats: tuple[tuple[str, str], DiffStats] | None = None
 
     # ---- state --------------------------------------------------------------------------------
 
@@ -194,11 +205,13 @@ class Repo:
         """Stage `paths` (all changes when None) and commit; hooks run, as for the user.
 
         Paths git already knows (edited or deleted files: the loop's usual case) are committed
-        in one call, `git commit -- paths`; a new file among them needs `git add` first."""
+        in one call, `git commit -- paths`; a new file among them needs `git add` first. The
+        summary git prints is kept: diff_stats of this commit then needs no `git diff`."""
+        parent = self.head() if self.has_commits() else ""
         if paths:
             try:
-                self.git.commit("-q", "-m", message, "--", *paths)
-                return self.head()
+                out = self.git.commit("-m", message, "--", *paths)
+                return self._committed(parent, out)
             except git.GitCommandError as exc:
                 if "did not match any file" not in str(exc.stderr):
                     raise
@@ -206,8 +219,13 @@ class Repo:
             self.git.add("-A")
         elif paths:
             self.git.add("-A", "--", *paths)
-        self.git.commit("-q", "-m", message)
-        return self.head()
+        return self._committed(parent, self.git.commit("-m", message))
+
+    def _committed(self, parent: str, summary: str) -> str:
+        sha = self.head()
+        stats = parse_commit_summary(summary, sha)
+        self._last_stats = ((parent, sha), stats) if stats and parent else None
+        return sha
 
     def set_ref(self, ref: str, sha: str, old: str | None = None) -> None:
         """Create `ref` at `sha`, or move it from `old`. An attempt ref is never overwritten:
@@ -391,6 +409,97 @@ class Repo:
             except git.GitCommandError:
                 pass
 
+    def tracked_status(self) -> list[Change]:
+        """Uncommitted changes of tracked files only (no untracked scan): cheaper than status()."""
+        return parse_status(self.git.status("--porcelain=v1", "-z", "--untracked-files=no"))
+
+    def stage(self, paths: list[str]) -> None:
+        self.git.add("-A", "--", *paths)
+
+    def untrack(self, paths: list[str]) -> None:
+        """Take `paths` out of the index (the files stay); paths git does not track are fine."""
+        self.git.rm("-q", "--cached", "--ignore-unmatch", "--", *paths)
+
+    def commit_staged(self, message: str) -> None:
+        self.git.commit("-q", "-m", message)
+
+    def commit_only(self, message: str, paths: list[str]) -> None:
+        """Commit the changes of `paths` (tracked already), nothing else that is staged."""
+        self.git.commit("-q", "-m", message, "--", *paths)
+
+    def unstage(self) -> None:
+        """Empty the staging area (`git reset -q`); the files keep their changes."""
+        self.git.reset("-q")
+
+    def reset_soft(self, sha: str) -> None:
+        """Move HEAD to `sha`; index and files keep what was committed after it."""
+        self.git.reset("-q", "--soft", sha)
+
+    def reset_mixed(self, sha: str) -> None:
+        """Move HEAD to `sha` and unstage; the files keep what was committed after it."""
+        self.git.reset("-q", "--mixed", sha)
+
+    def attach_head(self, branch: str) -> None:
+        """Point HEAD at `branch` again (after a checkout elsewhere), touching no file."""
+        self.git.symbolic_ref("HEAD", f"refs/heads/{branch}")
+
+    def checkout(self, branch: str) -> None:
+        self.git.checkout("-q", branch)
+
+    def delete_branch(self, branch: str) -> None:
+        self.git.branch("-q", "-D", branch)
+
+    def stash_apply(self) -> None:
+        """Apply the newest stash entry (it stays in the stash); GitCommandError on conflict."""
+        self.git.stash("apply", "-q")
+
+    def stash_drop(self) -> None:
+        self.git.stash("drop", "-q")
+
+    def stash_entries(self) -> list[str]:
+        """The stash entries' commits, oldest first, read from the stash's reflog (the file
+        `git stash list` reads), with no git process."""
+        try:
+            text = (self._common_dir / "logs" / "refs" / "stash").read_text(
+                encoding="utf-8", errors="replace"
+            )
+        except FileNotFoundError:
+            return []
+        return [line.split(" ", 2)[1] for line in text.splitlines() if line.count(" ") >= 2]
+
+    def stash_files(self) -> list[str]:
+        """The files the newest stash entry changed."""
+        return self.changed_files("stash@{0}^1", "stash@{0}")
+
+    def changed_files(self, a: str, b: str, paths: list[str] | None = None) -> list[str]:
+        """Paths that differ between commits `a` and `b` (optionally only among `paths`)."""
+        only = ["--", *paths] if paths else []
+        return [p for p in self.git.diff("--name-only", "-z", a, b, *only).split("\0") if p]
+
+    def changed_since(self, parent: str, paths: list[str] | None = None) -> tuple[list[str], str]:
+        """Paths changed in the working tree since `parent`, and git's one-line count of them
+        ("2 files changed, 3 insertions(+)"; "" when none)."""
+        only = ["--", *paths] if paths else []
+        stat = self.git.diff("--shortstat", parent, *only)
+        return self.git.diff("--name-only", parent, *only).split(), stat.strip()
+
+    def diff_text(self, parent: str, sha: str) -> str:
+        """The whole diff between two commits."""
+        return self.git.diff(parent, sha)
+
+    def same_tree(self, a: str, b: str) -> bool:
+        """Whether two commits hold the same files (read through git's object reader)."""
+        return self._repo.commit(a).tree.hexsha == self._repo.commit(b).tree.hexsha
+
+    def present_at(self, sha: str, paths: list[str]) -> set[str]:
+        """Which of `paths` are files at `sha`."""
+        out = self.git.ls_tree("-r", "-z", "--name-only", sha, "--", *paths)
+        return {p for p in out.split("\0") if p}
+
+    def clear_index_flags(self, paths: list[str]) -> None:
+        """Drop assume-unchanged and skip-worktree from `paths`: git sees their edits again."""
+        self.git.update_index("--no-assume-unchanged", "--no-skip-worktree", "--", *paths)
+
     # ---- history ------------------------------------------------------------------------------
 
     def parent(self, sha: str) -> str | None:
@@ -400,7 +509,10 @@ class Repo:
             return None
 
     def diff_stats(self, parent: str, sha: str) -> DiffStats:
-        """Files and lines changed, in one git call (the counts need no status letters)."""
+        """Files and lines changed: from the summary of the commit just made, or in one git
+        call (the counts need no status letters)."""
+        if self._last_stats and self._last_stats[0] == (parent, sha):
+            return self._last_stats[1]
         files = merge_diff(self.git.diff("--numstat", "-z", "-M", parent, sha), "")
         return DiffStats(
             files=len(files),
@@ -439,6 +551,102 @@ class Repo:
         self._repo.close()
 
 
+def _git_in(root: Path) -> _DetachedGit:
+    """git for a folder that may not be a repository yet, or is one the loop holds no Repo of."""
+    return _DetachedGit(str(root))
+
+
+def create(root: Path, user: str, email: str, message: str) -> None:
+    """A new repository on branch main at `root` with every file there committed (the demo)."""
+    _git_in(root).init("-q", "-b", "main")
+    g = _git_in(root)
+    g.config("user.name", user)
+    g.config("user.email", email)
+    g.add("-A")
+    g.commit("-q", "-m", message)
+
+
+def valid_branch_name(branch: str) -> bool:
+    """git's own check-ref-format of refs/heads/<branch> (the plain form: no @{-N} expansion)."""
+    try:
+        _DetachedGit().check_ref_format(f"refs/heads/{branch}", kill_after_timeout=30)
+        return True
+    except git.GitCommandError:
+        return False
+
+
+def git_dir_of(root: Path) -> Path | None:
+    """The repository's git directory (a linked worktree has its own), or None."""
+    try:
+        out = _git_in(root).rev_parse("--git-dir", kill_after_timeout=30).strip()
+    except (git.CommandError, OSError):  # git failed, or is not installed
+        return None
+    return Path(out) if os.path.isabs(out) else root / out
+
+
+def tracked_files(root: Path) -> list[str]:
+    """The tracked files of the repository at `root` ([] when it is none)."""
+    try:
+        out = _git_in(root).ls_files("-z", kill_after_timeout=30)
+    except (git.CommandError, OSError):  # git failed, or is not installed
+        return []
+    return [p for p in out.split("\0") if p]
+
+
+def checked_out_branch(root: Path) -> str | None:
+    """The branch HEAD names, "(detached)", or None when HEAD cannot be read; from the HEAD
+    file, without a git process (the observer asks every second)."""
+    try:
+        text = head_file(root).read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    prefix = "ref: refs/heads/"
+    return text[len(prefix) :] if text.startswith(prefix) else "(detached)"
+
+
+def head_file(root: Path) -> Path:
+    """The file HEAD lives in (a linked worktree's `.git` file names its git directory)."""
+    dotgit = root / ".git"
+    if dotgit.is_file():
+        try:
+            text = dotgit.read_text(encoding="utf-8").strip()
+        except OSError:
+            return dotgit / "HEAD"
+        if text.startswith("gitdir:"):
+            return (root / text[len("gitdir:") :].strip()) / "HEAD"
+    return dotgit / "HEAD"
+
+
+def short_commits(root: Path, commits: list[str]) -> dict[str, tuple[str, str]]:
+    """Full sha and first parent ("" for a root commit) of abbreviated commit names; names that
+    are no commit are left out. Two git processes, whatever the count."""
+
+    def ask(args: list[str], lines: object) -> str:
+        text = "".join(f"{line}\n" for line in lines)  # type: ignore[attr-defined]
+        with tempfile.TemporaryFile() as names:
+            names.write(text.encode())
+            names.seek(0)
+            try:
+                return str(_git_in(root).execute(["git", *args], istream=names))
+            except (git.CommandError, OSError):  # git failed, or is not installed
+                return ""
+
+    found = ask(["cat-file", "--batch-check=%(objectname) %(objecttype)"], commits)
+    full: dict[str, str] = {}
+    for short, line in zip(commits, found.splitlines(), strict=False):
+        sha, _, kind = line.partition(" ")
+        if kind == "commit":
+            full[short] = sha
+    parents: dict[str, str] = {}
+    if full:
+        out = ask(["rev-list", "--no-walk=unsorted", "--parents", "--stdin"], full.values())
+        for line in out.splitlines():
+            shas = line.split()
+            if shas:
+                parents[shas[0]] = shas[1] if len(shas) > 1 else ""
+    return {short: (sha, parents.get(sha, "")) for short, sha in full.items()}
+
+
 def _plain_ref_files(repo: git.Repo) -> bool:
     try:
         reader = repo.config_reader()
@@ -458,6 +666,28 @@ def _read_text(path: Path) -> str | None:
 
 def _is_sha(text: str) -> bool:
     return len(text) in (40, 64) and all(c in "0123456789abcdef" for c in text)
+
+
+# `git commit`'s summary: "[branch 1a2b3c4] subject", then " 2 files changed, 3 insertions(+),
+# 1 deletion(-)" (either count left out when 0, unless both are).
+_SUMMARY_HEAD = re.compile(r"^\[[^\n]*?([0-9a-f]{7,64})\] ")
+_SUMMARY_STAT = re.compile(
+    r"^ (\d+) files? changed(?:, (\d+) insertions?\(\+\))?(?:, (\d+) deletions?\(-\))?$",
+    re.MULTILINE,
+)
+
+
+def parse_commit_summary(out: str, sha: str) -> DiffStats | None:
+    """The counts in `git commit`'s summary of `sha`; None when it is not that summary (another
+    language, a hook that printed over it or amended the commit): git diff is asked then."""
+    head, stat = _SUMMARY_HEAD.match(out), _SUMMARY_STAT.search(out)
+    if not head or not stat or not sha.startswith(head.group(1)):
+        return None
+    return DiffStats(
+        files=int(stat.group(1)),
+        additions=int(stat.group(2) or 0),
+        deletions=int(stat.group(3) or 0),
+    )
 
 
 def parse_status(out: str) -> list[Change]:

@@ -10,9 +10,8 @@ refused before anything is read.
 from __future__ import annotations
 
 import re
-import subprocess
 
-from .repo import Repo
+from .repo import Repo, valid_branch_name
 
 # The session-tag character set (a tag names a branch, refs and log files).
 TAG_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]*"
@@ -52,11 +51,4 @@ def _branch_name(branch: str) -> bool:
     # `--branch` would expand @{-N}; the plain form only checks the syntax, as for a new ref.
     if not branch or branch.startswith(("-", "refs/")) or "\0" in branch or "@{" in branch:
         return False
-    done = subprocess.run(
-        ["git", "check-ref-format", f"refs/heads/{branch}"],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        timeout=30,
-        check=False,
-    )
-    return done.returncode == 0
+    return valid_branch_name(branch)

@@ -16,13 +16,12 @@ import shlex
 from collections.abc import Iterable
 from pathlib import Path
 
-import git
 import msgspec
 import pathspec
 
 from .config import Config
 from .confine import link_in_path, put_back, read_own
-from .repo import EDITOR_FILES, Repo
+from .repo import EDITOR_FILES, GitError, Repo
 
 # Files the loop itself writes; never the edit step's business, never reverted by it.
 LOOP_FILES = ("results.tsv", "run.log", ".autoresearch/", *EDITOR_FILES)
@@ -171,17 +170,11 @@ class StashWatch:
     (`git stash list` reads the same file) gets a line for each new entry."""
 
     def __init__(self, repo: Repo) -> None:
-        common = Path(repo.git.rev_parse("--git-common-dir"))
-        base = common if common.is_absolute() else repo.root / common
-        self.log = base / "logs" / "refs" / "stash"
+        self.repo = repo
 
     def entries(self) -> list[str]:
         """The stash entries' commits, oldest first."""
-        try:
-            lines = self.log.read_text(encoding="utf-8", errors="replace").splitlines()
-        except FileNotFoundError:
-            return []
-        return [line.split(" ", 2)[1] for line in lines if line.count(" ") >= 2]
+        return self.repo.stash_entries()
 
     def stashed(self, before: list[str]) -> bool:
         """A new entry on top since `before`: the edit stashed something."""
@@ -211,16 +204,16 @@ def enforce(
         events.append(
             f"the edit switched to {repo.branch() or 'a detached HEAD'}: back on {branch}"
         )
-        repo.git.symbolic_ref("HEAD", f"refs/heads/{branch}")
+        repo.attach_head(branch)
     if repo.head() != parent:
         events.append("the edit committed or moved HEAD: its changes are kept uncommitted")
-        repo.git.reset("-q", "--soft", parent)
+        repo.reset_soft(parent)
     if stashed:
-        repo.git.reset("-q")
+        repo.unstage()
         events.append(_unstash(repo))
     changes = repo.status()
     if any(c.code[0] not in " ?" for c in changes):  # unstage: the loop decides what to commit
-        repo.git.reset("-q")
+        repo.unstage()
         changes = repo.status()
     allowed: list[str] = []
     off: list[str] = []
@@ -278,16 +271,15 @@ def enforce(
 def _unstash(repo: Repo) -> str:
     """Bring back what the edit stashed (its newest entry) and drop that entry."""
     try:
-        repo.git.stash("apply", "-q")
-    except git.GitCommandError:
+        repo.stash_apply()
+    except GitError:
         # Only the stash's own files can hold a half-applied state: back to HEAD. A person's
         # other uncommitted edits stay (a hard reset took them too); the stash keeps the edit.
-        repo.git.reset("-q")
-        names = repo.git.diff("--name-only", "-z", "stash@{0}^1", "stash@{0}").split("\0")
-        _restore(repo, [p for p in names if p])
+        repo.unstage()
+        _restore(repo, repo.stash_files())
         return "the edit stashed its changes and they do not apply back: left in `git stash`"
-    repo.git.reset("-q")
-    repo.git.stash("drop", "-q")
+    repo.unstage()
+    repo.stash_drop()
     return "the edit stashed its changes: restored from the stash"
 
 
@@ -333,7 +325,7 @@ class Sentinel:
         """Put `paths` back as they are at `rev`, whatever git's index flags say about them."""
         if not paths:
             return
-        self.repo.git.update_index("--no-assume-unchanged", "--no-skip-worktree", "--", *paths)
+        self.repo.clear_index_flags(paths)
         for rel in paths:
             data = self.repo.file_at(rev, rel)
             if data is not None:

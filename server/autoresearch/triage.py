@@ -75,7 +75,6 @@ def classify_failure(
     timed_out: bool,
     log_tail: str,
     metric_found: bool,
-    oom_hint: bool = False,
     *,
     local_modules: Collection[str] = (),
     diff: str = "",
@@ -83,9 +82,9 @@ def classify_failure(
     """Why a run failed; None when it did not (exit 0 with a metric).
 
     `exit_code` is the command's status (negative: killed by that signal; 128+N as shells
-    report it is understood too). `oom_hint`: the runner saw memory run out (e.g. the OOM
-    killer). `local_modules`: top-level module names that belong to the repository (see
-    `local_modules()`), so a missing one is a code error, not a missing package. `diff`: the
+    report it is understood too). `local_modules`: top-level module names that belong to the
+    repository (see `local_modules()`), so a missing one is a code error, not a missing
+    package. `diff`: the
     experiment's diff; a missing command, file or package that the diff itself introduced is
     the agent's mistake, not the environment's.
     """
@@ -94,7 +93,7 @@ def classify_failure(
     if exit_code == 0 and metric_found:
         return None
     tail = log_tail[-TAIL_BYTES:]
-    oom = _oom(exit_code, tail, oom_hint)
+    oom = _oom(exit_code, tail)
     if oom:
         return Triage("oom", reason=oom)
     added = _added_lines(diff)
@@ -155,12 +154,12 @@ def local_modules(root: Path) -> set[str]:
     return names
 
 
-def _oom(exit_code: int | None, tail: str, hint: bool) -> str:
+def _oom(exit_code: int | None, tail: str) -> str:
     match = _OOM.search(tail)
     if match:
         return f"out of memory ({_line_at(tail, match.start())})"
     killed = exit_code in (137, -signal.SIGKILL)
-    if hint or (killed and _KILLED.search(tail)):
+    if killed and _KILLED.search(tail):
         return "out of memory (killed by the system)"
     return ""
 

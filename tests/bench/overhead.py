@@ -161,7 +161,7 @@ def run(table: Table, experiments: int = 200, rounds: int = 10) -> dict[str, flo
     bench = "loop overhead"
     table.add(bench, "daemon, median per experiment", f"{fmt(d, 'ms')}", f"n={len(daemon)}")
     table.add(bench, "bash loop, median per experiment", f"{fmt(b, 'ms')}", f"n={len(bash)}")
-    table.add(bench, "ratio daemon / bash", f"{d / b:.2f}", "target <= 1.5")
+    table.add(bench, "ratio daemon / bash", f"{d / b:.2f}", "target <= 1.2")
     calls = sum(GIT_CALLS.values()) / experiments
     top = ", ".join(f"{name} {count / experiments:.1f}" for name, count in GIT_CALLS.most_common())
     table.add(bench, "git processes per experiment, daemon", f"{calls:.1f}", top)

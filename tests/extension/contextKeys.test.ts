@@ -29,10 +29,9 @@ test("Run Experiment only in manual mode's edit phase", () => {
   );
 });
 
-test("agent kind from the state's agent text", () => {
+test("agent kind is the state's agent.kind, empty before a loop", () => {
   assert.equal(agentKind("sweep"), "sweep");
   assert.equal(agentKind("manual"), "manual");
-  assert.equal(agentKind("command:claude"), "command");
-  assert.equal(agentKind("claude"), "command");
-  assert.equal(agentKind(""), "");
+  assert.equal(agentKind("command"), "command");
+  assert.equal(agentKind(undefined), "");
 });

@@ -19,7 +19,6 @@ from autoresearch.gpu import (
     FAKE_ENV,
     FakeSource,
     GpuMonitor,
-    GpuPeakSampler,
     NvmlSource,
     gpu_memory_of,
     open_source,
@@ -333,12 +332,3 @@ def test_gpu_memory_of_sums_only_the_given_pids_across_gpus() -> None:
     assert gpu_memory_of({99}, two_gpus()) == 7.0
     assert gpu_memory_of({12345}, two_gpus()) == 0.0
     assert gpu_memory_of({10}, GpuStatus(available=False, message="No NVIDIA GPU: x")) == 0.0
-
-
-def test_peak_sampler_keeps_the_highest_sample() -> None:
-    current = [two_gpus()]
-    sampler = GpuPeakSampler(lambda: current[0])
-    assert sampler.sample([10]) == 400.0
-    current[0] = GpuStatus(available=True, message="", gpus=[])
-    assert sampler.sample([10]) == 0.0
-    assert sampler.peak_mib == 400.0

@@ -12,14 +12,13 @@ import collections
 import os
 import shlex
 import shutil
-import subprocess
 import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Literal
 
-from .. import procs
+from .. import procs, repo
 from ..config import Config
 from ..experiment import Experiment
 from ..prompt import DESCRIPTION_FILE, PROMPT_FILE, build_prompt
@@ -106,7 +105,7 @@ class CommandProposer:
                     argv,
                     cwd=root,
                     env=env,
-                    stdout=subprocess.PIPE,
+                    stdout=procs.PIPE,
                     grace=self.kill_grace_s,
                     marker=(MARKER, marker),
                 )
@@ -152,19 +151,9 @@ class CommandProposer:
     def _lock_path(self, root: Path) -> Path | None:
         """`.git/index.lock` of the repository (worktrees have their own git dir)."""
         if self._index_lock is None:
-            try:
-                out = subprocess.run(
-                    ["git", "rev-parse", "--git-dir"],
-                    cwd=root,
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                    timeout=30,
-                    **procs.DETACHED,
-                ).stdout.strip()
-            except (OSError, subprocess.SubprocessError):
+            git_dir = repo.git_dir_of(root)
+            if git_dir is None:
                 return None
-            git_dir = Path(out) if os.path.isabs(out) else root / out
             self._index_lock = git_dir / "index.lock"
         return self._index_lock
 
@@ -355,18 +344,7 @@ def scope_files(root: Path, patterns: list[str], off_limits: list[str]) -> list[
 
 
 def _tracked(root: Path) -> list[str]:
-    try:
-        done = subprocess.run(
-            ["git", "ls-files", "-z"],
-            cwd=root,
-            capture_output=True,
-            check=True,
-            timeout=30,
-            **procs.DETACHED,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return []
-    return [p for p in done.stdout.decode("utf-8", errors="replace").split("\0") if p]
+    return repo.tracked_files(root)
 
 
 def _pump(tree: procs.Tree, log: BoundedLog) -> None:
