@@ -17,6 +17,8 @@ import msgspec
 from . import diskspace, results_tsv
 from .experiment import Experiment
 from .journal import pause_point
+from .protocol import SessionSummary
+from .session_records import Tally
 
 STATE_DIR = ".autoresearch"
 JSONL_FILE = "experiments.jsonl"
@@ -39,13 +41,15 @@ class Ledger:
         self.jsonl = self.state_dir / JSONL_FILE
         self.metric_name = metric_name
         self.sessions: dict[str, list[Experiment]] = {}
+        # Each session's counts and best, kept as records are read and appended.
+        self.tallies: dict[str, Tally] = {}
         self._loaded = False
         self._rows = 0  # decided rows in results.tsv, counted by reconcile()
 
     def load(self, repair: bool = True) -> None:
         """Read experiments.jsonl once; a half-written last line is cut off (`repair`), or
         only skipped by readers such as `status` that must not write under a running loop."""
-        self.sessions = {}
+        self.sessions, self.tallies = {}, {}
         if self.jsonl.exists():
             data = self.jsonl.read_bytes()
             end = data.rfind(b"\n") + 1
@@ -64,13 +68,28 @@ class Ledger:
                             " Restore that line or delete the file (results.tsv keeps the"
                             " table; the records are rebuilt from it, without their details)."
                         ) from None
-                    self.sessions.setdefault(exp.tag, []).append(exp)
+                    self._add(exp)
         self._loaded = True
 
     def experiments(self, tag: str) -> list[Experiment]:
         if not self._loaded:
             self.load()
         return self.sessions.setdefault(tag, [])
+
+    def tally(self, tag: str) -> Tally:
+        if not self._loaded:
+            self.load()
+        return self.tallies.setdefault(tag, Tally(tag=tag))
+
+    def summaries(self) -> list[SessionSummary]:
+        """Every session's summary, oldest first (O(sessions): the tallies are kept)."""
+        if not self._loaded:
+            self.load()
+        return [self.tally(tag).summary() for tag in self.sessions]
+
+    def _add(self, exp: Experiment) -> None:
+        self.sessions.setdefault(exp.tag, []).append(exp)
+        self.tallies.setdefault(exp.tag, Tally(tag=exp.tag)).add_experiment(exp)
 
     def reconcile(self, tag: str, pending: Experiment | None = None) -> list[Experiment]:
         """Make results.tsv and the jsonl agree after a kill (or a deleted table) and return
@@ -88,7 +107,7 @@ class Ledger:
             if pending is not None and pending.number == row.number:
                 row = pending
             self._write(self._append_jsonl, self.jsonl, row)
-            records.append(row)
+            self._add(row)
         for exp in records[len(rows) :]:
             self._write(self._append_row, self.results, exp)
         self._rows = len(records)
@@ -105,7 +124,7 @@ class Ledger:
             pause_point("row-written", exp.number)
         if len(records) <= exp.number:
             self._write(self._append_jsonl, self.jsonl, exp)
-            records.append(exp)
+            self._add(exp)
         pause_point("recorded", exp.number)
 
     def _write(

@@ -110,8 +110,9 @@ def read(
     strict: bool = True,
     warnings: list[str] | None = None,
 ) -> list[Experiment]:
-    """Rows as experiments numbered from 0. Non-strict skips broken rows instead of raising,
-    and says which in `warnings` (one line each, with its line number)."""
+    """Rows as experiments numbered from 0. Non-strict leaves broken rows out instead of
+    raising, says which in `warnings` (one line each, with its line number), and numbers the
+    others as if the broken rows were there (#5 stays #5 whatever line above it is broken)."""
     with gc_paused():
         return _read(path, metric_name, strict, warnings)
 
@@ -131,11 +132,13 @@ def _read(
     header = lines[0].rstrip("\r").split("\t")
     layout = _Layout(header, _columns(header, metric_name, path))
     rows: list[Experiment] = []
+    number = -1  # a row left out keeps its number: the rows after it are not renumbered
     for lineno, line in enumerate(lines[1:], start=2):
         if not line.strip():
             continue
+        number += 1
         try:
-            rows.append(layout.row(line.rstrip("\r").split("\t"), len(rows)))
+            rows.append(layout.row(line.rstrip("\r").split("\t"), number))
         except ResultsError as exc:
             if strict:
                 raise ResultsError(
