@@ -29,6 +29,7 @@ import msgspec
 from .experiment import Experiment, Status
 from .ledger import JSONL_FILE, STATE_DIR
 from .protocol import SessionSummary
+from .results_tsv import gc_paused
 from .session_records import Tally
 
 log = logging.getLogger(__name__)
@@ -53,37 +54,30 @@ class RecordsError(RuntimeError):
 
 
 class _Session:
-    __slots__ = ("ends", "lines", "starts", "tally")
+    __slots__ = ("ends", "numbers", "starts", "tally")
 
     def __init__(self, tag: str) -> None:
         self.starts: list[int] = []
         self.ends: list[int] = []
-        self.lines: list[_Line] = []
+        self.numbers: list[int] = []
         self.tally = Tally(tag=tag)
 
-    def add(self, line: _Line, start: int, end: int) -> None:
-        if self.lines and line.number <= self.lines[-1].number:
-            self._replace(line, start, end)
-            return
-        self.starts.append(start)
-        self.ends.append(end)
-        self.lines.append(line)
-        self.tally.add(line.number, line.status, line.metric)
-
-    def _replace(self, line: _Line, start: int, end: int) -> None:
-        """The same experiment written again (a record completed after a kill): the later line
-        wins. Rare, so the tally is counted again."""
-        numbers = [x.number for x in self.lines]
-        i = bisect.bisect_left(numbers, line.number)
-        if i < len(numbers) and numbers[i] == line.number:
-            self.starts[i], self.ends[i], self.lines[i] = start, end, line
+    def replace(self, line: _Line, start: int, end: int, path: Path) -> None:
+        """The same experiment written again (a record completed after a kill), or one out of
+        order: the later line wins. Rare, so the tally is counted again from the file."""
+        i = bisect.bisect_left(self.numbers, line.number)
+        if i < len(self.numbers) and self.numbers[i] == line.number:
+            self.starts[i], self.ends[i] = start, end
         else:
             self.starts.insert(i, start)
             self.ends.insert(i, end)
-            self.lines.insert(i, line)
+            self.numbers.insert(i, line.number)
         self.tally = Tally(tag=self.tally.tag)
-        for x in self.lines:
-            self.tally.add(x.number, x.status, x.metric)
+        with open(path, "rb") as f:
+            for a, b in zip(self.starts, self.ends, strict=True):
+                f.seek(a)
+                x = _light.decode(f.read(b - a))
+                self.tally.add(x.number, x.status, x.metric)
 
 
 class SessionView(Sequence[Experiment]):
@@ -196,11 +190,10 @@ class Records:
         self._stale = True
 
     def _refresh(self) -> None:
-        if not self._stale:
-            return
+        # Every reader passes here, so none reads the index while another brings it up to date.
         with self._load_lock:
             if not self._stale:
-                return  # another reader brought it up to date while this one waited
+                return
             self._stale = False  # before reading: a write meanwhile marks it stale again
             try:
                 self._follow()
@@ -223,8 +216,7 @@ class Records:
                 and (self._size == 0 or os.pread(fd, 1, self._size - 1) == b"\n")
             )
             if not appended:  # replaced, truncated or rewritten: read it all again
-                with self._lock:
-                    self._reset(st.st_ino)
+                self._ino, self._size, self._lineno = st.st_ino, 0, 0
             start = self._size
             data = os.pread(fd, st.st_size - start, start) if st.st_size > start else b""
         finally:
@@ -237,35 +229,54 @@ class Records:
 
     def _index(self, data: bytes, base: int) -> None:
         """Index the whole lines of `data`, read from offset `base`; a last line still being
-        written waits for the next read."""
+        written waits for the next read. From offset 0 the index is built aside and swapped in
+        whole; appended lines extend it in place, under the lock (for readers of the tallies)."""
+        if base == 0:
+            sessions: dict[str, _Session] = {}
+            with gc_paused():
+                warnings, lineno, size = self._scan(data, base, sessions, 0)
+            with self._lock:
+                self._sessions, self._warnings = sessions, warnings
+                self._size, self._lineno = size, lineno
+        else:
+            with self._lock:
+                warnings, lineno, size = self._scan(data, base, self._sessions, self._lineno)
+                self._warnings.extend(warnings)
+                self._size, self._lineno = size, lineno
+        for text in warnings:
+            log.warning("%s", text)
+
+    def _scan(
+        self, data: bytes, base: int, sessions: dict[str, _Session], lineno: int
+    ) -> tuple[list[str], int, int]:
         end_all = data.rfind(b"\n") + 1
-        found: list[tuple[_Line, int, int]] = []
         warnings: list[str] = []
-        lineno = self._lineno
         view = memoryview(data)
         find, decode = data.find, _light.decode
         pos = 0
         while pos < end_all:
             end = find(b"\n", pos)
             lineno += 1
-            if end > pos and not data[pos:end].isspace():
+            if end > pos:
                 try:
-                    found.append((decode(view[pos:end]), base + pos, base + end))
+                    line = decode(view[pos:end])
                 except msgspec.DecodeError as exc:
-                    warnings.append(
-                        f"{self.path.name} line {lineno} is not an experiment record ({exc}):"
-                        " left out of the view, the others keep their numbers. Restore or"
-                        " delete that line (a session cannot resume over it)."
-                    )
+                    if not data[pos:end].isspace():
+                        warnings.append(
+                            f"{self.path.name} line {lineno} is not an experiment record ({exc}):"
+                            " left out of the view, the others keep their numbers. Restore or"
+                            " delete that line (a session cannot resume over it)."
+                        )
+                else:
+                    s = sessions.get(line.tag)
+                    if s is None:
+                        s = sessions[line.tag] = _Session(line.tag)
+                    if s.numbers and line.number <= s.numbers[-1]:
+                        s.replace(line, base + pos, base + end, self.path)
+                    else:  # the usual case, inline: this loop runs once per experiment
+                        s.starts.append(base + pos)
+                        s.ends.append(base + end)
+                        s.numbers.append(line.number)
+                        s.tally.add(line.number, line.status, line.metric)
             pos = end + 1
-        for text in warnings:
-            log.warning("%s", text)
-        with self._lock:
-            sessions = self._sessions
-            for line, start, end in found:
-                s = sessions.get(line.tag)
-                if s is None:
-                    s = sessions[line.tag] = _Session(line.tag)
-                s.add(line, start, end)
-            self._warnings.extend(warnings)
-            self._size, self._lineno = base + end_all, lineno
+        return warnings, lineno, base + end_all

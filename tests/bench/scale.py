@@ -189,7 +189,9 @@ def extraction(table: Table, base: Path) -> dict[str, float]:
     return out
 
 
-def run(table: Table, sizes: tuple[int, ...] = (10_000, 100_000)) -> dict[str, float]:
+def run(
+    table: Table, sizes: tuple[int, ...] = (10_000, 100_000), extract: bool = True
+) -> dict[str, float]:
     print("scale: sessions of " + " and ".join(f"{n:,}" for n in sizes) + " experiments")
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
@@ -221,9 +223,20 @@ def run(table: Table, sizes: tuple[int, ...] = (10_000, 100_000)) -> dict[str, f
             table.add("scale", f"{label}: daemon RSS", fmt(rss, "MB"), f"{fmt(idle, 'MB')} before")
             out[f"load_{n}"], out[f"page_{n}"], out[f"rss_{n}"] = load, warm, rss
             subprocess.run(["rm", "-rf", str(root)], check=True)
-        out.update(extraction(table, base))
+        if extract:
+            out.update(extraction(table, base))
     return out
 
 
 if __name__ == "__main__":
-    run(Table())
+    import argparse
+
+    parser = argparse.ArgumentParser(description="the scale benchmark alone")
+    parser.add_argument(
+        "--sizes", default="10000,100000", help="session sizes, comma-separated (e.g. 100000)"
+    )
+    parser.add_argument("--no-extraction", action="store_true", help="sessions only, no 1 GB log")
+    args = parser.parse_args()
+    table = Table()
+    run(table, tuple(int(n) for n in args.sizes.split(",")), not args.no_extraction)
+    print(table.markdown())
