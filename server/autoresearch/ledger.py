@@ -18,7 +18,7 @@ from . import diskspace, results_tsv
 from .experiment import Experiment
 from .journal import pause_point
 from .protocol import SessionSummary
-from .session_records import Tally
+from .session_records import Tally, tally_of
 
 STATE_DIR = ".autoresearch"
 JSONL_FILE = "experiments.jsonl"
@@ -68,7 +68,8 @@ class Ledger:
                             " Restore that line or delete the file (results.tsv keeps the"
                             " table; the records are rebuilt from it, without their details)."
                         ) from None
-                    self._add(exp)
+                    self.sessions.setdefault(exp.tag, []).append(exp)
+        self.tallies = {tag: tally_of(tag, exps) for tag, exps in self.sessions.items()}
         self._loaded = True
 
     def experiments(self, tag: str) -> list[Experiment]:
@@ -101,14 +102,14 @@ class Ledger:
         if not self.results.exists():
             self.results.write_text(results_tsv.HEADER, encoding="utf-8")
         _complete_last_line(self.results)
-        rows = results_tsv.read(self.results, self.metric_name)
-        for row in rows[len(records) :]:
+        count, rows = results_tsv.read_after(self.results, self.metric_name, len(records))
+        for row in rows:
             row.tag = tag
             if pending is not None and pending.number == row.number:
                 row = pending
             self._write(self._append_jsonl, self.jsonl, row)
             self._add(row)
-        for exp in records[len(rows) :]:
+        for exp in records[count:]:
             self._write(self._append_row, self.results, exp)
         self._rows = len(records)
         return list(records)  # the caller's own list: record() appends to ours

@@ -15,6 +15,7 @@ whole sessions again. One rule for all of them:
 from __future__ import annotations
 
 import bisect
+from collections import Counter
 from collections.abc import Iterable, Sequence
 
 import msgspec
@@ -73,9 +74,18 @@ class Tally(msgspec.Struct):
 
 
 def tally_of(tag: str, experiments: Iterable[Experiment]) -> Tally:
-    tally = Tally(tag=tag)
-    for exp in experiments:
-        tally.add_experiment(exp)
+    """A whole session's tally at once: what `add` would give, one experiment at a time."""
+    exps = experiments if isinstance(experiments, list) else list(experiments)
+    tally = Tally(tag=tag, total=len(exps))
+    if not exps:
+        return tally
+    tally.baseline = exps[0].metric
+    counted = Counter(exp.status for exp in exps[1:])
+    tally.keep, tally.discard = counted["keep"], counted["discard"]
+    tally.crash = len(exps) - 1 - tally.keep - tally.discard
+    best = next((exp for exp in reversed(exps) if exp.status == "keep"), None)
+    if best is not None:
+        tally.best, tally.best_number, tally.best_record = best.metric, best.number, best
     return tally
 
 
