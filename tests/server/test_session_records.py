@@ -80,11 +80,18 @@ def test_an_unreadable_record_shifts_no_number_in_the_daemons_answers(tmp_path: 
     daemon = Daemon(cwd=root)
     try:
         params = {"root": str(root), "tag": loop.tag}
+        pages = {"offset": 0, "limit": 10, "newest_first": False}
         change = daemon.request("autoresearch/changes", {**params, "number": 3})
         assert change["number"] == 3 and change["commit"] == records[3].commit
-        page = daemon.request(
-            "autoresearch/experiments", {**params, "offset": 0, "limit": 10, "newest_first": False}
-        )
+        # results.tsv still has #1's row: the view fills the gap from it, numbers unmoved.
+        page = daemon.request("autoresearch/experiments", {**params, **pages})
+        assert [e["number"] for e in page["items"]] == [0, 1, 2, 3, 4]
+        assert [e["commit"] for e in page["items"]][2:] == [r.commit for r in records[2:]]
+
+        (root / "results.tsv").unlink()  # the records alone (an agent deleted the table)
+        change = daemon.request("autoresearch/changes", {**params, "number": 3})
+        assert change["number"] == 3 and change["commit"] == records[3].commit
+        page = daemon.request("autoresearch/experiments", {**params, **pages})
         assert [e["number"] for e in page["items"]] == [0, 2, 3, 4]
         state = daemon.request("autoresearch/state", {"root": str(root)})
         # Left out, never silently: the state says which line, and what to do.
