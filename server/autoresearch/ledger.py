@@ -9,12 +9,14 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+from array import array
 from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
 
 import msgspec
 
-from . import diskspace, results_tsv
+from . import diskspace, jsonl_index, results_tsv
 from .experiment import Experiment
 from .journal import pause_point
 from .protocol import SessionSummary
@@ -56,21 +58,55 @@ class Ledger:
             if end < len(data) and repair:
                 with open(self.jsonl, "r+b") as f:
                     f.truncate(end)
+            offsets: dict[str, tuple[array[int], array[int]]] = {}
+            view, decode, find = memoryview(data), _decoder.decode, data.find
+            tag, exps, starts, ends = None, [], array("q"), array("q")
             with results_tsv.gc_paused():
-                for lineno, line in enumerate(data[:end].splitlines(), start=1):
-                    if not line.strip():
-                        continue
+                pos, lineno = 0, 0
+                while pos < end:  # once per experiment: kept lean
+                    stop = find(b"\n", pos)
+                    lineno += 1
                     try:
-                        exp = _decoder.decode(line)
+                        exp = decode(view[pos:stop])
                     except msgspec.DecodeError as exc:
-                        raise LedgerError(
-                            f"{self.jsonl} line {lineno} is not an experiment record ({exc})."
-                            " Restore that line or delete the file (results.tsv keeps the"
-                            " table; the records are rebuilt from it, without their details)."
-                        ) from None
-                    self.sessions.setdefault(exp.tag, []).append(exp)
-        self.tallies = {tag: tally_of(tag, exps) for tag, exps in self.sessions.items()}
+                        if data[pos:stop].strip():
+                            raise LedgerError(
+                                f"{self.jsonl} line {lineno} is not an experiment record ({exc})."
+                                " Restore that line or delete the file (results.tsv keeps the"
+                                " table; the records are rebuilt from it, without their details)."
+                            ) from None
+                    else:
+                        if exp.tag != tag:
+                            tag = exp.tag
+                            exps = self.sessions.setdefault(tag, [])
+                            starts, ends = offsets.setdefault(tag, (array("q"), array("q")))
+                        exps.append(exp)
+                        starts.append(pos)
+                        ends.append(stop)
+                    pos = stop + 1
+            self.tallies = {tag: tally_of(tag, exps) for tag, exps in self.sessions.items()}
+            if repair:  # the loop's own read: the daemon opening this session reads the index
+                self._save_index(memoryview(data)[:end], lineno, offsets)
         self._loaded = True
+
+    def _save_index(
+        self, prefix: memoryview, lines: int, offsets: dict[str, tuple[array[int], array[int]]]
+    ) -> None:
+        saved = []
+        for tag, exps in self.sessions.items():
+            numbers = array("q", (exp.number for exp in exps))
+            if any(a >= b for a, b in pairwise(numbers)):
+                return  # an experiment written twice: the daemon sorts that out on its own read
+            starts, ends = offsets[tag]
+            saved.append(jsonl_index.session(tag, starts, ends, numbers, self.tallies[tag]))
+        try:
+            fd = os.open(self.jsonl, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            jsonl_index.save(self.jsonl, fd, prefix, lines, [], saved)
+        finally:
+            os.close(fd)
 
     def experiments(self, tag: str) -> list[Experiment]:
         if not self._loaded:

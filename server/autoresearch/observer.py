@@ -217,7 +217,8 @@ class Observer:
 
 def observe(root: Path, metric_name: str | None) -> Snapshot | None:
     """One snapshot of the table, read as the daemon's observer reads it (for the CLI)."""
-    return Observer(root, Records(root), lambda: metric_name, lambda *_: None).snapshot()
+    records = Records(root, persist=False)
+    return Observer(root, records, lambda: metric_name, lambda *_: None).snapshot()
 
 
 def summary_of(snap: Snapshot) -> SessionSummary:

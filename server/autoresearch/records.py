@@ -20,12 +20,14 @@ import bisect
 import logging
 import os
 import threading
+from array import array
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import overload
 
 import msgspec
 
+from . import jsonl_index
 from .experiment import Experiment, Status
 from .ledger import JSONL_FILE, STATE_DIR
 from .protocol import SessionSummary
@@ -57,10 +59,21 @@ class _Session:
     __slots__ = ("ends", "numbers", "starts", "tally")
 
     def __init__(self, tag: str) -> None:
-        self.starts: list[int] = []
-        self.ends: list[int] = []
-        self.numbers: list[int] = []
+        # Offsets and numbers as arrays: 24 bytes an experiment, saved and restored as they are.
+        self.starts: array[int] = array("q")
+        self.ends: array[int] = array("q")
+        self.numbers: array[int] = array("q")
         self.tally = Tally(tag=tag)
+
+    @classmethod
+    def restored(cls, saved: jsonl_index.SavedSession) -> _Session:
+        s = cls(saved.tag)
+        s.starts, s.ends = jsonl_index.ints(saved.starts), jsonl_index.ints(saved.ends)
+        s.numbers, s.tally = jsonl_index.ints(saved.numbers), saved.tally
+        return s
+
+    def saved(self) -> jsonl_index.SavedSession:
+        return jsonl_index.session(self.tally.tag, self.starts, self.ends, self.numbers, self.tally)
 
     def replace(self, line: _Line, start: int, end: int, path: Path) -> None:
         """The same experiment written again (a record completed after a kill), or one out of
@@ -84,7 +97,7 @@ class SessionView(Sequence[Experiment]):
     """One session's experiments, oldest first, decoded on access. Its length is fixed when it
     is made: experiments recorded later are not in it (a page stays one consistent page)."""
 
-    def __init__(self, path: Path, starts: list[int], ends: list[int], n: int) -> None:
+    def __init__(self, path: Path, starts: Sequence[int], ends: Sequence[int], n: int) -> None:
         self._path = path
         self._starts, self._ends, self._n = starts, ends, n
 
@@ -136,8 +149,11 @@ class SessionView(Sequence[Experiment]):
 
 
 class Records:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, persist: bool = True) -> None:
+        """`persist`: save the index after reading the whole file (the daemon; not `status`,
+        which must not write)."""
         self.path = root / STATE_DIR / JSONL_FILE
+        self._persist = persist
         self._root = root
         self._lock = threading.Lock()  # guards the index below
         self._load_lock = threading.Lock()  # one reader of the file at a time
@@ -217,11 +233,27 @@ class Records:
             )
             if not appended:  # replaced, truncated or rewritten: read it all again
                 self._ino, self._size, self._lineno = st.st_ino, 0, 0
+                self._restore(fd)
             start = self._size
             data = os.pread(fd, st.st_size - start, start) if st.st_size > start else b""
+            self._index(data, start)
+            if start == 0 and self._persist:
+                with self._lock:
+                    sessions = [s.saved() for s in self._sessions.values()]
+                    size, lineno, warnings = self._size, self._lineno, list(self._warnings)
+                jsonl_index.save(self.path, fd, memoryview(data)[:size], lineno, warnings, sessions)
         finally:
             os.close(fd)
-        self._index(data, start)
+
+    def _restore(self, fd: int) -> None:
+        """Start from the saved index when it still describes the file's beginning."""
+        saved = jsonl_index.load(self.path, fd)
+        if saved is None:
+            return
+        sessions = {s.tag: _Session.restored(s) for s in saved.sessions}
+        with self._lock:
+            self._sessions, self._warnings = sessions, list(saved.warnings)
+            self._size, self._lineno = saved.size, saved.lineno
 
     def _reset(self, ino: int | None) -> None:
         self._ino, self._size, self._lineno = ino, 0, 0
