@@ -2,8 +2,10 @@
 
 - load: results.tsv + experiments.jsonl read and reconciled by the ledger, as a resume does.
 - page: one `autoresearch/experiments` request over JSON-RPC to a real `autoresearch serve`:
-  the first one (which reads the session) and then the median of 20 more (newest first, 200
-  rows, from the top and from the middle); the daemon's RSS once it holds the session.
+  the first one (which reads the session: the index the ledger saved at the load above, then
+  the file's lines since) and then the median of 20 more (newest first, 200 rows, from the top
+  and from the middle); the daemon's RSS once it holds the session; and the first page of a
+  daemon that finds no saved index (it reads every line of experiments.jsonl).
 - extraction: the metric read from a 1 MB and a 1 GB run.log with the config's pattern (the
   daemon's way: backwards from the end), and with the seed's `grep ... | tail -1` for contrast.
 """
@@ -152,6 +154,19 @@ def page_times(root: Path, n: int) -> tuple[float, float, float, float]:
         daemon.close()
 
 
+def first_page_unindexed(root: Path, n: int) -> float:
+    (root / ".autoresearch" / "experiments.idx").unlink(missing_ok=True)
+    daemon = Daemon(cwd=root)
+    try:
+        params = {"root": str(root), "offset": 0, "limit": 200, "tag": TAG, "newest_first": True}
+        started = time.perf_counter()
+        page = daemon.request("autoresearch/experiments", params)
+        assert page["total"] == n
+        return time.perf_counter() - started
+    finally:
+        daemon.close()
+
+
 def log_file(path: Path, size: int) -> None:
     """A training log of about `size` bytes, its metric on the last lines, as the seed prints."""
     line = b"step 01234 | loss 2.345678 | lr 0.000600 | dt 123.4ms | tok/sec 512345\n"
@@ -201,6 +216,7 @@ def run(
             size = (root / ".autoresearch" / "experiments.jsonl").stat().st_size / MB
             load = load_time(root)
             first, warm, idle, rss = page_times(root, n)
+            cold = first_page_unindexed(root, n)
             label = f"{n:,} experiments"
             table.add(
                 "scale",
@@ -213,6 +229,12 @@ def run(
                 f"{label}: first experiments page (RPC)",
                 fmt(first * 1000, "ms"),
                 "reads the session",
+            )
+            table.add(
+                "scale",
+                f"{label}: first page, no saved index (RPC)",
+                fmt(cold * 1000, "ms"),
+                "reads every line",
             )
             table.add(
                 "scale",
