@@ -63,7 +63,7 @@ def read_experiments(root: Path, tag: str | None) -> Table:
     ledger.load(repair=False)
     snap = _observed(observe(root, name), ledger)
     if snap is not None and tag in (None, snap.tag):
-        return Table(tag=snap.tag, experiments=snap.experiments, warnings=snap.warnings)
+        return Table(tag=snap.tag, experiments=list(snap.experiments), warnings=snap.warnings)
     if tag is not None and tag not in ledger.sessions:
         known = ", ".join([*ledger.sessions, *([snap.tag] if snap else [])]) or "none yet"
         raise ValueError(f"No session {tag!r} in {root}. Sessions: {known}.")

@@ -4,6 +4,8 @@ cannot be read shifts no other experiment's number."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from conftest import ScriptedProposer, git, make_config, make_repo, set_lr
 
 from autoresearch import config as cfg
 from autoresearch import status
+from autoresearch.lock import RepoLock
 from autoresearch.loop import Loop
 from autoresearch.records import Records
 
@@ -99,3 +102,32 @@ def test_an_unreadable_record_shifts_no_number_in_the_daemons_answers(tmp_path: 
         assert "Restore or delete that line" in state["message"]
     finally:
         daemon.close()
+
+
+def test_results_and_status_of_a_session_whose_loop_runs_in_another_process(
+    tmp_path: Path,
+) -> None:
+    """The table is then read as the observer reads it, records and all: same rows, same
+    summary as when no loop runs."""
+    root = make_repo(tmp_path / "repo")
+    loop = session(root)
+    quiet = _cli(root, "results", "--json")
+    with RepoLock(root):  # as an `autoresearch run` in a terminal holds it
+        listed = _cli(root, "results", "--json")
+        shown = json.loads(_cli(root, "status", "--json"))
+    assert listed == quiet
+    assert [json.loads(line)["number"] for line in listed.splitlines()] == [0, 1, 2, 3, 4]
+    summary = shown["sessions"][0]
+    assert (summary["tag"], summary["total"], summary["best_number"]) == (loop.tag, 5, 2)
+    assert shown["running"]
+
+
+def _cli(root: Path, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "autoresearch", *args, "--dir", str(root)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
