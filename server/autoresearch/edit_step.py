@@ -87,11 +87,12 @@ def context(
     root: Path,
     config: Config,
     history: list[Experiment],
+    best: Experiment | None,
     failure: tuple[str, FailureKind] | None,
     attempt: int,
 ) -> EditContext:
-    """What one call is given: the session so far, the failure to fix, the user's guidance."""
-    best = next((e for e in reversed(history) if e.status == "keep"), None)
+    """What one call is given: the session so far and its best (as session_records keeps it),
+    the failure to fix, the user's guidance."""
     return EditContext(
         root=root,
         number=len(history),

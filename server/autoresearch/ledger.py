@@ -9,14 +9,18 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+from array import array
 from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
 
 import msgspec
 
-from . import diskspace, results_tsv
+from . import diskspace, jsonl_index, results_tsv
 from .experiment import Experiment
 from .journal import pause_point
+from .protocol import SessionSummary
+from .session_records import Tally, tally_of
 
 STATE_DIR = ".autoresearch"
 JSONL_FILE = "experiments.jsonl"
@@ -39,38 +43,90 @@ class Ledger:
         self.jsonl = self.state_dir / JSONL_FILE
         self.metric_name = metric_name
         self.sessions: dict[str, list[Experiment]] = {}
+        # Each session's counts and best, kept as records are read and appended.
+        self.tallies: dict[str, Tally] = {}
         self._loaded = False
         self._rows = 0  # decided rows in results.tsv, counted by reconcile()
 
     def load(self, repair: bool = True) -> None:
         """Read experiments.jsonl once; a half-written last line is cut off (`repair`), or
         only skipped by readers such as `status` that must not write under a running loop."""
-        self.sessions = {}
+        self.sessions, self.tallies = {}, {}
         if self.jsonl.exists():
             data = self.jsonl.read_bytes()
             end = data.rfind(b"\n") + 1
             if end < len(data) and repair:
                 with open(self.jsonl, "r+b") as f:
                     f.truncate(end)
+            offsets: dict[str, tuple[array[int], array[int]]] = {}
+            view, decode, find = memoryview(data), _decoder.decode, data.find
+            tag, exps, starts, ends = None, [], array("q"), array("q")
             with results_tsv.gc_paused():
-                for lineno, line in enumerate(data[:end].splitlines(), start=1):
-                    if not line.strip():
-                        continue
+                pos, lineno = 0, 0
+                while pos < end:  # once per experiment: kept lean
+                    stop = find(b"\n", pos)
+                    lineno += 1
                     try:
-                        exp = _decoder.decode(line)
+                        exp = decode(view[pos:stop])
                     except msgspec.DecodeError as exc:
-                        raise LedgerError(
-                            f"{self.jsonl} line {lineno} is not an experiment record ({exc})."
-                            " Restore that line or delete the file (results.tsv keeps the"
-                            " table; the records are rebuilt from it, without their details)."
-                        ) from None
-                    self.sessions.setdefault(exp.tag, []).append(exp)
+                        if data[pos:stop].strip():
+                            raise LedgerError(
+                                f"{self.jsonl} line {lineno} is not an experiment record ({exc})."
+                                " Restore that line or delete the file (results.tsv keeps the"
+                                " table; the records are rebuilt from it, without their details)."
+                            ) from None
+                    else:
+                        if exp.tag != tag:
+                            tag = exp.tag
+                            exps = self.sessions.setdefault(tag, [])
+                            starts, ends = offsets.setdefault(tag, (array("q"), array("q")))
+                        exps.append(exp)
+                        starts.append(pos)
+                        ends.append(stop)
+                    pos = stop + 1
+            self.tallies = {tag: tally_of(tag, exps) for tag, exps in self.sessions.items()}
+            if repair:  # the loop's own read: the daemon opening this session reads the index
+                self._save_index(memoryview(data)[:end], lineno, offsets)
         self._loaded = True
+
+    def _save_index(
+        self, prefix: memoryview, lines: int, offsets: dict[str, tuple[array[int], array[int]]]
+    ) -> None:
+        saved = []
+        for tag, exps in self.sessions.items():
+            numbers = array("q", (exp.number for exp in exps))
+            if any(a >= b for a, b in pairwise(numbers)):
+                return  # an experiment written twice: the daemon sorts that out on its own read
+            starts, ends = offsets[tag]
+            saved.append(jsonl_index.session(tag, starts, ends, numbers, self.tallies[tag]))
+        try:
+            fd = os.open(self.jsonl, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            jsonl_index.save(self.jsonl, fd, prefix, lines, [], saved)
+        finally:
+            os.close(fd)
 
     def experiments(self, tag: str) -> list[Experiment]:
         if not self._loaded:
             self.load()
         return self.sessions.setdefault(tag, [])
+
+    def tally(self, tag: str) -> Tally:
+        if not self._loaded:
+            self.load()
+        return self.tallies.setdefault(tag, Tally(tag=tag))
+
+    def summaries(self) -> list[SessionSummary]:
+        """Every session's summary, oldest first (O(sessions): the tallies are kept)."""
+        if not self._loaded:
+            self.load()
+        return [self.tally(tag).summary() for tag in self.sessions]
+
+    def _add(self, exp: Experiment) -> None:
+        self.sessions.setdefault(exp.tag, []).append(exp)
+        self.tallies.setdefault(exp.tag, Tally(tag=exp.tag)).add_experiment(exp)
 
     def reconcile(self, tag: str, pending: Experiment | None = None) -> list[Experiment]:
         """Make results.tsv and the jsonl agree after a kill (or a deleted table) and return
@@ -82,14 +138,14 @@ class Ledger:
         if not self.results.exists():
             self.results.write_text(results_tsv.HEADER, encoding="utf-8")
         _complete_last_line(self.results)
-        rows = results_tsv.read(self.results, self.metric_name)
-        for row in rows[len(records) :]:
+        count, rows = results_tsv.read_after(self.results, self.metric_name, len(records))
+        for row in rows:
             row.tag = tag
             if pending is not None and pending.number == row.number:
                 row = pending
             self._write(self._append_jsonl, self.jsonl, row)
-            records.append(row)
-        for exp in records[len(rows) :]:
+            self._add(row)
+        for exp in records[count:]:
             self._write(self._append_row, self.results, exp)
         self._rows = len(records)
         return list(records)  # the caller's own list: record() appends to ours
@@ -105,7 +161,7 @@ class Ledger:
             pause_point("row-written", exp.number)
         if len(records) <= exp.number:
             self._write(self._append_jsonl, self.jsonl, exp)
-            records.append(exp)
+            self._add(exp)
         pause_point("recorded", exp.number)
 
     def _write(

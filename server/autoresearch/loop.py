@@ -35,7 +35,6 @@ from .agents.base import AgentUnavailable, FailureKind, Proposer
 from .agents.manual import ManualProposer
 from .attempt import Attempt, Bench
 from .config import Config
-from .describe import summarize_sessions
 from .edit_step import GUIDANCE_FILE, Edit, EditStep
 from .experiment import DiffStats, Experiment
 from .journal import Entry, Journal
@@ -45,8 +44,9 @@ from .prompt import CHANGE_APPROACH_AFTER
 from .protocol import ExperimentRecorded, LocksChanged, LoopState, Phase, SessionSummary
 from .repo import REF_PREFIX, Repo
 from .runner import LocalRunner, Runner
+from .session_records import Tally
 
-__all__ = ["GUIDANCE_FILE", "Event", "Loop", "LoopStopped", "Progress", "summarize_sessions"]
+__all__ = ["GUIDANCE_FILE", "Event", "Loop", "LoopStopped", "Progress"]
 
 MAX_CRASH_RETRIES = 2
 MAX_REWORKS = 2
@@ -344,7 +344,9 @@ class Loop:
             announce()
         self._locks(locked=self.config.agent.kind != "manual")
         self._journal("editing", n, parent, "", keep_edit=self.config.agent.kind == "manual")
-        ctx = edit_step.context(self.root, self._agent_config, self.history, failure, attempt)
+        ctx = edit_step.context(
+            self.root, self._agent_config, self.history, self._best(), failure, attempt
+        )
         # A person's uncommitted edits (outside the scope) are theirs, not the edit step's.
         dirt, untracked = guarded_reset.snapshot(self.repo)
         dirt = {path: data for path, data in dirt.items() if path not in kept_in_tree}
@@ -470,6 +472,7 @@ class Loop:
             stopped = str(exc)
             exp.events.append("the branch was not as the loop left it: stopped, nothing reset")
         self._journal("decided", exp.number, parent, exp.commit, record=exp)
+        prev = self._best()
         self.ledger.record(exp)
         if not stopped and target != self._head:  # a keep stays where it is: no reset to run
             self.repo.reset_keep(target)
@@ -479,14 +482,14 @@ class Loop:
         self.proposer.observe(exp)
         self._refresh_counts()
         self.emit(ExperimentRecorded(root=str(self.root), tag=self.tag, experiment=exp))
-        self._say(describe.result_line(exp, self.history))
+        self._say(describe.result_line(exp, prev))
         self._pruned = runlogs.prune(
             self.root, self.ledger.sessions, self.tag, self.config.run.keep_logs, self._pruned
         )
         if stopped:
             raise LoopStopped(stopped)
         if exp.number and exp.number % PROGRESS_EVERY == 0:
-            self._say(describe.checkpoint(exp.number, self.config.metric.name, self.history))
+            self._say(describe.checkpoint(exp.number, self.config.metric.name, self._tally()))
             self._refresh_notes()
 
     def _retire_attempt(
@@ -611,8 +614,12 @@ class Loop:
 
     # ---- helpers -----------------------------------------------------------------------------
 
+    def _tally(self) -> Tally:
+        """This session's counts and best: the ledger keeps them as it records."""
+        return self.ledger.tally(self.tag)
+
     def _best(self) -> Experiment | None:
-        return describe.best_of(self.history)
+        return self._tally().best_record
 
     def _same_tree(self, a: str, b: str) -> bool:
         return self.repo.same_tree(a, b)
@@ -629,21 +636,21 @@ class Loop:
         self.journal.write(entry)
 
     def summary(self) -> str:
-        return describe.summary(self.tag, self.branch, self.history)
+        return describe.summary(self.tag, self.branch, self._tally())
 
     def _refresh_counts(self) -> None:
-        best = self._best()
+        tally = self._tally()
         self._set(
-            counts=describe.count(self.history),
-            iteration=max(len(self.history) - 1, 0),
-            best=best.metric if best else None,
-            best_number=best.number if best else None,
-            baseline=self.history[0].metric if self.history else None,
+            counts=tally.counts,
+            iteration=max(tally.total - 1, 0),
+            best=tally.best,
+            best_number=tally.best_number,
+            baseline=tally.baseline if tally.total else None,
             sessions=self.sessions(),
         )
 
     def sessions(self) -> list[SessionSummary]:
-        return summarize_sessions(self.ledger, self.config.metric.direction)
+        return self.ledger.summaries()
 
     def _phase(self, phase: Phase, **changes: object) -> None:
         self._set(phase=phase, **changes)

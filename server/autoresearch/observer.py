@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import msgspec
@@ -19,9 +19,10 @@ import msgspec
 from . import repo, results_tsv
 from .experiment import Experiment
 from .lock import RepoLock
-from .protocol import Counts, LoopState, SessionSummary
+from .protocol import LoopState, SessionSummary
 from .records import Records
 from .repo import BRANCH_PREFIX
+from .session_records import Tally, by_number, tally_of
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +38,16 @@ class Snapshot(msgspec.Struct):
     branch: str
     # The metric's column name in results.tsv (e.g. val_bpb in Karpathy's files).
     metric: str
-    experiments: list[Experiment]
+    # Our own session's are read from the records when a page asks (records.SessionView).
+    experiments: Sequence[Experiment]
     # True when the rows are not all a finished session of this tool: someone else writes them.
     external: bool
     # Who holds the loop lock, when another process runs our loop here.
     holder: str | None = None
     # Rows of results.tsv that cannot be read, one line each with its line number.
     warnings: list[str] = msgspec.field(default_factory=list)
+    # The session's counts and best, kept as its records were read.
+    tally: Tally | None = None
 
 
 # Called with the new snapshot and the rows appended since the last one (None: not an append,
@@ -155,12 +159,24 @@ class Observer:
         rows: list[Experiment] = []
         warnings: list[str] = []
         metric = name or "metric"
+        ours = self._records.session(tag)
+        holder = RepoLock(self.root).held_elsewhere()
+        if path.exists() and _mirrors(path, ours, name):
+            # The table is our own session's, row for row: show the records, parse nothing.
+            return Snapshot(
+                tag=tag,
+                branch=branch,
+                metric=_metric_column(path, name),
+                experiments=ours,
+                external=holder is not None,
+                holder=holder,
+                tally=self._records.tally(tag),
+            )
         if path.exists():
             rows = results_tsv.read(path, name, strict=False, warnings=warnings)
             metric = _metric_column(path, name)
             for line in warnings:  # never a row dropped without a word (the CLI prints its own)
                 log.info("observer: %s", line)
-        ours = self._records.session(tag)
         if rows and not _same_session(ours, rows):
             # results.tsv is untracked, so it stays when another branch is checked out: find
             # the session of ours it belongs to, if any.
@@ -169,13 +185,11 @@ class Observer:
                     tag, branch = other, BRANCH_PREFIX + other
                     ours = self._records.session(other)
                     break
+        ours = list(ours)  # each row is compared with its record: decode them once
         # Only rows without a record of ours need git to resolve them (another tool's rows).
         self._resolve([r.commit for r in rows if not _covered(r, ours)])
         experiments = [self._experiment(row, tag, ours) for row in rows]
-        holder = RepoLock(self.root).held_elsewhere()
-        mine = len(ours) >= len(rows) and all(
-            ours[i].commit.startswith(rows[i].commit) for i in range(len(rows))
-        )
+        mine = len(ours) >= len(rows) and all(_covered(row, ours) for row in rows)
         return Snapshot(
             tag=tag,
             branch=branch,
@@ -184,13 +198,13 @@ class Observer:
             external=holder is not None or not mine,
             holder=holder,
             warnings=warnings,
+            tally=tally_of(tag, experiments),
         )
 
     def _experiment(self, row: Experiment, tag: str, ours: list[Experiment]) -> Experiment:
-        if _covered(row, ours):
-            return ours[
-                row.number
-            ]  # our own record has everything (diff stats, runtime, reason...)
+        record = by_number(ours, row.number)
+        if record is not None and record.commit.startswith(row.commit):
+            return record  # our own record has everything (diff stats, runtime, reason...)
         full, parent = self._resolved.get(row.commit, (row.commit, ""))
         return msgspec.structs.replace(row, commit=full, parent=parent, tag=tag)
 
@@ -202,30 +216,19 @@ class Observer:
 
 def observe(root: Path, metric_name: str | None) -> Snapshot | None:
     """One snapshot of the table, read as the daemon's observer reads it (for the CLI)."""
-    return Observer(root, Records(root), lambda: metric_name, lambda *_: None).snapshot()
+    records = Records(root, persist=False)
+    return Observer(root, records, lambda: metric_name, lambda *_: None).snapshot()
 
 
-def summary_of(snap: Snapshot, direction: str) -> SessionSummary:
-    """The observed session's summary: counts (the baseline aside) and best."""
-    exps = snap.experiments
-    counts = Counts()
-    for exp in exps[1:]:
-        setattr(counts, exp.status, getattr(counts, exp.status) + 1)
-    best = _best(exps, direction)
-    return SessionSummary(
-        tag=snap.tag,
-        branch=snap.branch,
-        total=len(exps),
-        counts=counts,
-        best=best.metric if best else None,
-        best_number=best.number if best else None,
-    )
+def summary_of(snap: Snapshot) -> SessionSummary:
+    """The observed session's summary, as session_records.Tally keeps every session's."""
+    tally = snap.tally or tally_of(snap.tag, snap.experiments)
+    return tally.summary(snap.branch)
 
 
 def observed_state(state: LoopState, snap: Snapshot) -> LoopState:
     """`state` (the idle one, with this repository's own sessions) as the observed loop's."""
-    exps = snap.experiments
-    summary = summary_of(snap, state.direction)
+    summary = summary_of(snap)
     who = f"a loop in another process ({snap.holder})" if snap.holder else "another tool"
     unread = ""
     if snap.warnings:
@@ -234,30 +237,51 @@ def observed_state(state: LoopState, snap: Snapshot) -> LoopState:
         state,
         mode="observer",
         metric=snap.metric,
-        iteration=max(len(exps) - 1, 0),
+        iteration=max(summary.total - 1, 0),
         counts=summary.counts,
         best=summary.best,
         best_number=summary.best_number,
-        baseline=exps[0].metric if exps else None,
+        baseline=snap.tally.baseline if snap.tally else None,
         message=f"watching results.tsv on {snap.branch}, written by {who}{unread}",
         sessions=[summary, *[s for s in state.sessions if s.tag != snap.tag]],
     )
 
 
-def _best(exps: list[Experiment], direction: str) -> Experiment | None:
-    keeps = [e for e in exps if e.status == "keep" and e.metric is not None]
-    if not keeps:
-        return None
-    if direction == "lower":
-        return min(keeps, key=lambda e: e.metric or 0.0)
-    if direction == "higher":
-        return max(keeps, key=lambda e: e.metric or 0.0)
-    return keeps[-1]  # direction unknown: in the seed's loop every keep beats the one before
+def _covered(row: Experiment, ours: Sequence[Experiment]) -> bool:
+    record = by_number(ours, row.number)
+    return record is not None and record.commit.startswith(row.commit)
 
 
-def _covered(row: Experiment, ours: list[Experiment]) -> bool:
-    n = row.number
-    return n < len(ours) and ours[n].commit.startswith(row.commit)
+def _mirrors(path: Path, ours: Sequence[Experiment], metric_name: str | None) -> bool:
+    """results.tsv holds exactly our records' rows, as our loop writes it: as many whole rows,
+    the same first and last commits. Costs a count of lines, not a parse of 100,000 rows."""
+    if not ours:
+        return False
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return False
+    if not data.endswith(b"\n") or b"\n\n" in data or b"\r" in data:
+        return False  # a row being written, blank lines, another tool's line ends: read it all
+    if data.count(b"\n") - 1 != len(ours):
+        return False
+    header = data[: data.index(b"\n")].decode("utf-8", "replace").split("\t")
+    lower = [c.strip().lower() for c in header]
+    if "commit" not in lower:
+        return False
+    col = lower.index("commit")
+    second = data.index(b"\n") + 1
+    first_row = data[second : data.index(b"\n", second)]
+    last_row = data[data.rfind(b"\n", 0, len(data) - 1) + 1 : -1]
+    first, last = ours[0], ours[-1]
+    if first.number != 0 or last.number != len(ours) - 1:
+        return False  # a record left out: compare row by row
+    for row, exp in ((first_row, first), (last_row, last)):
+        cells = row.decode("utf-8", "replace").split("\t")
+        commit = cells[col].strip() if len(cells) > col else ""
+        if not commit or not exp.commit.startswith(commit):
+            return False
+    return True
 
 
 def resolve_commits(root: Path, commits: list[str]) -> Resolved:
@@ -279,7 +303,7 @@ def _metric_column(path: Path, metric_name: str | None) -> str:
     return metric_name or "metric"
 
 
-def _same_session(ours: list[Experiment], rows: list[Experiment]) -> bool:
+def _same_session(ours: Sequence[Experiment], rows: Sequence[Experiment]) -> bool:
     """Both start from the same baseline commit."""
     return bool(ours and rows) and ours[0].commit.startswith(rows[0].commit)
 
@@ -288,6 +312,11 @@ def _appended(before: Snapshot | None, after: Snapshot | None) -> list[Experimen
     if before is None or after is None or before.tag != after.tag:
         return None
     old, new = before.experiments, after.experiments
-    if len(new) < len(old) or any(a.commit != b.commit for a, b in zip(old, new, strict=False)):
+    if len(new) < len(old):
         return None
-    return new[len(old) :]
+    if isinstance(old, list) and isinstance(new, list):
+        if any(a.commit != b.commit for a, b in zip(old, new, strict=False)):
+            return None
+    elif old and (old[0].commit != new[0].commit or old[-1].commit != new[len(old) - 1].commit):
+        return None  # records read from the jsonl only grow: their ends tell a rewrite
+    return list(new[len(old) :])

@@ -7,9 +7,8 @@ mode and the observer mode, so both answer the same way.
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from pathlib import Path
-
-import msgspec
 
 from .experiment import Experiment
 from .protocol import ChangesResult, FileAtResult, FileChange, LogResult
@@ -25,40 +24,22 @@ MAX_LOG_BYTES = 4 * 1024 * 1024
 # fileAt answers with the whole file: a bigger one is refused before git reads it.
 MAX_FILE_BYTES = 16 * 1024 * 1024
 
-_decoder = msgspec.json.Decoder(Experiment)
-
 
 class QueryError(ValueError):
     """A request names something that is not there; the message says what and what to do."""
 
 
-def page(items: list[Experiment], offset: int, limit: int, newest_first: bool) -> list[Experiment]:
-    """One page without copying the list: O(limit), however many experiments there are."""
+def page(
+    items: Sequence[Experiment], offset: int, limit: int, newest_first: bool
+) -> list[Experiment]:
+    """One page, read as one slice: O(limit), however many experiments there are (a session
+    read from the records decodes only these)."""
     total = len(items)
     if newest_first:
         first = total - 1 - offset
         last = max(first - limit, -1)
-        return [items[i] for i in range(first, last, -1)]
-    return items[offset : offset + limit]
-
-
-def read_records(jsonl: Path) -> dict[str, list[Experiment]]:
-    """experiments.jsonl by session, read-only: a line still being written is skipped, never cut
-    off (Ledger.load truncates, which only the loop that owns the file may do)."""
-    sessions: dict[str, list[Experiment]] = {}
-    try:
-        data = jsonl.read_bytes()
-    except FileNotFoundError:
-        return sessions
-    for line in data[: data.rfind(b"\n") + 1].splitlines():
-        if not line.strip():
-            continue
-        try:
-            exp = _decoder.decode(line)
-        except msgspec.DecodeError:
-            continue
-        sessions.setdefault(exp.tag, []).append(exp)
-    return sessions
+        return list(reversed(items[last + 1 : first + 1])) if first >= 0 else []
+    return list(items[offset : offset + limit])
 
 
 def changes(repo: Repo, commit: str, exp: Experiment | None) -> ChangesResult:

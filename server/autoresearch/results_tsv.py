@@ -110,15 +110,34 @@ def read(
     strict: bool = True,
     warnings: list[str] | None = None,
 ) -> list[Experiment]:
-    """Rows as experiments numbered from 0. Non-strict skips broken rows instead of raising,
-    and says which in `warnings` (one line each, with its line number)."""
+    """Rows as experiments numbered from 0. Non-strict leaves broken rows out instead of
+    raising, says which in `warnings` (one line each, with its line number), and numbers the
+    others as if the broken rows were there (#5 stays #5 whatever line above it is broken)."""
+    rows: list[Experiment] = []
     with gc_paused():
-        return _read(path, metric_name, strict, warnings)
+        _read(path, metric_name, strict, warnings, 0, rows)
+    return rows
+
+
+def read_after(path: Path, metric_name: str | None, first: int) -> tuple[int, list[Experiment]]:
+    """How many rows the table has, and the rows from number `first` on, read strictly: what
+    reconciling with the records needs. Rows before `first` are only counted: the records hold
+    those experiments whole (a resume of 100,000 rows parses none of them)."""
+    with gc_paused():
+        rows: list[Experiment] = []
+        count = _read(path, metric_name, True, None, first, rows)
+        return count, rows
 
 
 def _read(
-    path: Path, metric_name: str | None, strict: bool, warnings: list[str] | None
-) -> list[Experiment]:
+    path: Path,
+    metric_name: str | None,
+    strict: bool,
+    warnings: list[str] | None,
+    first: int = 0,
+    out: list[Experiment] | None = None,
+) -> int:
+    """Appends the rows from number `first` on to `out`; returns how many rows there are."""
     text = path.read_text(encoding="utf-8", errors="replace")
     lines = text.split("\n")
     if lines and lines[-1] == "":
@@ -127,15 +146,19 @@ def _read(
         # A last line without newline is a write cut short: it was never a decided row.
         lines.pop()
     if not lines:
-        return []
+        return 0
     header = lines[0].rstrip("\r").split("\t")
     layout = _Layout(header, _columns(header, metric_name, path))
-    rows: list[Experiment] = []
+    rows = out if out is not None else []
+    number = -1  # a row left out keeps its number: the rows after it are not renumbered
     for lineno, line in enumerate(lines[1:], start=2):
         if not line.strip():
             continue
+        number += 1
+        if number < first:
+            continue
         try:
-            rows.append(layout.row(line.rstrip("\r").split("\t"), len(rows)))
+            rows.append(layout.row(line.rstrip("\r").split("\t"), number))
         except ResultsError as exc:
             if strict:
                 raise ResultsError(
@@ -145,7 +168,7 @@ def _read(
                 warnings.append(
                     f"{path.name} line {lineno} is left out: {exc} Fix or delete that line."
                 )
-    return rows
+    return number + 1
 
 
 def _columns(header: list[str], metric_name: str | None, path: Path) -> dict[str, int]:

@@ -14,7 +14,6 @@ from . import config as cfg
 from .experiment import Experiment
 from .ledger import Ledger
 from .lock import RepoLock
-from .loop import summarize_sessions
 from .observer import Snapshot, observe, summary_of
 from .protocol import SessionSummary
 from .repo import BRANCH_PREFIX, Repo
@@ -64,7 +63,7 @@ def read_experiments(root: Path, tag: str | None) -> Table:
     ledger.load(repair=False)
     snap = _observed(observe(root, name), ledger)
     if snap is not None and tag in (None, snap.tag):
-        return Table(tag=snap.tag, experiments=snap.experiments, warnings=snap.warnings)
+        return Table(tag=snap.tag, experiments=list(snap.experiments), warnings=snap.warnings)
     if tag is not None and tag not in ledger.sessions:
         known = ", ".join([*ledger.sessions, *([snap.tag] if snap else [])]) or "none yet"
         raise ValueError(f"No session {tag!r} in {root}. Sessions: {known}.")
@@ -85,11 +84,11 @@ def read_status(root: Path) -> Status:
     branch, tag = _current_tag(root)
     ledger = Ledger(root, config.metric.name)
     ledger.load(repair=False)
-    sessions = summarize_sessions(ledger, config.metric.direction)
+    sessions = ledger.summaries()
     snap = _observed(observe(root, config.metric.name), ledger)
     if snap is not None:  # another tool's table: shown as the daemon shows it
         tag = snap.tag
-        observed = summary_of(snap, config.metric.direction)
+        observed = summary_of(snap)
         sessions = [observed, *[s for s in sessions if s.tag != snap.tag]]
     running = RepoLock(root).held_elsewhere()
     lines = [

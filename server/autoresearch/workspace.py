@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 from . import config as cfg
@@ -38,6 +39,7 @@ from .protocol import (
 )
 from .records import Records
 from .repo import Repo, RepoError
+from .session_records import by_number
 
 TAG = re.compile(rf"^{revision.TAG_PATTERN}$")
 # How long `start` waits for the session setup (branch, .gitignore, results.tsv header), so a
@@ -223,8 +225,11 @@ class Workspace:
             metric=config.metric.name if config else "",
             direction=direction,
             agent=config.agent.kind if config else "",
-            sessions=self.records.summaries(direction or "lower"),
+            sessions=self.records.summaries(),
         )
+        unread = self.records.warnings()
+        if unread:  # never a record left out without a word
+            state.message = f"{len(unread)} record(s) cannot be read: {unread[0]}"
         snap = self.observer.snapshot()
         self._sync_locks(snap, config)
         if snap is None:
@@ -262,12 +267,12 @@ class Workspace:
         tag = tag if tag is not None else self._current_tag()
         items = self._items(tag)
         if number is not None:
-            if not 0 <= number < len(items):
+            exp = by_number(items, number) if number >= 0 else None
+            if exp is None:
                 raise queries.QueryError(
                     f"Session {tag or '(none)'} has no experiment #{number}"
                     f" ({len(items)} recorded)."
                 )
-            exp = items[number]
             commit = commit or exp.commit
         elif commit is not None:
             if not commit.strip():
@@ -460,7 +465,7 @@ class Workspace:
         tags = self.records.tags()
         return tags[-1] if tags else ""
 
-    def _items(self, tag: str) -> list[Experiment]:
+    def _items(self, tag: str) -> Sequence[Experiment]:
         loop = self._loop_in_view()
         if loop is not None and tag == loop.tag:
             return self.records.session(tag)
@@ -565,7 +570,7 @@ def _bounded(field: str, text: str, limit: int) -> None:
         )
 
 
-def _find(items: list[Experiment], commit: str) -> Experiment | None:
+def _find(items: Sequence[Experiment], commit: str) -> Experiment | None:
     for exp in reversed(items):
         if exp.commit.startswith(commit) or commit.startswith(exp.commit):
             return exp

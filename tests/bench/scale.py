@@ -2,8 +2,10 @@
 
 - load: results.tsv + experiments.jsonl read and reconciled by the ledger, as a resume does.
 - page: one `autoresearch/experiments` request over JSON-RPC to a real `autoresearch serve`:
-  the first one (which reads the session) and then the median of 20 more (newest first, 200
-  rows, from the top and from the middle); the daemon's RSS once it holds the session.
+  the first one (which reads the session: the index the ledger saved at the load above, then
+  the file's lines since) and then the median of 20 more (newest first, 200 rows, from the top
+  and from the middle); the daemon's RSS once it holds the session; and the first page of a
+  daemon that finds no saved index (it reads every line of experiments.jsonl).
 - extraction: the metric read from a 1 MB and a 1 GB run.log with the config's pattern (the
   daemon's way: backwards from the end), and with the seed's `grep ... | tail -1` for contrast.
 """
@@ -152,6 +154,19 @@ def page_times(root: Path, n: int) -> tuple[float, float, float, float]:
         daemon.close()
 
 
+def first_page_unindexed(root: Path, n: int) -> float:
+    (root / ".autoresearch" / "experiments.idx").unlink(missing_ok=True)
+    daemon = Daemon(cwd=root)
+    try:
+        params = {"root": str(root), "offset": 0, "limit": 200, "tag": TAG, "newest_first": True}
+        started = time.perf_counter()
+        page = daemon.request("autoresearch/experiments", params)
+        assert page["total"] == n
+        return time.perf_counter() - started
+    finally:
+        daemon.close()
+
+
 def log_file(path: Path, size: int) -> None:
     """A training log of about `size` bytes, its metric on the last lines, as the seed prints."""
     line = b"step 01234 | loss 2.345678 | lr 0.000600 | dt 123.4ms | tok/sec 512345\n"
@@ -189,7 +204,9 @@ def extraction(table: Table, base: Path) -> dict[str, float]:
     return out
 
 
-def run(table: Table, sizes: tuple[int, ...] = (10_000, 100_000)) -> dict[str, float]:
+def run(
+    table: Table, sizes: tuple[int, ...] = (10_000, 100_000), extract: bool = True
+) -> dict[str, float]:
     print("scale: sessions of " + " and ".join(f"{n:,}" for n in sizes) + " experiments")
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
@@ -199,6 +216,7 @@ def run(table: Table, sizes: tuple[int, ...] = (10_000, 100_000)) -> dict[str, f
             size = (root / ".autoresearch" / "experiments.jsonl").stat().st_size / MB
             load = load_time(root)
             first, warm, idle, rss = page_times(root, n)
+            cold = first_page_unindexed(root, n)
             label = f"{n:,} experiments"
             table.add(
                 "scale",
@@ -214,6 +232,12 @@ def run(table: Table, sizes: tuple[int, ...] = (10_000, 100_000)) -> dict[str, f
             )
             table.add(
                 "scale",
+                f"{label}: first page, no saved index (RPC)",
+                fmt(cold * 1000, "ms"),
+                "reads every line",
+            )
+            table.add(
+                "scale",
                 f"{label}: next pages (RPC), median",
                 fmt(warm * 1000, "ms"),
                 "200 rows, top and middle",
@@ -221,9 +245,20 @@ def run(table: Table, sizes: tuple[int, ...] = (10_000, 100_000)) -> dict[str, f
             table.add("scale", f"{label}: daemon RSS", fmt(rss, "MB"), f"{fmt(idle, 'MB')} before")
             out[f"load_{n}"], out[f"page_{n}"], out[f"rss_{n}"] = load, warm, rss
             subprocess.run(["rm", "-rf", str(root)], check=True)
-        out.update(extraction(table, base))
+        if extract:
+            out.update(extraction(table, base))
     return out
 
 
 if __name__ == "__main__":
-    run(Table())
+    import argparse
+
+    parser = argparse.ArgumentParser(description="the scale benchmark alone")
+    parser.add_argument(
+        "--sizes", default="10000,100000", help="session sizes, comma-separated (e.g. 100000)"
+    )
+    parser.add_argument("--no-extraction", action="store_true", help="sessions only, no 1 GB log")
+    args = parser.parse_args()
+    table = Table()
+    run(table, tuple(int(n) for n in args.sizes.split(",")), not args.no_extraction)
+    print(table.markdown())

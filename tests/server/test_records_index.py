@@ -1,0 +1,81 @@
+"""The saved index of experiments.jsonl (jsonl_index.py) is a cache that never lies: used while
+it describes the file, followed by what was appended since, dropped when the file was
+rewritten, replaced or the index itself is damaged."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from autoresearch.experiment import Experiment
+from autoresearch.jsonl_index import INDEX_FILE, MIN_LINES
+from autoresearch.ledger import Ledger
+from autoresearch.records import Records
+
+N = MIN_LINES + 1000
+_encode = msgspec.json.Encoder().encode
+
+
+def line(n: int, status: str = "") -> bytes:
+    status = status or ("keep" if n % 10 == 0 else "discard")
+    exp = Experiment(number=n, commit=f"{n:040x}", status=status, metric=1.0 - n / 1e6, tag="t")
+    return _encode(exp) + b"\n"
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    state = tmp_path / ".autoresearch"
+    state.mkdir()
+    (state / "experiments.jsonl").write_bytes(b"".join(line(n) for n in range(N)))
+    return tmp_path
+
+
+def summary(root: Path) -> tuple[int, int, int, int | None]:
+    s = Records(root).summaries()[0]
+    return s.total, s.counts.keep, s.counts.discard, s.best_number
+
+
+def test_the_index_is_saved_then_restored_and_follows_appends(root: Path) -> None:
+    jsonl = root / ".autoresearch" / "experiments.jsonl"
+    whole = summary(root)
+    assert whole == (N, N // 10 - 1, N - N // 10, N - 10)
+    assert (root / ".autoresearch" / INDEX_FILE).is_file()
+    with open(jsonl, "ab") as f:  # the loop records three more
+        f.write(line(N, "keep") + line(N + 1) + line(N + 2))
+    records = Records(root)
+    assert records.summaries()[0].total == N + 3
+    assert records.summaries()[0].best_number == N
+    assert [e.number for e in records.session("t")[-4:]] == [N - 1, N, N + 1, N + 2]
+    # Written by the loop's ledger at a resume, the same index serves the daemon.
+    (root / ".autoresearch" / INDEX_FILE).unlink()
+    Ledger(root).load()
+    assert (root / ".autoresearch" / INDEX_FILE).is_file()
+    assert Records(root).summaries()[0].best_number == N
+
+
+def test_a_file_rewritten_in_place_is_read_again_not_taken_from_the_index(root: Path) -> None:
+    jsonl = root / ".autoresearch" / "experiments.jsonl"
+    summary(root)  # saves the index
+    data = jsonl.read_bytes()
+    old = line(101)
+    new = old.replace(b'"status":"discard"', b'"status":"keep"   ')  # same size, same inode
+    assert len(new) == len(old) and data.count(old) == 1
+    with open(jsonl, "r+b") as f:
+        f.seek(data.index(old))
+        f.write(new)
+    assert summary(root) == (N, N // 10, N - N // 10 - 1, N - 10)
+
+
+def test_a_damaged_or_foreign_index_is_ignored(root: Path) -> None:
+    whole = summary(root)
+    index = root / ".autoresearch" / INDEX_FILE
+    index.write_bytes(b"\x93not an index")
+    assert summary(root) == whole
+    jsonl = root / ".autoresearch" / "experiments.jsonl"
+    replaced = jsonl.with_name("new.jsonl")
+    replaced.write_bytes(b"".join(line(n) for n in range(N // 2)))
+    os.replace(replaced, jsonl)  # another file under the same name
+    assert summary(root)[0] == N // 2
