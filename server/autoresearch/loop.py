@@ -11,6 +11,7 @@ consistently (see bootstrap.recover).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import threading
@@ -176,10 +177,13 @@ class Loop:
             if self.limit is not None and done == self.limit:
                 self._say(self.summary())
             self._refresh_notes()  # the recovery document ends with every experiment of the run
+            self._locks(locked=False)  # unlocked before "stopped" is announced: it must be true
             self._phase("stopped", current=None, message="stopped")
             return self.history
         except Exception as exc:
             full = diskspace.disk_full(exc, self.root)  # one plain message, wherever it hit
+            with contextlib.suppress(Exception):  # as for "stopped"; the finally tries again
+                self._locks(locked=False)
             self._phase("failed", current=None, message=str(full or exc))
             if full is not None and full is not exc:
                 raise full from exc
