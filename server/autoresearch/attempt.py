@@ -30,7 +30,7 @@ class Attempt(msgspec.Struct):
     diff: DiffStats
     m: Measurement
     verdict: Verdict
-    params: dict[str, float] = msgspec.field(default_factory=dict)
+    params: dict[str, float | str] = msgspec.field(default_factory=dict)
     confirmation: list[float] = msgspec.field(default_factory=list)
     guard: GuardResult | None = None
     guard_output: str = ""

@@ -256,7 +256,8 @@ class Loop:
         last: Attempt | None = None
         retired = ""  # the label of the last attempt put aside (crash1, rework2, ...)
         reverts = edit_step.reverts_in_a_row(self.history)
-        if reverts and reverts % STUCK_AFTER == 0:
+        # Only a coding agent reads the "change approach" hint; the sweep has no such notion.
+        if reverts and reverts % STUCK_AFTER == 0 and self.config.agent.kind == "command":
             self._say(f"#{n}: {reverts} reverts in a row: the agent is told to change approach")
         while True:
             edit = self._edit(n, parent, failure, retries + reworks, kept_in_tree)
@@ -420,7 +421,7 @@ class Loop:
         sha: str,
         description: str,
         invalid: str,
-        params: dict[str, float],
+        params: dict[str, float | str],
         events: list[str],
     ) -> Attempt:
         """Run and judge a committed attempt; an environment failure stops the loop. `invalid`:
