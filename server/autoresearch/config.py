@@ -105,7 +105,8 @@ class Decision(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     min_improvement: float = 0.0
     # Extra baseline runs to estimate run-to-run noise; a win must beat 2 standard deviations.
     noise_repeats: int = 0
-    # Re-runs of a win that lies within twice the threshold; their median decides.
+    # Re-runs of a win that lies within twice the threshold, each with its own seed
+    # (AUTORESEARCH_SEED 1, 2, ...); their mean decides, and must beat two standard errors.
     confirmation_runs: int = 0
 
 

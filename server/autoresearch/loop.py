@@ -232,11 +232,15 @@ class Loop:
         samples = [m.metric]
         for i in range(self.config.decision.noise_repeats):
             self._phase("measuring", message=f"noise repeat {i + 1}")
-            again = self.bench.measure(0, marker, suffix=f".noise{i + 1}")
+            again = self.bench.measure(0, marker, suffix=f".noise{i + 1}", seed=i + 1)
             if again.metric is not None:
                 samples.append(again.metric)
         self.bench.noise_std = policy.noise(samples)
-        why = f"noise sigma {self.bench.noise_std:.6g}" if len(samples) > 1 else ""
+        why = (
+            f"noise sigma {self.bench.noise_std:.6g}; {policy.mean_sd(samples)}"
+            if len(samples) > 1
+            else ""
+        )
         base = Attempt(head, "baseline", DiffStats(), m, policy.Verdict("keep", why))
         base.confirmation = samples[1:]
         exp = base.record(0, self.repo.parent(head) or "", self.tag, [], 0.0, started, _now())
