@@ -217,6 +217,14 @@ export interface GpusParams {
 
 // ---- protocol.py: results ---------------------------------------------------------------------
 
+export interface MetricCandidate {
+  name: string;
+  /** Its last value in an existing run.log; absent when only the script's print was seen. */
+  value?: number | null;
+  /** Where it was seen: "run.log" or the script's path. */
+  source?: string;
+}
+
 export interface DetectResult {
   config: Config;
   /** What was inferred and from where, one line each. */
@@ -227,6 +235,8 @@ export interface DetectResult {
   candidates: string[];
   /** An autoresearch branch + results.tsv already exist: start resumes. */
   resumable?: boolean;
+  /** Every metric-like line found, the likeliest first (test/validation before train). */
+  metrics?: MetricCandidate[];
 }
 
 export interface Counts {

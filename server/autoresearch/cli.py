@@ -21,7 +21,7 @@ from . import repo
 from .detect import detect
 from .loop import Event, Progress
 from .measure import default_pattern
-from .protocol import LoopState
+from .protocol import LoopState, MetricCandidate
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 # Each stops `run` after the running experiment, a second one at once; exit 128 + the signal.
@@ -110,13 +110,14 @@ def cmd_init(args: argparse.Namespace) -> int:
     target = root / cfg.CONFIG_FILE
     if target.exists() and not args.force:
         raise UserError(f"{target} exists. Edit it, or pass --force to infer a new one.")
-    result = detect(root)
+    result = detect(root, existing=not args.force)  # --force: infer afresh
     config = result.config
     for note in result.notes:
         print(f"inferred {note}")
-    if args.metric:
-        config.metric.name = args.metric
-        config.metric.pattern = default_pattern(args.metric)
+    metric = args.metric or _choose_metric(result.metrics, config.metric.name)
+    if metric and (metric != config.metric.name or args.metric):
+        config.metric.name = metric
+        config.metric.pattern = default_pattern(metric)
     if args.run_command:
         config.run.command = args.run_command
     if args.scope:
@@ -130,7 +131,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     config.metric.direction = direction
     missing = {
         "run.command": not config.run.command,
-        "metric.name": not args.metric and "metric.name" in result.ask,
+        "metric.name": not metric and "metric.name" in result.ask,
         "scope.files": not config.scope.files,
     }
     flags = {"run.command": "--command", "metric.name": "--metric", "scope.files": "--scope"}
@@ -149,6 +150,31 @@ def cmd_init(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from None
     print(f"wrote {target}")
     return EXIT_OK
+
+
+def _choose_metric(found: list[MetricCandidate], likeliest: str) -> str:
+    """Which metric-like line is the metric: asked on a terminal (the likeliest prefilled),
+    else the likeliest, said with the alternatives."""
+    if len(found) < 2:
+        return likeliest
+    default = likeliest or found[0].name
+    if not sys.stdin.isatty():
+        others = ", ".join(m.name for m in found if m.name != default)
+        print(f"metric: took {default}; also printed: {others} (pass --metric NAME to pick one)")
+        return default
+    print("Metric-like lines the command prints:")
+    for i, m in enumerate(found, 1):
+        value = f" = {m.value:g}" if m.value is not None else ""
+        print(f"  {i}. {m.name}{value} ({m.source})")
+    while True:
+        answer = input(f"Which is the metric? [{default}] ").strip()
+        if not answer:
+            return default
+        if answer.isdigit() and 1 <= int(answer) <= len(found):
+            return found[int(answer) - 1].name
+        if any(m.name == answer for m in found):
+            return answer
+        print(f"  {answer!r} is none of them: type a number from 1 to {len(found)} or a name")
 
 
 def _ask_direction(metric: str) -> str:

@@ -205,3 +205,82 @@ def ledger_reason(root: Path, number: int) -> str:
         if record.get("number") == number:
             return record.get("reason", "")
     return ""
+
+
+# ---- init: the metric, the off-limits trainer, the interpreter, the frozen budget ----------------
+
+
+def init(root: Path, *args: str, env: dict[str, str] | None = None, stdin: object = None):
+    import os
+    import subprocess
+
+    environ = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "CONDA_PREFIX")}
+    return subprocess.run(
+        [sys.executable, "-m", "autoresearch", "init", "--dir", str(root), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=stdin if stdin is not None else subprocess.DEVNULL,
+        env={**environ, **(env or {})},
+    )
+
+
+def test_init_takes_the_held_out_metric_and_says_which_and_the_others(tmp_path: Path) -> None:
+    root = make_target(tmp_path / "t")
+    done = init(root, "--direction", "lower")
+    assert done.returncode == 0, done.stderr
+    assert "took test_loss; also printed: train_loss, eval_step, training_seconds" in done.stdout
+    assert "pass --metric NAME" in done.stdout
+    config = cfg.load(root)
+    assert config.metric.name == "test_loss"
+    assert config.scope.files == ["run.py"] and config.scope.off_limits == ["trainer.py"]
+    assert config.agent.freeze == ["MAX_STEPS"]
+    assert "frozen: MAX_STEPS" in done.stdout and "N_EMBD=48" in done.stdout
+
+
+def test_init_metric_flag_is_taken_without_asking(tmp_path: Path) -> None:
+    root = make_target(tmp_path / "t")
+    done = init(root, "--direction", "lower", "--metric", "train_loss")
+    assert done.returncode == 0, done.stderr
+    assert "took" not in done.stdout
+    assert cfg.load(root).metric.name == "train_loss"
+
+
+def test_init_asks_which_metric_on_a_terminal(tmp_path: Path) -> None:
+    import os
+
+    root = make_target(tmp_path / "t")
+    (root / "run.log").write_text("eval_step: 100\ntrain_loss: 0.41\ntest_loss: 0.52\n")
+    primary, secondary = os.openpty()
+    try:
+        os.write(primary, b"train_loss\n")
+        done = init(root, "--direction", "lower", stdin=secondary)
+    finally:
+        os.close(primary)
+        os.close(secondary)
+    assert done.returncode == 0, done.stderr
+    assert "1. test_loss = 0.52 (run.log)" in done.stdout
+    assert "Which is the metric? [test_loss]" in done.stdout
+    assert cfg.load(root).metric.name == "train_loss"
+
+
+def test_init_uses_the_active_virtual_environment(tmp_path: Path) -> None:
+    root = make_target(tmp_path / "t")
+    venv = tmp_path / "env"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").write_text("")
+    done = init(root, "--direction", "lower", env={"VIRTUAL_ENV": str(venv)})
+    assert done.returncode == 0, done.stderr
+    assert cfg.load(root).run.command == f"{venv}/bin/python run.py"
+    bare = init(root, "--direction", "lower", "--force")
+    assert cfg.load(root).run.command == "python3 run.py"
+    assert "no virtual environment is active" in bare.stdout
+
+
+def test_init_force_infers_afresh(tmp_path: Path) -> None:
+    root = make_target(tmp_path / "t")
+    assert init(root, "--direction", "lower", "--metric", "train_loss").returncode == 0
+    again = init(root, "--direction", "lower", "--force")
+    assert again.returncode == 0, again.stderr
+    assert "loaded the existing" not in again.stdout
+    assert cfg.load(root).metric.name == "test_loss"
