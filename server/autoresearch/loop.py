@@ -298,6 +298,7 @@ class Loop:
             self._keep_logs(n, retired)
             touched = edit.enforcement.off_limits
             invalid = f"off-limits file {', '.join(touched)} was edited" if touched else ""
+            self._say(f"#{n} started: {description}")  # a long run must not look like a hang
             last = self._try(n, parent, sha, description, invalid, edit.outcome.params, events)
             if last.m.crash_kind and last.m.trivial and retries < MAX_CRASH_RETRIES:
                 retries += 1

@@ -18,6 +18,7 @@ from .loop import summarize_sessions
 from .observer import Snapshot, observe, summary_of
 from .protocol import SessionSummary
 from .repo import BRANCH_PREFIX, Repo
+from .report import progress_line
 from .results_tsv import format_metric
 
 
@@ -107,6 +108,12 @@ def read_status(root: Path) -> Status:
         )
     if not sessions:
         lines.append("no session yet: `autoresearch run` starts one")
+    current = (
+        snap.experiments if snap else ledger.experiments(tag) if tag in ledger.sessions else []
+    )
+    progress = progress_line(current, config.metric.direction, config.metric.name)
+    if progress:  # the current session's baseline, best and delta
+        lines.append(progress)
     return Status(
         root=str(root),
         branch=branch,

@@ -284,3 +284,126 @@ def test_init_force_infers_afresh(tmp_path: Path) -> None:
     assert again.returncode == 0, again.stderr
     assert "loaded the existing" not in again.stdout
     assert cfg.load(root).metric.name == "test_loss"
+
+
+# ---- seeing progress ----------------------------------------------------------------------------
+
+
+def cli(root: Path, *args: str, timeout: float = 300):
+    import subprocess
+
+    return subprocess.run(
+        [sys.executable, "-m", "autoresearch", *args, "--dir", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def crashing_session(tmp_path: Path) -> Path:
+    """A committed config on the wrapper target whose N_HEAD choices crash some runs."""
+    root = make_target(tmp_path / "t")
+    config = wrapper_config(
+        params=[
+            {"name": "N_HEAD", "type": "choice", "choices": [4, 5, 6, 8]},
+            {"name": "LEARNING_RATE", "type": "log", "low": 1e-3, "high": 0.05},
+        ]
+    )
+    cfg.save(root, config)
+    git(root, "add", "autoresearch.toml")
+    git(root, "commit", "-qm", "config")
+    return root
+
+
+def test_run_says_when_each_experiment_starts_and_results_say_why_and_how_long(
+    tmp_path: Path,
+) -> None:
+    root = crashing_session(tmp_path)
+    done = cli(root, "run", "--loop", "6")
+    assert done.returncode == 0, done.stderr
+    for n in range(1, 7):
+        assert f"#{n} started: " in done.stdout
+    assert "change approach" not in done.stdout  # the sweep has no approach to change
+    listing = cli(root, "results")
+    assert "time s" in listing.stdout
+    rows = [line for line in listing.stdout.splitlines()[2:] if line.strip()]
+    assert len(rows) == 7
+    crashed = [line for line in rows if " crash " in line]
+    assert crashed and all("must be divisible by num_heads" in line for line in crashed), rows
+    status = cli(root, "status")
+    assert "test_loss: baseline 0.16" in status.stdout and "-> best" in status.stdout
+
+
+def test_report_draws_progress_png_and_lists_the_top_improvements(tmp_path: Path) -> None:
+    from PIL import Image
+
+    root = crashing_session(tmp_path)
+    assert cli(root, "run", "--loop", "5").returncode == 0
+    done = cli(root, "report")
+    assert done.returncode == 0, done.stderr
+    chart = root / "progress.png"
+    with Image.open(chart) as image:
+        assert image.format == "PNG" and image.size == (1600, 800)
+        colours = {c for _, c in image.getcolors(1_000_000) or []}
+    assert (0x2C, 0xA0, 0x2C) in colours  # the keeps and the running best are drawn
+    assert "test_loss: baseline 0.16" in done.stdout
+    improved = [r for r in results_tsv.read(root / "results.tsv")[1:] if r.status == "keep"]
+    assert improved and "top improvements" in done.stdout
+    assert f"#{improved[0].number}" in done.stdout and improved[0].description in done.stdout
+    bad = cli(root, "report", "--out", str(tmp_path / "no" / "such" / "p.png"))
+    assert bad.returncode == 2 and "--out" in bad.stderr
+
+
+def test_a_terminal_sees_a_live_elapsed_line(tmp_path: Path) -> None:
+    import os
+    import re
+    import subprocess
+
+    root = make_repo(
+        tmp_path / "slow",
+        {"train.py": 'import time\nLR = 0.5\ntime.sleep(3)\nprint(f"score: {LR}")\n'},
+    )
+    cfg.save(root, make_config())
+    git(root, "add", "autoresearch.toml")
+    git(root, "commit", "-qm", "config")
+    primary, secondary = os.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "autoresearch", "run", "--dir", str(root), "--loop", "1"],
+        stdin=subprocess.DEVNULL,
+        stdout=secondary,
+        stderr=subprocess.PIPE,
+    )
+    os.close(secondary)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(primary, 4096)
+        except OSError:  # the terminal's other end closed: the run is over
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(primary)
+    assert proc.wait(timeout=300) == 0, proc.stderr.read() if proc.stderr else ""
+    text = out.decode(errors="replace")
+    assert re.search(r"#0 running \d+ s / 30 s", text), text
+    assert re.search(r"#1 running \d+ s / 30 s", text), text
+    # The live line is always rewritten or cleared (\r) before anything else is printed.
+    assert not re.search(r"/ 30 s[^\r]", text), text
+
+
+def test_the_sweep_is_never_told_to_change_approach(repo: Path) -> None:
+    from conftest import ScriptedProposer, set_lr
+
+    said: list[str] = []
+
+    def emit(event: object) -> None:
+        text = getattr(event, "text", None)
+        if isinstance(text, str):
+            said.append(text)
+
+    edits = [set_lr("0.9"), set_lr("1.0"), set_lr("1.1"), set_lr("1.2")]
+    Loop(repo, make_config(), ScriptedProposer(edits), emit=emit, limit=4).run()
+    assert [r.status for r in results_tsv.read(repo / "results.tsv")][1:] == ["discard"] * 4
+    assert not [line for line in said if "change approach" in line]
