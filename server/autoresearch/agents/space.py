@@ -51,6 +51,21 @@ _COMPARE: dict[type, Callable[[object, object], object]] = {
 }
 
 
+_WORDS = {
+    "Call": "a function call",
+    "Attribute": "an attribute",
+    "Subscript": "indexing",
+    "Pow": "a power (**)",
+    "Lambda": "a lambda",
+    "IfExp": "an if-expression",
+    "ListComp": "a comprehension",
+    "List": "a list",
+    "Tuple": "a tuple",
+    "In": "in",
+    "Is": "is",
+}
+
+
 class SpaceError(ValueError):
     """A declared parameter or constraint that cannot be used; the message names the fix."""
 
@@ -160,7 +175,7 @@ def check_constraint(text: str) -> ast.Expression:
         ) from None
     for node in ast.walk(tree):
         if not _allowed(node):
-            what = type(node).__name__
+            what = _WORDS.get(type(node).__name__, type(node).__name__)
             raise SpaceError(
                 f"agent.constraints: {text!r} uses {what}, which is not allowed; a constraint"
                 f" may use only {ALLOWED}. Rewrite it with those."
