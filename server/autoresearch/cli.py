@@ -370,7 +370,8 @@ def cmd_results(args: argparse.Namespace) -> int:
     )
     for exp in experiments:
         # Why a run crashed (or what the decision saw) is said with it, not left to the logs.
-        why = f"  [{exp.reason}]" if exp.status != "keep" and exp.reason else ""
+        shown = exp.status != "keep" or exp.confirmation  # a confirmed keep: mean ± sd
+        why = f"  [{exp.reason}]" if shown and exp.reason else ""
         seconds = f"{exp.runtime_s:.1f}" if exp.runtime_s else "-"
         print(
             f"{exp.number:>4}  {exp.commit[:7]:7}  {format_metric(exp.metric):>12}"

@@ -231,15 +231,21 @@ def _metric_name(
         if found:
             notes.append(f"metric: {found.group(1)} (autoresearch.md)")
             return found.group(1)
-    if metrics and _rank(metrics[0].name) < 3:
-        first = metrics[0]
-        others = ", ".join(m.name for m in metrics[1:])
-        notes.append(
-            f"metric: {first.name} (printed by {script}; the likeliest of {len(metrics)}"
-            + (f", others: {others})" if others else ")")
-        )
-        return first.name
-    return ""
+    first = metrics[0] if metrics and _rank(metrics[0].name) < 3 else None
+    if first is None:  # only counters: a benchmark's time is its metric
+        hinted = [m for h in METRIC_HINTS for m in metrics if h in m.name.lower()]
+        first = hinted[0] if hinted else None
+    if first is None:
+        return ""
+    others = ", ".join(m.name for m in metrics if m is not first)
+    notes.append(
+        f"metric: {first.name} (printed by {script}; the likeliest of {len(metrics)}"
+        + (f", others: {others})" if others else ")")
+    )
+    if metrics[0] is not first:  # the likeliest goes first for the question
+        metrics.remove(first)
+        metrics.insert(0, first)
+    return first.name
 
 
 def metric_candidates(root: Path, script: str, skipped: list[str]) -> list[MetricCandidate]:

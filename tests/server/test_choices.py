@@ -407,3 +407,43 @@ def test_the_sweep_is_never_told_to_change_approach(repo: Path) -> None:
     Loop(repo, make_config(), ScriptedProposer(edits), emit=emit, limit=4).run()
     assert [r.status for r in results_tsv.read(repo / "results.tsv")][1:] == ["discard"] * 4
     assert not [line for line in said if "change approach" in line]
+
+
+def test_a_win_on_every_seed_is_kept_and_says_its_mean_and_sd(tmp_path: Path) -> None:
+    from conftest import ScriptedProposer
+
+    from autoresearch.loop import Progress
+
+    script = LUCKY.replace("-0.0015 if seed == 0 else 0.002", "-0.0015")
+    root = make_repo(tmp_path / "r", {"run.py": script})
+
+    def edit(r: Path) -> str:
+        (r / "run.py").write_text(script.replace("N = 3", "N = 4"))
+        return "N 3 -> 4"
+
+    said: list[str] = []
+    config = make_config(
+        metric={"name": "test_loss", "direction": "lower", "pattern": r"^test_loss:\s*(\S+)"},
+        run={"command": f"{sys.executable} run.py", "timeout": 60},
+        scope={"files": ["run.py"]},
+        decision={"noise_repeats": 2, "confirmation_runs": 2},
+    )
+    emit = lambda e: said.append(e.text) if isinstance(e, Progress) else None  # noqa: E731
+    Loop(root, config, ScriptedProposer([edit]), emit=emit, limit=1).run()
+    rows = results_tsv.read(root / "results.tsv")
+    assert [r.status for r in rows] == ["keep", "keep"]
+    assert rows[1].metric == pytest.approx(0.9985, abs=1e-6)
+    line = next(s for s in said if s.startswith("#1 keep"))
+    assert "mean 0.9985 ± 0.0001 over 3 seeds" in line, line
+    assert "over 3 seeds" in ledger_reason(root, 0)  # the baseline's noise, seeds 0, 1, 2
+
+
+def test_a_benchmark_timing_is_still_its_metric(tmp_path: Path) -> None:
+    from autoresearch.detect import detect
+
+    root = make_repo(
+        tmp_path / "b", {"bench.py": 'N = 4\nprint(f"step: {N}")\nprint(f"time_ms: {N}")\n'}
+    )
+    result = detect(root)
+    assert result.config.metric.name == "time_ms"
+    assert [m.name for m in result.metrics] == ["time_ms", "step"]

@@ -286,13 +286,12 @@ class SweepProposer:
 def _key(
     values: dict[str, Value], only: dict[str, Constant] | None = None
 ) -> tuple[tuple[str, Value], ...]:
-    """A configuration as a hashable key; numbers compare as rendered (3 == 3.0)."""
+    """A configuration as a hashable key (3 == 3.0). Proposed values are normalised to what is
+    written to the file (`_native`), so two proposals that write the same text are equal."""
     names = sorted(only) if only is not None else sorted(values)
-    out = []
-    for k in names:
-        v = values[k]
-        out.append((k, v if isinstance(v, str) else float(f"{float(v):.3g}")))
-    return tuple(out)
+    return tuple(
+        (k, v if isinstance(v, str) else float(v)) for k, v in ((k, values[k]) for k in names)
+    )
 
 
 def _native(value: object, const: Constant) -> Value:
