@@ -298,7 +298,8 @@ class Loop:
             self._keep_logs(n, retired)
             touched = edit.enforcement.off_limits
             invalid = f"off-limits file {', '.join(touched)} was edited" if touched else ""
-            self._say(f"#{n} started: {description}")  # a long run must not look like a hang
+            if not invalid:  # a long run must not look like a hang
+                self._say(f"#{n} started: {description}")
             last = self._try(n, parent, sha, description, invalid, edit.outcome.params, events)
             if last.m.crash_kind and last.m.trivial and retries < MAX_CRASH_RETRIES:
                 retries += 1
