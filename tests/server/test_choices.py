@@ -447,3 +447,27 @@ def test_a_benchmark_timing_is_still_its_metric(tmp_path: Path) -> None:
     result = detect(root)
     assert result.config.metric.name == "time_ms"
     assert [m.name for m in result.metrics] == ["time_ms", "step"]
+
+
+def test_the_daemon_detect_gives_the_wizard_the_metric_candidates(tmp_path: Path) -> None:
+    sys.path.insert(0, str(Path(__file__).parents[1] / "bench"))
+    from jsonrpc import Daemon
+
+    sys.path.pop(0)
+    root = make_target(tmp_path / "t")
+    (root / "run.log").write_text("eval_step: 100\ntrain_loss: 0.41\ntest_loss: 0.52\n")
+    daemon = Daemon(cwd=tmp_path, log=tmp_path / "daemon.stderr")
+    try:
+        answer = daemon.request("autoresearch/detect", {"root": str(root)}, timeout=60)
+    finally:
+        daemon.close()
+    assert [m["name"] for m in answer["metrics"]] == [
+        "test_loss",
+        "train_loss",
+        "eval_step",
+        "training_seconds",
+    ]
+    assert answer["metrics"][0] == {"name": "test_loss", "value": 0.52, "source": "run.log"}
+    assert answer["config"]["metric"]["name"] == "test_loss"
+    assert answer["config"]["scope"]["off_limits"] == ["trainer.py"]
+    assert answer["config"]["agent"]["freeze"] == ["MAX_STEPS"]
