@@ -17,6 +17,7 @@ import {
   buildConfig,
   checkExtraction,
   extractionText,
+  metricItems,
   parseLoopCount,
   scopeItems,
   SHELL_PREFIX,
@@ -233,11 +234,14 @@ async function askConfig(detected: DetectResult): Promise<Config> {
   const config = detected.config;
   // What detect could not infer says so; the rest is prefilled and taken with Enter.
   const guess = (key: string) => (detected.ask.includes(key) ? " — not detected, please fill in" : "");
-  const metric = await input(1, {
+  // Several metric-like lines printed: pick one (the likeliest first), or type another name.
+  const choices = metricItems(detected.metrics, config.metric.name);
+  const chosen = choices.length ? await pick(1, choices, "Which printed value is the metric?") : null;
+  const metric = chosen?.name ?? (await input(1, {
     prompt: `The metric's name, as the command prints it${guess("metric.name")}`,
     value: config.metric.name,
     validateInput: (value) => (value.trim() ? undefined : "Name the metric, e.g. val_bpb."),
-  });
+  }));
   const direction = await pick<vscode.QuickPickItem & { direction: Direction }>(
     2,
     [

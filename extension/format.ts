@@ -155,7 +155,7 @@ export function experimentTooltip(e: Experiment, reference: Reference | undefine
   }
   row("guard", e.guard);
   if (e.params && Object.keys(e.params).length) {
-    row("params", Object.entries(e.params).map(([k, v]) => `${k}=${formatMetric(v)}`).join(", "));
+    row("params", Object.entries(e.params).map(([k, v]) => `${k}=${typeof v === "string" ? JSON.stringify(v) : formatMetric(v)}`).join(", "));
   }
   for (const event of e.events ?? []) row("event", event);
   row("parent", e.parent ? `\`${e.parent.slice(0, 7)}\`` : "");

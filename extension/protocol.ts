@@ -41,11 +41,17 @@ export interface Protocol {
   time_budget?: number | null;
 }
 
+export type ParamType = "int" | "float" | "log" | "choice";
+
 export interface SweepParam {
   name: string;
+  type?: ParamType | null;
   low?: number | null;
   high?: number | null;
   log?: boolean | null;
+  step?: number | null;
+  multiple_of?: Int | null;
+  choices?: (Int | number | string)[] | null;
 }
 
 export interface Agent {
@@ -55,6 +61,9 @@ export interface Agent {
   timeout?: number;
   params?: SweepParam[];
   seed?: Int | null;
+  freeze?: string[] | null;
+  tune?: string[];
+  constraints?: string[];
 }
 
 export interface Decision {
@@ -113,7 +122,7 @@ export interface Experiment {
   confirmation?: number[];
   guard?: GuardResult | null;
   events?: string[];
-  params?: Record<string, number>;
+  params?: Record<string, number | string>;
   started?: string;
   finished?: string;
   extra?: Record<string, string>;
@@ -208,6 +217,14 @@ export interface GpusParams {
 
 // ---- protocol.py: results ---------------------------------------------------------------------
 
+export interface MetricCandidate {
+  name: string;
+  /** Its last value in an existing run.log; absent when only the script's print was seen. */
+  value?: number | null;
+  /** Where it was seen: "run.log" or the script's path. */
+  source?: string;
+}
+
 export interface DetectResult {
   config: Config;
   /** What was inferred and from where, one line each. */
@@ -218,6 +235,8 @@ export interface DetectResult {
   candidates: string[];
   /** An autoresearch branch + results.tsv already exist: start resumes. */
   resumable?: boolean;
+  /** Every metric-like line found, the likeliest first (test/validation before train). */
+  metrics?: MetricCandidate[];
 }
 
 export interface Counts {

@@ -1,6 +1,6 @@
 // The Start Loop wizard's logic, pure: the agent choices, parsing and checking each answer, and
 // the config the answers make (commands.ts asks the questions through quick inputs).
-import type { Agent, Config, Direction } from "./protocol";
+import type { Agent, Config, Direction, MetricCandidate } from "./protocol";
 
 export interface AgentChoice {
   id: string;
@@ -147,4 +147,33 @@ export function scopeItems(
   for (const path of candidates) add(path, true);
   for (const path of [...workspaceFiles].sort()) add(path, false);
   return items;
+}
+
+export interface MetricItem {
+  label: string;
+  description: string;
+  /** The metric's name; null for "Another name…", which asks for one. */
+  name: string | null;
+}
+
+/**
+ * The metric quick pick, when the command prints several metric-like lines: the detected one
+ * first (daemon order otherwise: held-out quality before training, counters last), each with
+ * its last value when a run.log had it, then "Another name…". Empty when there is nothing to
+ * choose from, and the wizard asks for the name as before.
+ */
+export function metricItems(metrics: MetricCandidate[] | undefined, detected: string): MetricItem[] {
+  const found = metrics ?? [];
+  if (found.length < 2) return [];
+  const ordered = [...found.filter((m) => m.name === detected), ...found.filter((m) => m.name !== detected)];
+  const items = ordered.map((m) => ({
+    label: m.name,
+    description: [
+      m.value === null || m.value === undefined ? "" : `last ${m.value}`,
+      m.source === "run.log" ? "in run.log" : m.source ? `printed by ${m.source}` : "",
+      m.name === detected ? "likeliest" : "",
+    ].filter(Boolean).join(" · "),
+    name: m.name,
+  }));
+  return [...items, { label: "Another name…", description: "type the metric's name", name: null }];
 }

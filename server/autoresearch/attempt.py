@@ -23,6 +23,10 @@ from .runner import Runner, RunResult, RunSpec
 from .scope import Sentinel
 from .triage import log_tail
 
+# Every run's environment: which seed to use (0 first, 1, 2, ... for repeats and confirmation
+# runs) and which experiment it measures.
+SEED_ENV, RUN_ENV = "AUTORESEARCH_SEED", "AUTORESEARCH_RUN"
+
 
 class Attempt(msgspec.Struct):
     sha: str
@@ -30,7 +34,7 @@ class Attempt(msgspec.Struct):
     diff: DiffStats
     m: Measurement
     verdict: Verdict
-    params: dict[str, float] = msgspec.field(default_factory=dict)
+    params: dict[str, float | str] = msgspec.field(default_factory=dict)
     confirmation: list[float] = msgspec.field(default_factory=list)
     guard: GuardResult | None = None
     guard_output: str = ""
@@ -134,8 +138,15 @@ class Bench:
         return attempt
 
     def measure(
-        self, n: int, marker: str, suffix: str = "", diff: Callable[[], str] | None = None
+        self,
+        n: int,
+        marker: str,
+        suffix: str = "",
+        diff: Callable[[], str] | None = None,
+        seed: int = 0,
     ) -> Measurement:
+        """`seed`: 0 for an experiment's first run, 1, 2, ... for its repeats, so a script that
+        seeds from AUTORESEARCH_SEED shows its noise and a lucky seed cannot win alone."""
         self.set_state(phase="running", current=n, message=f"running {self.config.run.command}")
         started = time.monotonic()
         timeout = self.config.run.timeout
@@ -145,8 +156,17 @@ class Bench:
                 self.set_state(elapsed_s=round(elapsed, 1), timeout_s=timeout)
 
         path = log_path(self.root, self.tag, n, suffix)
+        env = {SEED_ENV: str(seed), RUN_ENV: str(n)}
         result = measure(
-            self.runner, self.config, self.root, path, self.cancel, tick, marker=marker, diff=diff
+            self.runner,
+            self.config,
+            self.root,
+            path,
+            self.cancel,
+            tick,
+            marker=marker,
+            diff=diff,
+            env=env,
         )
         self.set_state(phase="measuring", current=n, elapsed_s=None, timeout_s=None)
         return result
@@ -190,10 +210,19 @@ class Bench:
             return verdict
         for i in range(d.confirmation_runs):
             self.say(f"#{n}: near the bar, confirmation run {i + 1}/{d.confirmation_runs}")
-            again = self.measure(n, marker, suffix=f".confirm{i + 1}")
+            again = self.measure(n, marker, suffix=f".confirm{i + 1}", seed=i + 1)
             if again.metric is not None:
                 attempt.confirmation.append(again.metric)
-        m.metric = policy.confirmed_metric(m.metric or 0.0, attempt.confirmation)
-        return policy.judge(
-            m.metric, best.metric, direction, d, self.noise_std, lines, confirmed=True
+        runs = [m.metric or 0.0, *attempt.confirmation]
+        m.metric = policy.confirmed_metric(runs[0], attempt.confirmation)
+        verdict = policy.judge(
+            m.metric,
+            best.metric,
+            direction,
+            d,
+            max(self.noise_std, policy.standard_error(runs)),
+            lines,
+            confirmed=True,
         )
+        verdict.reason = f"{verdict.reason}; {policy.mean_sd(runs)}"
+        return verdict

@@ -21,7 +21,7 @@ from . import repo
 from .detect import detect
 from .loop import Event, Progress
 from .measure import default_pattern
-from .protocol import LoopState
+from .protocol import LoopState, MetricCandidate
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 # Each stops `run` after the running experiment, a second one at once; exit 128 + the signal.
@@ -81,6 +81,12 @@ def _parser() -> argparse.ArgumentParser:
     results.add_argument("--tag", help="session tag (default: the current branch's)")
     results.set_defaults(func=cmd_results)
 
+    report = sub.add_parser("report", help="draw progress.png and print the top improvements")
+    report.add_argument("--dir", type=Path, default=Path("."))
+    report.add_argument("--tag", help="session tag (default: the current branch's)")
+    report.add_argument("--out", type=Path, help="where to write the chart (default: progress.png)")
+    report.set_defaults(func=cmd_report)
+
     demo = sub.add_parser("demo", help="run the loop on a bundled example (no LLM, no GPU)")
     demo.add_argument("--dir", type=Path, help="where to create the example repository")
     demo.add_argument("--loop", type=int, default=10, metavar="N", help="experiments (10)")
@@ -110,13 +116,14 @@ def cmd_init(args: argparse.Namespace) -> int:
     target = root / cfg.CONFIG_FILE
     if target.exists() and not args.force:
         raise UserError(f"{target} exists. Edit it, or pass --force to infer a new one.")
-    result = detect(root)
+    result = detect(root, existing=not args.force)  # --force: infer afresh
     config = result.config
     for note in result.notes:
         print(f"inferred {note}")
-    if args.metric:
-        config.metric.name = args.metric
-        config.metric.pattern = default_pattern(args.metric)
+    metric = args.metric or _choose_metric(result.metrics, config.metric.name)
+    if metric and (metric != config.metric.name or args.metric):
+        config.metric.name = metric
+        config.metric.pattern = default_pattern(metric)
     if args.run_command:
         config.run.command = args.run_command
     if args.scope:
@@ -130,7 +137,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     config.metric.direction = direction
     missing = {
         "run.command": not config.run.command,
-        "metric.name": not args.metric and "metric.name" in result.ask,
+        "metric.name": not metric and "metric.name" in result.ask,
         "scope.files": not config.scope.files,
     }
     flags = {"run.command": "--command", "metric.name": "--metric", "scope.files": "--scope"}
@@ -149,6 +156,31 @@ def cmd_init(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from None
     print(f"wrote {target}")
     return EXIT_OK
+
+
+def _choose_metric(found: list[MetricCandidate], likeliest: str) -> str:
+    """Which metric-like line is the metric: asked on a terminal (the likeliest prefilled),
+    else the likeliest, said with the alternatives."""
+    if len(found) < 2:
+        return likeliest
+    default = likeliest or found[0].name
+    if not sys.stdin.isatty():
+        others = ", ".join(m.name for m in found if m.name != default)
+        print(f"metric: took {default}; also printed: {others} (pass --metric NAME to pick one)")
+        return default
+    print("Metric-like lines the command prints:")
+    for i, m in enumerate(found, 1):
+        value = f" = {m.value:g}" if m.value is not None else ""
+        print(f"  {i}. {m.name}{value} ({m.source})")
+    while True:
+        answer = input(f"Which is the metric? [{default}] ").strip()
+        if not answer:
+            return default
+        if answer.isdigit() and 1 <= int(answer) <= len(found):
+            return found[int(answer) - 1].name
+        if any(m.name == answer for m in found):
+            return answer
+        print(f"  {answer!r} is none of them: type a number from 1 to {len(found)} or a name")
 
 
 def _ask_direction(metric: str) -> str:
@@ -256,18 +288,43 @@ def _say(text: str, file: TextIO | None = None) -> None:
         os.close(null)
 
 
-def _printer() -> callable:  # type: ignore[valid-type]
+def _printer(live: bool | None = None) -> callable:  # type: ignore[valid-type]
+    """Progress lines; on a terminal also a live `#n running 12 s / 600 s` line, rewritten in
+    place and cleared before the next progress line."""
     last_phase = [""]
+    live = sys.stdout.isatty() if live is None else live
+    shown = [False]
+
+    def clear() -> None:
+        if shown[0]:
+            shown[0] = False
+            _write("\r\033[K")
 
     def emit(event: Event) -> None:
         if isinstance(event, Progress):
+            clear()
             _say(event.text)
-        elif isinstance(event, LoopState) and event.phase != last_phase[0]:
-            last_phase[0] = event.phase
-            if event.phase in ("setup", "baseline"):
-                _say(f"[{event.phase}] {event.message}")
+        elif isinstance(event, LoopState):
+            if live and event.phase in ("running", "baseline") and event.elapsed_s is not None:
+                limit = f" / {event.timeout_s:g} s" if event.timeout_s else ""
+                _write(f"\r\033[K#{event.current} running {event.elapsed_s:.0f} s{limit}")
+                shown[0] = True
+            elif event.phase != "running" or event.elapsed_s is None:
+                clear()
+            if event.phase != last_phase[0]:
+                last_phase[0] = event.phase
+                if event.phase in ("setup", "baseline"):
+                    _say(f"[{event.phase}] {event.message}")
 
     return emit
+
+
+def _write(text: str) -> None:
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except OSError:
+        pass
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -307,12 +364,45 @@ def cmd_results(args: argparse.Namespace) -> int:
     from .results_tsv import format_metric
 
     print(f"session {tag}: {len(experiments)} experiments")
-    print(f"{'#':>4}  {'commit':7}  {'metric':>12}  {'mem GB':>6}  {'status':7}  description")
+    print(
+        f"{'#':>4}  {'commit':7}  {'metric':>12}  {'mem GB':>6}  {'time s':>7}  {'status':7}"
+        "  description"
+    )
     for exp in experiments:
+        # Why a run crashed (or what the decision saw) is said with it, not left to the logs.
+        shown = exp.status != "keep" or exp.confirmation  # a confirmed keep: mean ± sd
+        why = f"  [{exp.reason}]" if shown and exp.reason else ""
+        seconds = f"{exp.runtime_s:.1f}" if exp.runtime_s else "-"
         print(
             f"{exp.number:>4}  {exp.commit[:7]:7}  {format_metric(exp.metric):>12}"
-            f"  {exp.memory_gb:>6.1f}  {exp.status:7}  {exp.description}"
+            f"  {exp.memory_gb:>6.1f}  {seconds:>7}  {exp.status:7}  {exp.description}{why}"
         )
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from . import report
+    from .status import read_experiments
+
+    root = _root(args.dir)
+    try:
+        config = cfg.load(root)
+        table = read_experiments(root, args.tag)
+    except (cfg.ConfigError, ValueError, RuntimeError) as exc:
+        raise UserError(str(exc)) from None
+    _warn(table.warnings)
+    direction, name = config.metric.direction, config.metric.name
+    out = (args.out or root / "progress.png").expanduser().resolve()
+    if not out.parent.is_dir():
+        raise UserError(f"{out.parent} is not a directory. Pass --out with a path in one.")
+    try:
+        report.draw(table.experiments, direction, name, out)
+    except OSError as exc:
+        raise UserError(
+            f"could not write {out}: {exc.strerror or exc}. Pass another --out."
+        ) from None
+    print(f"session {table.tag}: wrote {out}")
+    print(report.text(table.experiments, direction, name))
     return EXIT_OK
 
 

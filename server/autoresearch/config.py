@@ -62,11 +62,23 @@ class Protocol(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     time_budget: float | None = None
 
 
+ParamType = Literal["int", "float", "log", "choice"]
+
+
 class SweepParam(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     name: str
+    # int, float, log (a float or int sampled on a log scale) or choice; default: the
+    # constant's own kind (int for `N = 4`, float for `LR = 0.01`).
+    type: ParamType | None = None
     low: float | None = None
     high: float | None = None
     log: bool | None = None
+    # The grid of an int or float range: values are low, low + step, ...
+    step: float | None = None
+    # An int range's values are multiples of this (e.g. a width that heads must divide).
+    multiple_of: int | None = None
+    # For `choice`: the values to pick from, numbers or strings.
+    choices: list[int | float | str] | None = None
 
 
 class Agent(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -79,13 +91,22 @@ class Agent(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     # For `sweep`: the constants to tune; empty means every UPPER_CASE numeric constant in scope.
     params: list[SweepParam] = msgspec.field(default_factory=list)
     seed: int | None = None
+    # For `sweep`: constants never tuned. Unset: the budget-like ones (steps, epochs, time,
+    # seed) are frozen, so the sweep never "wins" by training longer.
+    freeze: list[str] | None = None
+    # For `sweep`: tune only these constants (with params declared, those are tuned).
+    tune: list[str] = msgspec.field(default_factory=list)
+    # For `sweep`: expressions over the constants every proposal must satisfy before it runs,
+    # e.g. "N_EMBD % N_HEAD == 0".
+    constraints: list[str] = msgspec.field(default_factory=list)
 
 
 class Decision(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     min_improvement: float = 0.0
     # Extra baseline runs to estimate run-to-run noise; a win must beat 2 standard deviations.
     noise_repeats: int = 0
-    # Re-runs of a win that lies within twice the threshold; their median decides.
+    # Re-runs of a win that lies within twice the threshold, each with its own seed
+    # (AUTORESEARCH_SEED 1, 2, ...); their mean decides, and must beat two standard errors.
     confirmation_runs: int = 0
 
 
@@ -149,6 +170,7 @@ def _explain(exc: msgspec.ValidationError) -> str:
 _ENUM_CHOICES = {
     "direction": '"lower", "higher"',
     "kind": '"sweep", "manual", "command"',
+    "type": '"int", "float", "log", "choice"',
     "memory_unit": '"GB", "GiB", "MB", "MiB"',
 }
 
@@ -206,6 +228,7 @@ def validate(config: Config, source: str = CONFIG_FILE) -> None:
             resolve(config.agent)
         except TemplateError as exc:
             raise ConfigError(f"{source}: {exc}") from None
+    _validate_sweep(config.agent, source)
     if not config.scope.files:
         raise ConfigError(
             f"{source}: scope.files is empty. List the files the agent may edit, e.g."
@@ -220,6 +243,20 @@ def validate(config: Config, source: str = CONFIG_FILE) -> None:
             f"{source}: {', '.join(sorted(overlap))} is both in scope.files and in"
             " scope.off_limits. Remove it from one of them."
         )
+
+
+def _validate_sweep(agent: Agent, source: str) -> None:
+    if not (agent.params or agent.constraints):
+        return  # the checks import Optuna: only when there is something to check
+    from .agents.space import SpaceError, check_constraint, check_param
+
+    try:
+        for param in agent.params:
+            check_param(param)
+        for expr in agent.constraints:
+            check_constraint(expr)
+    except SpaceError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
 
 
 def check_scope_pattern(glob: str, key: str, source: str = CONFIG_FILE) -> None:

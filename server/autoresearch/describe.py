@@ -27,7 +27,8 @@ def result_line(exp: Experiment, prev: Experiment | None) -> str:
     delta = ""
     if exp.metric is not None and exp.number and prev is not None and prev.metric is not None:
         delta = f" ({exp.metric - prev.metric:+.6g})"
-    why = f" [{exp.reason}]" if exp.status != "keep" and exp.reason else ""
+    shown = exp.status != "keep" or exp.confirmation  # a confirmed keep says its mean ± sd
+    why = f" [{exp.reason}]" if shown and exp.reason else ""
     return (
         f"#{exp.number} {exp.status:<7} {fmt(exp.metric)}{delta} {exp.memory_gb:.1f} GB"
         f"  {exp.description}{why}"

@@ -6,6 +6,7 @@ direction is never guessed: it is always asked.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -13,13 +14,18 @@ from pathlib import Path
 
 from . import config as cfg
 from .measure import default_pattern
-from .protocol import DetectResult
+from .protocol import DetectResult, MetricCandidate
 from .repo import BRANCH_PREFIX, Repo, RepoError
 
 TRAIN_SCRIPTS = ("train.py", "train_gpt.py", "main.py", "run.py", "experiment.py", "bench.py")
 HARNESS = ("prepare.py", "evaluate.py", "eval.py", "evaluation.py", "harness.py", "data.py")
 PRINTED = re.compile(r"""print\(\s*f?["']\s*([A-Za-z_][\w/.-]*)\s*[:=]""")
 METRIC_HINTS = ("val_bpb", "val_loss", "bpb", "loss", "acc", "score", "error", "ppl", "time")
+# A `name: number` line of a run's output.
+LOGGED = re.compile(r"^\s*([A-Za-z_][\w/.-]*)\s*[:=]\s*([-+]?[0-9.]+(?:[eE][-+]?\d+)?)\s*$", re.M)
+HELD_OUT = re.compile(r"(^|[_/.-])(test|val|valid|validation|eval|dev|heldout)([_/.-]|$)", re.I)
+QUALITY = re.compile(r"loss|bpb|acc|ppl|perplexity|score|error|f1|auc|bleu|rmse|mae", re.I)
+COUNTER = re.compile(r"(^|_)(step|steps|epoch|iter|seconds|secs|time|lr|tokens)(_|$)", re.I)
 CODE_SUFFIXES = {
     ".py",
     ".sh",
@@ -48,11 +54,12 @@ MAX_WALKED = 5000
 MAX_READ = 4 * 1024 * 1024
 
 
-def detect(root: Path) -> DetectResult:
+def detect(root: Path, existing: bool = True) -> DetectResult:
     """The proposed config; what could not be read (permissions, odd files) is skipped and
-    said in one note, never an error."""
+    said in one note, never an error. `existing=False` infers afresh even where a config is
+    (`init --force`)."""
     skipped: list[str] = []
-    result = _detect(root, skipped)
+    result = _detect(root, skipped, existing)
     skipped = list(dict.fromkeys(skipped))  # a script is read twice: said once
     if skipped:
         shown = ", ".join(skipped[:5]) + (
@@ -62,12 +69,12 @@ def detect(root: Path) -> DetectResult:
     return result
 
 
-def _detect(root: Path, skipped: list[str]) -> DetectResult:
+def _detect(root: Path, skipped: list[str], use_existing: bool) -> DetectResult:
     notes: list[str] = []
     ask: list[str] = ["metric.direction"]
     tracked = _tracked(root, skipped)
     existing = root / cfg.CONFIG_FILE
-    if _is_file(existing, skipped):
+    if use_existing and _is_file(existing, skipped):
         try:
             config = cfg.load(root)
             notes.append(f"loaded the existing {cfg.CONFIG_FILE}")
@@ -85,7 +92,8 @@ def _detect(root: Path, skipped: list[str]) -> DetectResult:
     command, script = _command(root, tracked, notes, skipped)
     if not command:
         ask.append("run.command")
-    name = _metric_name(root, script, notes, skipped)
+    metrics = metric_candidates(root, script, skipped)
+    name = _metric_name(root, script, notes, skipped, metrics)
     if not name:
         ask.append("metric.name")
     scope = [script] if script else []
@@ -96,6 +104,11 @@ def _detect(root: Path, skipped: list[str]) -> DetectResult:
     off = [h for h in HARNESS if h in tracked and h not in scope]
     if off:
         notes.append(f"off limits: {', '.join(off)} (evaluation/data harness)")
+    runs = [m for m in _local_imports(root, script, tracked, skipped) if m not in scope + off]
+    if runs:
+        off += runs
+        notes.append(f"off limits: {', '.join(runs)} (run by {script}, not in scope)")
+    freeze = _constants_note(root, scope, notes)
     memory = _memory_pattern(root, script, skipped)
     if memory:
         notes.append(f"memory: reported by the script ({memory[1]})")
@@ -111,6 +124,7 @@ def _detect(root: Path, skipped: list[str]) -> DetectResult:
             memory_unit=memory[1] if memory else "GB",  # type: ignore[arg-type]
         ),
         scope=cfg.Scope(files=scope, off_limits=off),
+        agent=cfg.Agent(freeze=freeze),
     )
     return DetectResult(
         config=config,
@@ -118,6 +132,7 @@ def _detect(root: Path, skipped: list[str]) -> DetectResult:
         ask=ask,
         candidates=_candidates(tracked),
         resumable=_resumable(root, skipped),
+        metrics=metrics,
     )
 
 
@@ -174,8 +189,8 @@ def _command(
 ) -> tuple[str, str]:
     for name in TRAIN_SCRIPTS:
         if name in tracked or _is_file(root / name, skipped):
-            runner = "uv run" if _is_file(root / "uv.lock", skipped) else "python3"
-            notes.append(f"command: {runner} {name} (found {name})")
+            runner, why = _python(root, skipped)
+            notes.append(f"command: {runner} {name} (found {name}; {why})")
             return f"{runner} {name}", name
     makefile = _read(root / "Makefile", skipped)
     if makefile is not None:
@@ -201,7 +216,9 @@ def _command(
     return "", ""
 
 
-def _metric_name(root: Path, script: str, notes: list[str], skipped: list[str]) -> str:
+def _metric_name(
+    root: Path, script: str, notes: list[str], skipped: list[str], metrics: list[MetricCandidate]
+) -> str:
     results = _read(root / "results.tsv", skipped)
     if results is not None:
         header = results.split("\n", 1)[0].split("\t")
@@ -214,15 +231,127 @@ def _metric_name(root: Path, script: str, notes: list[str], skipped: list[str]) 
         if found:
             notes.append(f"metric: {found.group(1)} (autoresearch.md)")
             return found.group(1)
+    first = metrics[0] if metrics and _rank(metrics[0].name) < 3 else None
+    if first is None:  # only counters: a benchmark's time is its metric
+        hinted = [m for h in METRIC_HINTS for m in metrics if h in m.name.lower()]
+        first = hinted[0] if hinted else None
+    if first is None:
+        return ""
+    others = ", ".join(m.name for m in metrics if m is not first)
+    notes.append(
+        f"metric: {first.name} (printed by {script}; the likeliest of {len(metrics)}"
+        + (f", others: {others})" if others else ")")
+    )
+    if metrics[0] is not first:  # the likeliest goes first for the question
+        metrics.remove(first)
+        metrics.insert(0, first)
+    return first.name
+
+
+def metric_candidates(root: Path, script: str, skipped: list[str]) -> list[MetricCandidate]:
+    """Every metric-like name the script prints or an existing run.log holds (with its last
+    value), the likeliest first: a held-out quality (test, validation) before a training one,
+    counters (steps, seconds) last."""
+    found: dict[str, MetricCandidate] = {}
     text = _read(root / script, skipped) if script else None
-    if text is not None:
-        names = PRINTED.findall(text)
-        for hint in METRIC_HINTS:
-            for name in names:
-                if hint in name.lower():
-                    notes.append(f"metric: {name} (printed by {script})")
-                    return name
-    return ""
+    for name in PRINTED.findall(text or ""):
+        found.setdefault(name, MetricCandidate(name=name, source=script))
+    log = _read(root / "run.log", skipped)
+    for name, value in LOGGED.findall(log or ""):
+        try:
+            number = float(value)
+        except ValueError:
+            continue
+        found[name] = MetricCandidate(name=name, value=number, source="run.log")
+    order = list(found)
+    return sorted(found.values(), key=lambda m: (_rank(m.name), order.index(m.name)))
+
+
+def _rank(name: str) -> int:
+    quality = QUALITY.search(name) is not None
+    if quality and HELD_OUT.search(name) and not COUNTER.search(name):
+        return 0
+    if quality and "train" not in name.lower():
+        return 1
+    if quality:
+        return 2
+    if any(hint in name.lower() for hint in METRIC_HINTS) and not COUNTER.search(name):
+        return 2
+    return 3
+
+
+def _python(root: Path, skipped: list[str]) -> tuple[str, str]:
+    """The interpreter that has the project's packages: uv's, the active virtual environment's,
+    or the repository's own .venv; python3 only when there is none."""
+    if _is_file(root / "uv.lock", skipped):
+        return "uv run", "uv.lock"
+    for var in ("VIRTUAL_ENV", "CONDA_PREFIX"):
+        env = os.environ.get(var)
+        if env and _is_file(Path(env) / "bin" / "python", skipped):
+            path = Path(env) / "bin" / "python"
+            try:
+                shown = str(path.relative_to(root))
+            except ValueError:
+                shown = str(path)
+            return shown, f"the active environment's Python, ${var}"
+    for name in (".venv", "venv"):
+        if _is_file(root / name / "bin" / "python", skipped):
+            return f"{name}/bin/python", f"the repository's {name}"
+    return "python3", "no virtual environment is active: activate one and run init again"
+
+
+def _local_imports(root: Path, script: str, tracked: list[str], skipped: list[str]) -> list[str]:
+    """The repository's own modules the script imports (the trainer a wrapper calls): the run
+    depends on them, so they are proposed off limits."""
+    text = _read(root / script, skipped) if script else None
+    if not text:
+        return []
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return []
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.append(node.module)
+    base = str(Path(script).parent)
+    found: list[str] = []
+    for name in names:
+        rel = name.replace(".", "/")
+        for path in (f"{rel}.py", f"{rel}/__init__.py"):
+            path = os.path.normpath(os.path.join(base, path))
+            if path in tracked and path not in found:
+                found.append(path)
+    return found
+
+
+def _constants_note(root: Path, scope: list[str], notes: list[str]) -> list[str] | None:
+    """Say which constants the sweep would tune; the budget-like ones are frozen, and said."""
+    if not scope:
+        return None
+    from .agents.space import budget_like
+    from .agents.sweep import find_constants
+
+    found = find_constants(root, scope)
+    if not found:
+        return None
+    shown = ", ".join(f"{k}={_show(c.value)}" for k, c in found.items())
+    notes.append(f"constants: {shown} (what the sweep agent may tune)")
+    frozen = [k for k, c in found.items() if c.numeric and budget_like(k)]
+    if frozen:
+        notes.append(
+            f"frozen: {', '.join(frozen)} (budget-like: a sweep must not win by training"
+            " longer; edit agent.freeze to tune them)"
+        )
+    return frozen
+
+
+def _show(value: float | str) -> str:
+    if isinstance(value, str):
+        return repr(value)
+    return f"{value:g}"
 
 
 def _memory_pattern(root: Path, script: str, skipped: list[str]) -> tuple[str, str] | None:

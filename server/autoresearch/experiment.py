@@ -42,7 +42,7 @@ class Experiment(msgspec.Struct, omit_defaults=True):
     # Scope and repository events (out-of-scope edits undone, agent commits reset, ...).
     events: list[str] = msgspec.field(default_factory=list)
     # Sweep parameters tried, so a resumed sweep can replay its history.
-    params: dict[str, float] = msgspec.field(default_factory=dict)
+    params: dict[str, float | str] = msgspec.field(default_factory=dict)
     started: str = ""
     finished: str = ""
     # Columns of a results.tsv written by another tool that we keep but do not interpret.

@@ -236,11 +236,15 @@ class Loop:
         samples = [m.metric]
         for i in range(self.config.decision.noise_repeats):
             self._phase("measuring", message=f"noise repeat {i + 1}")
-            again = self.bench.measure(0, marker, suffix=f".noise{i + 1}")
+            again = self.bench.measure(0, marker, suffix=f".noise{i + 1}", seed=i + 1)
             if again.metric is not None:
                 samples.append(again.metric)
         self.bench.noise_std = policy.noise(samples)
-        why = f"noise sigma {self.bench.noise_std:.6g}" if len(samples) > 1 else ""
+        why = (
+            f"noise sigma {self.bench.noise_std:.6g}; {policy.mean_sd(samples)}"
+            if len(samples) > 1
+            else ""
+        )
         base = Attempt(head, "baseline", DiffStats(), m, policy.Verdict("keep", why))
         base.confirmation = samples[1:]
         exp = base.record(0, self.repo.parent(head) or "", self.tag, [], 0.0, started, _now())
@@ -260,7 +264,8 @@ class Loop:
         last: Attempt | None = None
         retired = ""  # the label of the last attempt put aside (crash1, rework2, ...)
         reverts = edit_step.reverts_in_a_row(self.history)
-        if reverts and reverts % STUCK_AFTER == 0:
+        # Only a coding agent reads the "change approach" hint; the sweep has no such notion.
+        if reverts and reverts % STUCK_AFTER == 0 and self.config.agent.kind == "command":
             self._say(f"#{n}: {reverts} reverts in a row: the agent is told to change approach")
         while True:
             edit = self._edit(n, parent, failure, retries + reworks, kept_in_tree)
@@ -297,6 +302,8 @@ class Loop:
             self._keep_logs(n, retired)
             touched = edit.enforcement.off_limits
             invalid = f"off-limits file {', '.join(touched)} was edited" if touched else ""
+            if not invalid:  # a long run must not look like a hang
+                self._say(f"#{n} started: {description}")
             last = self._try(n, parent, sha, description, invalid, edit.outcome.params, events)
             if last.m.crash_kind and last.m.trivial and retries < MAX_CRASH_RETRIES:
                 retries += 1
@@ -426,7 +433,7 @@ class Loop:
         sha: str,
         description: str,
         invalid: str,
-        params: dict[str, float],
+        params: dict[str, float | str],
         events: list[str],
     ) -> Attempt:
         """Run and judge a committed attempt; an environment failure stops the loop. `invalid`:

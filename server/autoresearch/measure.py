@@ -63,14 +63,17 @@ def measure(
     on_tick: Callable[[float], None] | None = None,
     marker: str = "",
     diff: Callable[[], str] | None = None,
+    env: dict[str, str] | None = None,
 ) -> Measurement:
-    """`diff` gives the experiment's diff, asked for only when a failure needs triage."""
+    """`diff` gives the experiment's diff, asked for only when a failure needs triage; `env`
+    is added to the command's environment (the run's seed and number)."""
     prepare_log(root, path)
     spec = RunSpec(
         command=config.run.command,
         cwd=root,
         log_path=path,
         timeout=config.run.timeout,
+        env=dict(env or {}),
         max_log_bytes=int(config.run.max_log_mb * MB),
         marker=marker,
     )

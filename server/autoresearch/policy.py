@@ -67,5 +67,14 @@ def judge(
 
 
 def confirmed_metric(first: float, reruns: list[float]) -> float:
-    """The median of all runs of a near-threshold win decides it."""
-    return statistics.median([first, *reruns])
+    """The mean of all runs (one per seed) of a near-threshold win decides it."""
+    return statistics.fmean([first, *reruns])
+
+
+def standard_error(runs: list[float]) -> float:
+    """The mean's own uncertainty: with the bar at two of them, a win one seed made is no win."""
+    return noise(runs) / len(runs) ** 0.5 if len(runs) >= 2 else 0.0
+
+
+def mean_sd(runs: list[float]) -> str:
+    return f"mean {statistics.fmean(runs):.6g} ± {noise(runs):.2g} over {len(runs)} seeds"

@@ -124,6 +124,14 @@ class GpusParams(msgspec.Struct, forbid_unknown_fields=True):
 # ---- results ----------------------------------------------------------------------------------
 
 
+class MetricCandidate(msgspec.Struct, omit_defaults=True):
+    name: str
+    # Its last value in an existing run.log; None when only the script's print was seen.
+    value: float | None = None
+    # Where it was seen: "run.log" or the script's path.
+    source: str = ""
+
+
 class DetectResult(msgspec.Struct):
     config: Config
     # What was inferred and from where, one line each, for the wizard and `init`.
@@ -134,6 +142,8 @@ class DetectResult(msgspec.Struct):
     candidates: list[str]
     # An autoresearch branch + results.tsv already exist: start resumes.
     resumable: bool = False
+    # Every metric-like line found, the likeliest first (test/validation before train).
+    metrics: list[MetricCandidate] = msgspec.field(default_factory=list)
 
 
 class Counts(msgspec.Struct):

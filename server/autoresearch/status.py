@@ -17,7 +17,9 @@ from .lock import RepoLock
 from .observer import Snapshot, observe, summary_of
 from .protocol import SessionSummary
 from .repo import BRANCH_PREFIX, Repo
+from .report import progress_line
 from .results_tsv import format_metric
+from .session_records import tally_of
 
 
 class Status(msgspec.Struct):
@@ -106,6 +108,12 @@ def read_status(root: Path) -> Status:
         )
     if not sessions:
         lines.append("no session yet: `autoresearch run` starts one")
+    current = (
+        snap.experiments if snap else ledger.experiments(tag) if tag in ledger.sessions else []
+    )
+    progress = progress_line(tally_of(tag or "", current), config.metric.name)
+    if progress:  # the current session's baseline, best and delta
+        lines.append(progress)
     return Status(
         root=str(root),
         branch=branch,

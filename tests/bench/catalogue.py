@@ -151,6 +151,23 @@ CONFIGS = [
     ("scope.files climbing out with '..'", 'files = ["train.py"]', 'files = ["../*"]'),
     ("scope.off_limits with an absolute path", '["evaluate.py"]', '["/etc/passwd"]'),
     ("scope.off_limits climbing out with '..'", '["evaluate.py"]', '["../secrets/*"]'),
+    (
+        "agent.constraints with code in it (never evaluated)",
+        "seed = 1",
+        "seed = 1\nconstraints = [\"__import__('os').system('rm -rf ~')\"]",
+    ),
+    ("agent.constraints that is no expression", "seed = 1", 'seed = 1\nconstraints = ["LR >"]'),
+    (
+        "agent.params choice without choices",
+        "seed = 1",
+        'seed = 1\n[[agent.params]]\nname = "LR"\ntype = "choice"',
+    ),
+    (
+        "agent.params multiple_of on a float",
+        "seed = 1",
+        'seed = 1\n[[agent.params]]\nname = "LR"\ntype = "float"\nmultiple_of = 2',
+    ),
+    ("agent.freeze naming no constant", "seed = 1", 'seed = 1\nfreeze = ["MAX_STEPS"]'),
 ]
 for title, old, new in CONFIGS:
     case("config", title)(bad_config(old, new))

@@ -7,6 +7,7 @@ import {
   buildConfig,
   checkExtraction,
   extractionText,
+  metricItems,
   parseExtraction,
   parseLoopCount,
   scopeItems,
@@ -102,4 +103,19 @@ test("renaming the metric renames it in the detected regex", () => {
   assert.equal(extractionText(detected, "loss"), "^loss:\\s*([0-9.]+)");
   const custom: Config = { ...detected, metric: { name: "val_bpb", direction: "lower", pattern: "^bpb=([0-9.]+)" } };
   assert.equal(extractionText(custom, "loss"), "^bpb=([0-9.]+)", "a regex not naming the old metric stays");
+});
+
+test("metric quick pick: the detected one first, values and sources said, another name last", () => {
+  const metrics = [
+    { name: "test_loss", value: 0.52, source: "run.log" },
+    { name: "train_loss", value: 0.41, source: "run.log" },
+    { name: "eval_step", source: "run.py" },
+  ];
+  const items = metricItems(metrics, "train_loss");
+  assert.deepEqual(items.map((i) => i.name), ["train_loss", "test_loss", "eval_step", null]);
+  assert.equal(items[0].description, "last 0.41 · in run.log · likeliest");
+  assert.equal(items[2].description, "printed by run.py");
+  assert.match(items[3].label, /Another name/);
+  assert.deepEqual(metricItems([metrics[0]], "test_loss"), []); // one found: just the name asked
+  assert.deepEqual(metricItems(undefined, "x"), []);
 });

@@ -57,7 +57,7 @@ class EditOutcome(msgspec.Struct):
     # recorded with the experiment like the scope events.
     events: list[str] = msgspec.field(default_factory=list)
     # Sweep parameter values tried, recorded with the experiment.
-    params: dict[str, float] = msgspec.field(default_factory=dict)
+    params: dict[str, float | str] = msgspec.field(default_factory=dict)
 
 
 class Proposer(Protocol):
