@@ -258,7 +258,12 @@ class Hub:
         if session is None or not isinstance(session.proposer, ManualProposer):
             return
         session.loop.pause()
-        self.emit(Progress("no editor is attached: the manual loop pauses until one resumes it"))
+        self.emit(
+            Progress(
+                "no editor is attached: the manual loop pauses (after a running experiment)"
+                " until an editor resumes it"
+            )
+        )
 
     def finish_all(self) -> None:
         with self.lock:
