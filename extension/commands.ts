@@ -355,7 +355,7 @@ async function startLoop(deps: CommandDeps): Promise<void> {
     const loop = await loopCount(STEPS);
     const state = await vscode.window.withProgress(
       { location: vscode.ProgressLocation.Notification, title: "Autoresearch: starting the loop" },
-      // Detached: the loop outlives this window (the manual agent's stays in the daemon).
+      // Detached: the loop outlives this window (a manual one paused until a window resumes it).
       () => daemon.request(Method.start, { root, config, loop, detach: true }),
     );
     if (session.isMine(state.root)) session.set(state);

@@ -161,7 +161,7 @@ export interface StartParams {
   /** Experiments to run after the baseline; omitted = run until stopped. */
   loop?: Int | null;
   tag?: string | null;
-  /** True: a loop whose agent edits by itself runs in its own process, outliving the daemon. */
+  /** True: the loop runs in its own process, outliving the daemon; a manual one pauses with no editor. */
   detach?: boolean;
 }
 

@@ -38,7 +38,7 @@ class Attachment:
         self._log = log
         self._on_end = on_end
         self._conn = control.Connection(root)  # ControlError: no detached loop answers
-        reply = self._conn.ask("subscribe")
+        reply = self._conn.ask("subscribe", editor=True)  # a manual loop pauses without one
         self.pid, self.started = reply.pid, reply.started
         self._state = reply.state or LoopState(root=str(root), phase="idle", mode="loop")
         self._live = True

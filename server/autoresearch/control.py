@@ -34,6 +34,9 @@ class ControlRequest(msgspec.Struct, omit_defaults=True):
     op: str
     now: bool = False
     text: str = ""
+    # With subscribe: the client is an editor, where a person can Run Experiment. A manual
+    # loop pauses when the last one goes (`autoresearch attach` only follows).
+    editor: bool = False
 
 
 class ControlReply(msgspec.Struct, omit_defaults=True):
@@ -135,8 +138,8 @@ class Connection:
             ) from None
         self._file = self._sock.makefile("rb")
 
-    def ask(self, op: str, now: bool = False, text: str = "") -> ControlReply:
-        self.send(ControlRequest(op=op, now=now, text=text))
+    def ask(self, op: str, now: bool = False, text: str = "", editor: bool = False) -> ControlReply:
+        self.send(ControlRequest(op=op, now=now, text=text, editor=editor))
         line = self._file.readline(MAX_LINE)
         if not line:
             raise ControlError(f"The detached loop in {self.root} hung up (it has ended).")

@@ -27,7 +27,7 @@ import msgspec
 
 from . import config as cfg
 from . import control, preflight, procs
-from .agents.manual import ManualProposer
+from .agents.manual import ManualProposer, not_waiting
 from .confine import check_state_paths
 from .gpu import GpuMonitor, open_source
 from .lock import RepoLock
@@ -53,15 +53,20 @@ class DetachError(RuntimeError):
 # ---- the starting side ------------------------------------------------------------------------
 
 
-def check_can_detach(root: Path, config: cfg.Config | None = None) -> cfg.Config:
+def check_can_detach(
+    root: Path, config: cfg.Config | None = None, editor: bool = False
+) -> cfg.Config:
     """What refuses a detached start before any process is made (nothing is written).
-    `config`: the one a start request brings (else autoresearch.toml's)."""
+    `config`: the one a start request brings (else autoresearch.toml's); `editor`: an editor
+    starts it and attaches (a manual loop needs one: its person presses Run Experiment)."""
     config = cfg.load(root) if config is None else config
     preflight.check_start(root, config)  # a bad config or tree: said here, before any process
-    if config.agent.kind == "manual":
+    if config.agent.kind == "manual" and not editor:
         raise DetachError(
-            "The manual agent waits for a person's Run Experiment, so its loop cannot run"
-            " detached. Run it in VS Code, or `autoresearch run` without --detach."
+            "The manual agent waits for a person's Run Experiment, which only VS Code sends,"
+            " so `autoresearch run --detach` cannot run it. Start it in VS Code (Autoresearch:"
+            " Start Loop; it outlives the window, paused until you come back), or set [agent]"
+            " kind to sweep or command in autoresearch.toml for a loop that edits by itself."
         )
     holder = RepoLock(root).held_elsewhere()
     if holder is not None:
@@ -74,9 +79,11 @@ def check_can_detach(root: Path, config: cfg.Config | None = None) -> cfg.Config
     return config
 
 
-def spawn(root: Path, limit: int | None, tag: str | None) -> control.ControlReply:
+def spawn(
+    root: Path, limit: int | None, tag: str | None, editor: bool = False
+) -> control.ControlReply:
     """Start the detached loop and return its first answer (pid, since when, state)."""
-    check_can_detach(root)
+    check_can_detach(root, editor=editor)
     check_state_paths(root)
     (root / ".autoresearch").mkdir(exist_ok=True)
     log_file = root / DAEMON_LOG
@@ -135,6 +142,7 @@ class Subscriber:
         self.sock = sock
         self.hub = hub
         self.subscribed = False
+        self.editor = False  # subscribed as an editor (ControlRequest.editor)
         self.out: queue.Queue[bytes | None] = queue.Queue(BACKLOG)
         self._writer = threading.Thread(target=self._write, name="control writer", daemon=True)
         self._writer.start()
@@ -181,15 +189,15 @@ class Subscriber:
                     break
                 if not line:
                     break
-                reply, subscribe = self.hub.answer(line)
+                reply, request = self.hub.answer(line)
                 self.put(msgspec.json.encode(reply) + b"\n")
-                if subscribe and not self.subscribed:
+                if request is not None and request.op == "subscribe" and not self.subscribed:
                     # Events only after the reply; first the locks as they stand, so a window
                     # that attaches late locks what the loop locked when it started.
                     with self.hub.lock:
                         if self.hub.last_locks is not None:
                             self.put(self.hub.last_locks)
-                        self.subscribed = True
+                        self.subscribed, self.editor = True, request.editor
         self.close()
 
 
@@ -204,6 +212,7 @@ class Hub:
         self._subscribers: list[Subscriber] = []
         # The loop's latest locksChanged event, encoded, for clients that attach later.
         self.last_locks: bytes | None = None
+        self.ending = False  # the loop has ended: its clients are being let go
 
     @property
     def loop(self) -> Loop | None:
@@ -235,8 +244,26 @@ class Hub:
 
     def drop(self, sub: Subscriber) -> None:
         with self.lock:
-            if sub in self._subscribers:
-                self._subscribers.remove(sub)
+            if sub not in self._subscribers:
+                return
+            self._subscribers.remove(sub)
+            last_editor = sub.editor and not any(s.editor for s in self._subscribers)
+        if last_editor and not self.ending:
+            self._editors_gone()
+
+    def _editors_gone(self) -> None:
+        """A manual loop needs its person: with no editor attached it pauses (after an
+        experiment they started) and waits, their edit untouched, for an editor's Resume."""
+        session = self.session
+        if session is None or not isinstance(session.proposer, ManualProposer):
+            return
+        session.loop.pause()
+        self.emit(
+            Progress(
+                "no editor is attached: the manual loop pauses (after a running experiment)"
+                " until an editor resumes it"
+            )
+        )
 
     def finish_all(self) -> None:
         with self.lock:
@@ -244,15 +271,15 @@ class Hub:
         for sub in subscribers:
             sub.finish(FINISH_WAIT_S)
 
-    def answer(self, line: bytes) -> tuple[control.ControlReply, bool]:
-        """The reply to one request line, and whether it subscribes to the events."""
+    def answer(self, line: bytes) -> tuple[control.ControlReply, control.ControlRequest | None]:
+        """The reply to one request line, and the request when it was answered."""
         try:
             request = msgspec.json.decode(line, type=control.ControlRequest)
         except msgspec.DecodeError as exc:
-            return control.ControlReply(ok=False, message=f"not a control request: {exc}"), False
+            return control.ControlReply(ok=False, message=f"not a control request: {exc}"), None
         loop = self.loop
         if loop is None:
-            return control.ControlReply(ok=False, message="the loop is being set up"), False
+            return control.ControlReply(ok=False, message="the loop is being set up"), None
         ok, message = True, ""
         if request.op == "stop":
             loop.stop(now=request.now)
@@ -275,7 +302,7 @@ class Hub:
         reply = control.ControlReply(
             ok=ok, message=message, pid=os.getpid(), started=self.started, state=loop.state
         )
-        return reply, request.op == "subscribe"
+        return reply, request
 
     def _run_experiment(self, loop: Loop, description: str) -> tuple[bool, str]:
         proposer = self.session.proposer if self.session else None
@@ -286,7 +313,7 @@ class Hub:
             )
         if proposer.submit(description):
             return True, "running the experiment"
-        return False, f"The loop is not waiting for an edit (phase {loop.state.phase})."
+        return False, not_waiting(loop.state.phase)
 
 
 def main(root: Path, limit: int | None, tag: str | None) -> int:
@@ -332,6 +359,7 @@ def main(root: Path, limit: int | None, tag: str | None) -> int:
         log_end(log, root, exc)
         code = 1
     finally:
+        hub.ending = True  # its clients go now: no pause for that
         # The socket goes before the lock: whoever sees the lock free finds no socket either;
         # the lock goes before the attached clients hear the end, so they find it free.
         with contextlib.suppress(OSError):

@@ -167,7 +167,9 @@ class Loop:
             self._refresh_counts()
             done = 0
             while not self._stop.is_set() and (self.limit is None or done < self.limit):
-                if not self._running.is_set():
+                # Manual mode pauses in its edit step (_hold_edit), after the person's earlier
+                # edits are set aside: one made while paused is theirs for the next experiment.
+                if not self._running.is_set() and not isinstance(self.proposer, ManualProposer):
                     self._phase("paused", current=None)
                     self._running.wait()
                     continue
@@ -351,6 +353,8 @@ class Loop:
 
         if isinstance(self.proposer, ManualProposer):  # a person: told once Run Experiment works
             self.proposer.on_waiting = announce
+            self.proposer.interrupted = lambda: self._stop.is_set() or not self._running.is_set()
+            self.proposer.hold = self._hold_edit
         else:
             announce()
         self._locks(locked=self.config.agent.kind != "manual")
@@ -387,6 +391,16 @@ class Loop:
         for event in edit.enforcement.events[len(said) :]:
             self._say(f"#{n}: {event}")
         return edit
+
+    def _hold_edit(self) -> None:
+        """Manual mode, paused or stopped while the person edits: no experiment runs, so it
+        takes effect now. Paused: shown so until resumed (the scope stays writable); a stop
+        abandons the edit step (their edit stays, _abandon_edit)."""
+        if not self._stop.is_set() and not self._running.is_set():
+            self._phase("paused", current=None)
+            self._running.wait()
+        if self._stop.is_set():
+            self.stop(now=True)
 
     def _no_experiment(self, n: int, edit: Edit, events: list[str]) -> None:
         """Nothing to run: say why, tell the next call, keep the events for the next record."""

@@ -19,7 +19,7 @@ import msgspec
 
 from . import config as cfg
 from .agents.base import Proposer
-from .agents.manual import ManualProposer
+from .agents.manual import ManualProposer, not_waiting
 from .lock import RepoLock
 from .loop import Event, Loop, Progress
 from .measure import RUN_LOG, log_path
@@ -109,21 +109,12 @@ class LoopHost:
     # ---- controls, from request threads ------------------------------------------------------
 
     def stop(self, now: bool) -> None:
-        loop, proposer = self.loop, self._proposer
+        loop = self.loop
         if loop is None or not self.live:
             return
+        # Manual mode: while a person has not started an experiment, there is none to finish,
+        # and the loop stops at once (ManualProposer.interrupted).
         loop.stop(now=now)
-        if not now and isinstance(proposer, ManualProposer):
-            # "After the current experiment": while a person has not started one, there is
-            # none to finish, and the manual edit step would wait for them forever.
-            threading.Thread(target=self._stop_when_waiting, args=(proposer,), daemon=True).start()
-
-    def _stop_when_waiting(self, proposer: ManualProposer) -> None:
-        while self.live:
-            if proposer.waiting.wait(0.1):
-                if self.loop is not None:
-                    self.loop.stop(now=True)
-                return
 
     def run_experiment(self, description: str) -> Ack:
         loop, proposer = self.loop, self._proposer
@@ -137,11 +128,7 @@ class LoopHost:
             )
         if proposer.submit(description):
             return Ack(True, "running the experiment")
-        return Ack(
-            False,
-            f"The loop is not waiting for an edit (phase {loop.state.phase}). Run Experiment"
-            " when it asks for one.",
-        )
+        return Ack(False, not_waiting(loop.state.phase))
 
     def close(self) -> None:
         """Client gone: abandon the running experiment (recorded as interrupted), then wait."""

@@ -72,8 +72,8 @@ class StartParams(RootParams, forbid_unknown_fields=True):
     # Experiments to run after the baseline; omitted = run until stopped.
     loop: int | None = None
     tag: str | None = None
-    # True: a loop whose agent edits by itself runs in its own process and outlives this daemon
-    # (the daemon attaches to it); the manual agent's loop needs a person and stays here.
+    # True: the loop runs in its own process and outlives this daemon (the daemon attaches to
+    # it); a manual loop pauses when the last editor goes, as it needs a person.
     detach: bool = False
 
 

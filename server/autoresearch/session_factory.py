@@ -1,5 +1,5 @@
 """One factory wires a loop session for every face: the CLI's foreground `run`, the detached
-loop, and the daemon's in-process loop (manual mode).
+loop, and the daemon's in-process loop (a start without detach).
 
 It loads or validates the config and prepares the proposer, then takes the repository's loop
 lock, saves a given config, and builds the runner and the loop. A refused start writes

@@ -112,7 +112,7 @@ class Workspace:
                 )
             # A refused start writes nothing: no autoresearch.toml, no .autoresearch/.
             preflight.check_start(self.root, config)
-            if detach and (config or cfg.load(self.root)).agent.kind != "manual":
+            if detach:
                 return self._start_detached(config, limit, tag)
             host = LoopHost(self.root, self._client, self.records, self.log, self.observer.resume)
             fresh = not (self.root / ".autoresearch").exists()
@@ -376,14 +376,15 @@ class Workspace:
     def _start_detached(
         self, config: cfg.Config | None, limit: int | None, tag: str | None
     ) -> LoopState:
-        """Start Loop for an agent that edits by itself: the loop gets its own process and
-        outlives this daemon and its editor; this daemon attaches to it."""
+        """Start Loop: the loop gets its own process and outlives this daemon and its editor;
+        this daemon attaches to it. A manual loop pauses when its last editor goes."""
         from .detached import check_can_detach, spawn
 
-        check_can_detach(self.root, config)  # another loop here: refused before the toml is saved
+        # Another loop here: refused before the toml is saved.
+        check_can_detach(self.root, config, editor=True)
         if config is not None:
             cfg.save(self.root, config)  # the detached loop reads it
-        spawn(self.root, limit, tag)
+        spawn(self.root, limit, tag, editor=True)
         self._attach_log()  # .autoresearch/ exists now
         self.log.info("detached loop started in %s (loop=%s, tag=%s)", self.root, limit, tag)
         attached = self._attachment()

@@ -225,11 +225,14 @@ def test_detach_while_a_loop_runs_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_manual_loop_cannot_detach(tmp_path: Path) -> None:
+    """No terminal sends Run Experiment: the CLI refuses, naming VS Code's Start Loop (where a
+    manual loop does run detached) or an agent that edits by itself."""
     root = make_repo(tmp_path / "repo")
     write_config(root, {**config(), "agent": {"kind": "manual"}})
     done = cli(root, "run", "--detach")
     assert done.returncode == 2
-    assert "manual agent waits for a person" in done.stderr and "without --detach" in done.stderr
+    assert "manual agent waits for a person" in done.stderr and "only VS Code" in done.stderr
+    assert "Start Loop" in done.stderr and "kind to sweep or command" in done.stderr
     assert not (root / ".autoresearch").exists()  # nothing written
 
 

@@ -116,19 +116,6 @@ async def test_a_detached_loop_killed_while_attached_is_recovered_by_the_next_st
     assert recorded(root) == tsv_rows(root)
 
 
-async def test_a_manual_loop_stays_in_the_daemon(tmp_path: Path) -> None:
-    root = make_repo(tmp_path / "repo")
-    raw = {**config(), "agent": {"kind": "manual"}}
-    async with daemon() as client:
-        state = await client.request(
-            Method.START, {"root": str(root), "config": raw, "detach": True}
-        )
-        assert state["agent"] == "manual"
-        assert not control.socket_path(root).exists()  # no detached process: it needs a person
-        await client.request(Method.STOP, {"root": str(root), "now": True})
-        await client.until(lambda: any(p["phase"] == "stopped" for p in client.of(STATE)))
-
-
 async def test_a_detached_start_refused_by_another_loop_writes_nothing(tmp_path: Path) -> None:
     from autoresearch.lock import RepoLock
 
