@@ -47,7 +47,12 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   const openExperiment = async (tag: string, number: number) => {
     await vscode.commands.executeCommand("autoresearch.openExperimentChanges", { kind: "experiment", tag, number });
   };
-  const chart = new ChartPanel(context.extensionUri, model, openExperiment, log);
+  const chart = new ChartPanel(context.extensionUri, model, openExperiment, log, {
+    series: (tag, buckets) => daemon.request(Method.chartSeries, { root: session.requireRoot(), tag, buckets }),
+    // By position: a number is its position unless an unreadable line was left out before it.
+    experiment: async (tag, number) =>
+      (await daemon.request(Method.experiments, { root: session.requireRoot(), tag, offset: number, limit: 1, newest_first: false })).items[0],
+  });
 
   context.subscriptions.push(
     log,
@@ -101,7 +106,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       offLimits: [...locks.offLimitsPaths],
       readonlyInclude: locks.current() ?? null,
     }),
-    chart: () => ({ open: chart.open, points: chart.points }),
+    chart: () => ({ open: chart.open, points: chart.points, reduced: chart.reduced }),
     changed: [
       (f) => tree.onDidRefresh(f),
       (f) => session.onDidChangeState(f),

@@ -181,6 +181,14 @@ export interface ExperimentsParams {
   newest_first?: boolean;
 }
 
+export interface ChartSeriesParams {
+  root: string;
+  /** A session tag; omitted = the current (or observed) session. */
+  tag?: string | null;
+  /** How many columns the chart has room for: one bucket each (about one per pixel). */
+  buckets?: Int;
+}
+
 export interface ChangesParams {
   root: string;
   commit?: string | null;
@@ -266,6 +274,35 @@ export interface ExperimentsPage {
   total: Int;
   offset: Int;
   items: Experiment[];
+}
+
+/** Experiments `first`..`last` (numbers, both included) reduced to what one column shows. */
+export interface ChartBucket {
+  first: Int;
+  last: Int;
+  keep?: Int;
+  discard?: Int;
+  crash?: Int;
+  discard_min?: number | null;
+  discard_max?: number | null;
+  /** The running best at the bucket's end: the metric of the last keep so far. */
+  best?: number | null;
+}
+
+export interface ChartKeep {
+  number: Int;
+  metric: number | null;
+}
+
+/** A session as the chart draws it: every keep, the rest reduced to per-column buckets. */
+export interface ChartSeries {
+  root: string;
+  tag: string;
+  total: Int;
+  /** Experiment numbers per bucket (1: nothing merged). */
+  span: Int;
+  buckets: ChartBucket[];
+  keeps: ChartKeep[];
 }
 
 export type FileStatus = "added" | "modified" | "deleted" | "renamed";
@@ -371,6 +408,7 @@ export const Method = {
   log: "autoresearch/log",
   gpus: "autoresearch/gpus",
   guidance: "autoresearch/guidance",
+  chartSeries: "autoresearch/chartSeries",
   stateChanged: "autoresearch/stateChanged",
   experimentRecorded: "autoresearch/experimentRecorded",
   gpuStatus: "autoresearch/gpuStatus",
@@ -402,6 +440,7 @@ export interface Requests {
   "autoresearch/log": { params: LogParams; result: LogResult };
   "autoresearch/gpus": { params: GpusParams; result: GpuStatus };
   "autoresearch/guidance": { params: GuidanceParams; result: Ack };
+  "autoresearch/chartSeries": { params: ChartSeriesParams; result: ChartSeries };
 }
 
 /** Notifications (daemon -> client), as in protocol.py's NOTIFICATIONS. */
