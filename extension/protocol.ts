@@ -285,16 +285,14 @@ export interface ChartBucket {
   crash?: Int;
   discard_min?: number | null;
   discard_max?: number | null;
+  /** The keeps' range (drawn as a bar when the keeps are not listed one by one). */
+  keep_min?: number | null;
+  keep_max?: number | null;
   /** The running best at the bucket's end: the metric of the last keep so far. */
   best?: number | null;
 }
 
-export interface ChartKeep {
-  number: Int;
-  metric: number | null;
-}
-
-/** A session as the chart draws it: every keep, the rest reduced to per-column buckets. */
+/** A session as the chart draws it: the keeps, the rest reduced to per-column buckets. */
 export interface ChartSeries {
   root: string;
   tag: string;
@@ -302,7 +300,9 @@ export interface ChartSeries {
   /** Experiment numbers per bucket (1: nothing merged). */
   span: Int;
   buckets: ChartBucket[];
-  keeps: ChartKeep[];
+  /** Every keep, as two columns, when there are no more than buckets; else both empty. */
+  keep_numbers: Int[];
+  keep_metrics: (number | null)[];
 }
 
 export type FileStatus = "added" | "modified" | "deleted" | "renamed";

@@ -121,7 +121,9 @@ export class ChartPanel implements vscode.Disposable {
     let reduction: Reduction | undefined;
     try {
       // The reduction first: it says how large the session is, and a large one is drawn from it.
+      const started = Date.now();
       reduction = tag === undefined ? undefined : await this.source.series(tag, this.columns);
+      if (reduction) this.log.info(`chart: ${reduction.total} experiments in ${this.columns} columns, ${Date.now() - started} ms`);
     } catch (error) {
       this.log.warn(`chart: the session's reduction: ${String(error)}`);
     }

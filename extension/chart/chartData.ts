@@ -2,7 +2,7 @@
 // one point per experiment, in uPlot's column layout, with the best line: the metric of the last
 // keep so far (the commit the branch sat on, what the next experiment was measured against). The
 // daemon decided each keep; nothing here compares metrics.
-import type { ChartBucket, ChartKeep, ChartSeries as Reduction, Counts, Experiment, Status } from "../protocol";
+import type { ChartBucket, ChartSeries as Reduction, Counts, Experiment, Status } from "../protocol";
 
 /** Up to this many experiments the chart gets each one (a marker each, its description in the
  * hover); above, the daemon's reduction (`autoresearch/chartSeries`): markers would merge into a
@@ -115,6 +115,12 @@ export class ChartSeries {
   }
 }
 
+/** A keep listed one by one (a marker on the best line). */
+export interface ChartKeep {
+  number: number;
+  metric: number | null;
+}
+
 /** One x of the reduced chart: a keep (a marker on the best line) or a bucket of the rest. */
 export interface ReducedEntry {
   x: number;
@@ -123,7 +129,7 @@ export interface ReducedEntry {
 }
 
 /** uPlot columns of a reduced session: the keeps' markers, the best line stepping at each keep,
- * and each bucket's discard range (drawn as a bar, not as markers). */
+ * and each bucket's metric range (drawn as bars, not as markers). */
 export interface ReducedColumns {
   x: number[];
   keep: (number | null)[];
@@ -138,6 +144,8 @@ export class ReducedSeries {
   columns: ReducedColumns = { x: [], keep: [], best: [], low: [], high: [] };
   total: number;
   readonly span: number;
+  /** The keeps came one by one (markers); else the buckets' keep ranges stand for them. */
+  readonly listed: boolean;
   private readonly buckets: ChartBucket[];
   private readonly keeps: ChartKeep[];
 
@@ -145,7 +153,8 @@ export class ReducedSeries {
     this.total = reduction.total;
     this.span = Math.max(1, reduction.span);
     this.buckets = reduction.buckets.map((b) => ({ ...b }));
-    this.keeps = [...reduction.keeps];
+    this.keeps = reduction.keep_numbers.map((number, i) => ({ number, metric: reduction.keep_metrics[i] ?? null }));
+    this.listed = this.keeps.length > 0 || !reduction.buckets.some((b) => (b.keep ?? 0) > 0);
     this.rebuild();
   }
 
@@ -165,7 +174,11 @@ export class ReducedSeries {
     if (point.status === "keep") {
       bucket.keep = (bucket.keep ?? 0) + 1;
       bucket.best = m;
-      this.keeps.push({ number: point.number, metric: m });
+      if (m !== null) {
+        bucket.keep_min = bucket.keep_min == null ? m : Math.min(bucket.keep_min, m);
+        bucket.keep_max = bucket.keep_max == null ? m : Math.max(bucket.keep_max, m);
+      }
+      if (this.listed) this.keeps.push({ number: point.number, metric: m });
     } else if (point.status === "discard") {
       bucket.discard = (bucket.discard ?? 0) + 1;
       if (m !== null) {
@@ -187,18 +200,23 @@ export class ReducedSeries {
     for (const bucket of this.buckets) {
       const x = (bucket.first + bucket.last) / 2;
       while (k < this.keeps.length && this.keeps[k]!.number <= x) entries.push({ x: this.keeps[k]!.number, keep: this.keeps[k++]!, bucket: null });
-      if ((bucket.discard ?? 0) + (bucket.crash ?? 0) > 0) entries.push({ x, keep: null, bucket });
+      const shown = (bucket.discard ?? 0) + (bucket.crash ?? 0) + (this.listed ? 0 : (bucket.keep ?? 0));
+      if (shown > 0) entries.push({ x, keep: null, bucket });
     }
     while (k < this.keeps.length) entries.push({ x: this.keeps[k]!.number, keep: this.keeps[k++]!, bucket: null });
     const c: ReducedColumns = { x: [], keep: [], best: [], low: [], high: [] };
     let best: number | null = null;
     for (const e of entries) {
       if (e.keep) best = e.keep.metric;
+      else if (!this.listed && e.bucket) best = e.bucket.best ?? best;
       c.x.push(e.x);
       c.keep.push(e.keep ? e.keep.metric : null);
       c.best.push(best);
-      c.low.push(e.bucket?.discard_min ?? null);
-      c.high.push(e.bucket?.discard_max ?? null);
+      const b = e.bucket;
+      const keeps = !this.listed && b ? [b.keep_min, b.keep_max] : [];
+      const values = [b?.discard_min, b?.discard_max, ...keeps].filter((v): v is number => v !== null && v !== undefined);
+      c.low.push(values.length ? Math.min(...values) : null);
+      c.high.push(values.length ? Math.max(...values) : null);
     }
     this.columns = c;
   }

@@ -203,13 +203,11 @@ class ChartBucket(msgspec.Struct):
     # The discards' metrics: their range, drawn as one bar whose strength is `discard`.
     discard_min: float | None = None
     discard_max: float | None = None
+    # The keeps' metrics: their range (drawn as a bar when the keeps are not listed one by one).
+    keep_min: float | None = None
+    keep_max: float | None = None
     # The running best at the bucket's end: the metric of the last keep so far.
     best: float | None = None
-
-
-class ChartKeep(msgspec.Struct):
-    number: int
-    metric: float | None
 
 
 class ChartSeries(msgspec.Struct):
@@ -222,7 +220,10 @@ class ChartSeries(msgspec.Struct):
     # Experiment numbers per bucket (1: one experiment per bucket, nothing merged).
     span: int
     buckets: list[ChartBucket]
-    keeps: list[ChartKeep]
+    # Every keep, as two columns, when there are no more keeps than buckets (each a marker the
+    # chart can draw apart); else both empty and the buckets' keep ranges stand for them.
+    keep_numbers: list[int]
+    keep_metrics: list[float | None]
 
 
 FileStatus = Literal["added", "modified", "deleted", "renamed"]

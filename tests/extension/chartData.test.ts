@@ -63,11 +63,8 @@ const reduction = {
     { first: 4, last: 7, keep: 0, discard: 4, crash: 0, discard_min: 1.6, discard_max: 3, best: 1.5 },
     { first: 8, last: 11, keep: 1, discard: 3, crash: 0, discard_min: 1.4, discard_max: 1.9, best: 1.2 },
   ],
-  keeps: [
-    { number: 0, metric: 2 },
-    { number: 1, metric: 1.5 },
-    { number: 10, metric: 1.2 },
-  ],
+  keep_numbers: [0, 1, 10],
+  keep_metrics: [2, 1.5, 1.2],
 };
 
 test("a reduced session: keeps and columns merged by number, the best stepping at each keep", () => {
@@ -97,10 +94,18 @@ test("records after the reduction fold into its last column, then open new ones 
   assert.equal(r.total, 14);
 });
 
-test("100,000 experiments reduced to 1,000 columns: one x per keep and per column", () => {
-  const buckets = Array.from({ length: 1000 }, (_, i) => ({ first: i * 100, last: i * 100 + 99, keep: 19, discard: 76, crash: 5, discard_min: 1, discard_max: 2, best: 1 }));
-  const keeps = Array.from({ length: 19_000 }, (_, i) => ({ number: Math.floor(i * (100_000 / 19_000)), metric: 2 - i * 1e-5 }));
-  const r = new ReducedSeries({ root: "/r", tag: "t", total: 100_000, span: 100, buckets, keeps });
-  assert.equal(r.columns.x.length, 20_000);
-  assert.ok(r.columns.x.every((x, i) => i === 0 || x >= r.columns.x[i - 1]!), "x ascends");
+test("more keeps than columns: no markers, each column's keep range and best stand for them", () => {
+  const buckets = Array.from({ length: 1000 }, (_, i) => ({
+    first: i * 100, last: i * 100 + 99, keep: 19, discard: 76, crash: 5,
+    discard_min: 3 - i / 1000, discard_max: 4 - i / 1000, keep_min: 2 - i / 1000, keep_max: 2.5 - i / 1000, best: 2 - i / 1000,
+  }));
+  const r = new ReducedSeries({ root: "/r", tag: "t", total: 100_000, span: 100, buckets, keep_numbers: [], keep_metrics: [] });
+  assert.equal(r.listed, false);
+  assert.equal(r.columns.x.length, 1000, "one x per column");
+  assert.ok(r.columns.keep.every((k) => k === null));
+  assert.deepEqual([r.columns.low[0], r.columns.high[0], r.columns.best[0]], [2, 4, 2], "the range holds keeps and discards");
+  assert.equal(r.columns.best[999], 2 - 999 / 1000);
+  r.append(p(100_000, "keep", 0.5));
+  assert.equal(r.columns.best[r.columns.best.length - 1], 0.5);
+  assert.equal(r.columns.low[r.columns.low.length - 1], 0.5);
 });

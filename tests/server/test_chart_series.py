@@ -52,8 +52,12 @@ def check_against_records(answer: dict[str, Any], recs: list[dict[str, Any]]) ->
     assert answer["total"] == total
     assert sum(b["keep"] + b["discard"] + b["crash"] for b in answer["buckets"]) == total
     # Every keep, in order, with its metric.
-    keeps = [{"number": r["number"], "metric": r["metric"]} for r in recs if r["status"] == "keep"]
-    assert answer["keeps"] == keeps
+    keeps = [r for r in recs if r["status"] == "keep"]
+    if len(keeps) <= len(answer["buckets"]):
+        assert answer["keep_numbers"] == [r["number"] for r in keeps]
+        assert answer["keep_metrics"] == [r["metric"] for r in keeps]
+    else:  # more keeps than columns: the buckets' keep ranges stand for them
+        assert answer["keep_numbers"] == answer["keep_metrics"] == []
     by_first = {b["first"]: b for b in answer["buckets"]}
     best = None
     first = recs[0]["number"]
@@ -61,11 +65,12 @@ def check_against_records(answer: dict[str, Any], recs: list[dict[str, Any]]) ->
     for r in recs:
         lo = first + (r["number"] - first) // span * span
         b = expected.setdefault(
-            lo, {"keep": 0, "discard": 0, "crash": 0, "metrics": [], "best": best}
+            lo, {"keep": 0, "discard": 0, "crash": 0, "metrics": [], "kept": [], "best": best}
         )
         b[r["status"]] += 1
         if r["status"] == "keep":
             best = b["best"] = r["metric"]
+            b["kept"].append(r["metric"])
         elif r["status"] == "discard":
             b["metrics"].append(r["metric"])
     assert sorted(by_first) == sorted(expected), "one bucket per span of numbers that has any"
@@ -77,6 +82,8 @@ def check_against_records(answer: dict[str, Any], recs: list[dict[str, Any]]) ->
             assert got[status] == want[status], f"bucket {lo}: {status}"
         assert got["discard_min"] == (min(want["metrics"]) if want["metrics"] else None)
         assert got["discard_max"] == (max(want["metrics"]) if want["metrics"] else None)
+        assert got["keep_min"] == (min(want["kept"]) if want["kept"] else None)
+        assert got["keep_max"] == (max(want["kept"]) if want["kept"] else None)
         assert got["best"] == want["best"], f"bucket {lo}: running best"
 
 
@@ -91,7 +98,16 @@ def test_a_session_reduced_to_buckets_matches_its_records(small: Path, served: D
     state = served.request("autoresearch/state", {"root": str(small)})
     (summary,) = [s for s in state["sessions"] if s["tag"] == TAG]
     assert answer["buckets"][-1]["best"] == summary["best"]
-    assert len(answer["keeps"]) == summary["counts"]["keep"] + 1  # and the baseline
+    # 64 columns, about 190 keeps: not listed one by one, the buckets' keep ranges stand for them.
+    assert answer["keep_numbers"] == []
+    assert sum(b["keep"] for b in answer["buckets"]) == summary["counts"]["keep"] + 1  # baseline
+
+
+def test_keeps_are_listed_while_there_are_no_more_than_columns(small: Path, served: Daemon) -> None:
+    answer = series(served, small, buckets=500)
+    assert answer["span"] == 2
+    assert 0 < len(answer["keep_numbers"]) <= 500
+    check_against_records(answer, records(small))
 
 
 def test_room_for_every_experiment_gives_one_bucket_each(small: Path, served: Daemon) -> None:
@@ -104,7 +120,7 @@ def test_room_for_every_experiment_gives_one_bucket_each(small: Path, served: Da
 
 def test_an_unknown_session_is_empty(small: Path, served: Daemon) -> None:
     answer = series(served, small, tag="no-such-session")
-    assert (answer["total"], answer["buckets"], answer["keeps"]) == (0, [], [])
+    assert (answer["total"], answer["buckets"], answer["keep_numbers"]) == (0, [], [])
 
 
 @pytest.mark.parametrize("buckets", [0, -3, 10_001])

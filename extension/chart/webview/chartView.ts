@@ -2,8 +2,9 @@
 // keep / discard / crash markers, the running best as a stepped line, a tooltip with the
 // description, click -> that experiment's changes. Colours come from VS Code's theme variables.
 // A large session comes reduced (the daemon's `chartSeries`): the keeps stay markers on the best
-// line, each column's discards are one bar over their metric range, stronger the more of the
-// column they are, crashes a red tick at the bottom; the hover asks for the experiment under it.
+// line (or, more of them than columns, a green bar over each column's keeps), each column's
+// discards one bar over their metric range, stronger the more of the column they are, crashes a
+// red tick at the bottom; the hover asks for the experiment under it.
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import { exact, tally } from "../../counts";
@@ -73,6 +74,7 @@ function drawBuckets(u: uPlot): void {
   const barWidth = Math.max(dpr, (reduced.span * width) / (xs.max - xs.min));
   const discard = css("--vscode-descriptionForeground", "#888");
   const crash = css("--vscode-charts-red", "#f14c4c");
+  const keep = css("--vscode-charts-green", "#89d185");
   ctx.save();
   ctx.beginPath();
   ctx.rect(left, top, width, height);
@@ -87,6 +89,14 @@ function drawBuckets(u: uPlot): void {
       const y2 = u.valToPos(b.discard_min, "y", true);
       ctx.globalAlpha = 0.25 + 0.75 * Math.min(1, (b.discard ?? 0) / n);
       ctx.fillStyle = discard;
+      ctx.fillRect(x, y1 - dpr, barWidth, Math.max(2 * dpr, y2 - y1 + 2 * dpr));
+    }
+    if (!reduced.listed && (b.keep ?? 0) > 0 && b.keep_min != null && b.keep_max != null) {
+      // Keeps too many for markers: their range in the keep colour, over the discards.
+      const y1 = u.valToPos(b.keep_max, "y", true);
+      const y2 = u.valToPos(b.keep_min, "y", true);
+      ctx.globalAlpha = 0.35 + 0.65 * Math.min(1, ((b.keep ?? 0) * 4) / n);
+      ctx.fillStyle = keep;
       ctx.fillRect(x, y1 - dpr, barWidth, Math.max(2 * dpr, y2 - y1 + 2 * dpr));
     }
     if ((b.crash ?? 0) > 0) {
@@ -194,6 +204,9 @@ function showTooltip(u: uPlot): void {
       return;
     }
     tooltip.textContent = text;
+    // What the hover is about and whether its details came (the e2e suite waits on these).
+    tooltip.dataset.number = String(hovered);
+    tooltip.dataset.detail = details.get(hovered!) ? "1" : "0";
     const bounds = u.over.getBoundingClientRect();
     tooltip.style.display = "block";
     tooltip.style.left = `${Math.min(bounds.left + (u.cursor.left ?? 0) + 12, window.innerWidth - tooltip.offsetWidth - 8)}px`;
@@ -232,7 +245,7 @@ function refreshText(): void {
   const span = reduced && reduced.span > 1 ? ` · a column per ${exact(reduced.span)} experiments` : "";
   summary.replaceChildren(
     `${exact(total)} experiment${total === 1 ? "" : "s"} · best ${metric} ${format(best)} `,
-    key("keep", `● ${exact(counts.keep)} keep`),
+    key("keep", `${reduced && !reduced.listed ? "▮" : "●"} ${exact(counts.keep)} keep`),
     key("discard", `${reduced ? "▮" : "●"} ${exact(counts.discard)} discard`),
     key("crash", `${reduced ? "▁" : "●"} ${exact(counts.crash)} crash`),
     key("best", "— best"),
