@@ -27,6 +27,8 @@ export class ChartPanel implements vscode.Disposable {
   /** Experiments charted when the session is reduced (undefined: sent whole, `series` has them). */
   private reducedTotal: number | undefined;
   private columns = 1000;
+  /** The reduction asked for when the panel opened, before the webview was ready. */
+  private early: { tag: string; epoch: number; reduction: Promise<Reduction | undefined> } | undefined;
   private readonly changed = new vscode.EventEmitter<void>();
   readonly onDidChange = this.changed.event;
   private readonly subscriptions: { dispose(): void }[];
@@ -79,9 +81,16 @@ export class ChartPanel implements vscode.Disposable {
       this.ready = false;
       this.series = new ChartSeries("lower");
       this.reducedTotal = undefined;
+      this.early = undefined;
       this.changed.fire();
     });
     this.panel = panel;
+    // Ask the daemon while the webview loads: the first render need not wait for both in turn.
+    const tag = this.model.currentTag;
+    if (tag !== undefined) {
+      const reduction = this.source.series(tag, this.columns).catch(() => undefined);
+      this.early = { tag, epoch: this.model.epoch, reduction };
+    }
     this.changed.fire();
   }
 
@@ -122,7 +131,12 @@ export class ChartPanel implements vscode.Disposable {
     try {
       // The reduction first: it says how large the session is, and a large one is drawn from it.
       const started = Date.now();
-      reduction = tag === undefined ? undefined : await this.source.series(tag, this.columns);
+      const early = this.early;
+      this.early = undefined;
+      if (early && early.tag === tag && early.epoch === this.model.epoch) reduction = await early.reduction;
+      // Records that came while the webview loaded are not in it (nor were they sent): ask again.
+      if (reduction && tag !== undefined && reduction.total < this.model.summary(tag).total) reduction = undefined;
+      if (!reduction && tag !== undefined) reduction = await this.source.series(tag, this.columns);
       if (reduction) this.log.info(`chart: ${reduction.total} experiments in ${this.columns} columns, ${Date.now() - started} ms`);
     } catch (error) {
       this.log.warn(`chart: the session's reduction: ${String(error)}`);
