@@ -63,6 +63,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     session.onDidChangeState(({ previous }) => model.stateChanged(previous)),
     session.onDidRecord((event) => model.record(event)),
     session.onDidReset(() => model.reset()),
+    // A session in the workspace (it activated us): its newest page is loaded before the view is
+    // opened, so the first click shows rows at once (#21 item 5). After the model's own listener.
+    preloadNewestPage(session, model, log),
     tree,
     ...createResultsView(tree, session, daemon, stage.event),
     chart,
@@ -127,6 +130,16 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   };
 
   void daemon.start(true);
+}
+
+function preloadNewestPage(session: Session, model: ResultsModel, log: vscode.LogOutputChannel): vscode.Disposable {
+  const once = session.onDidChangeState(() => {
+    const tag = model.currentTag;
+    if (tag === undefined) return;
+    once.dispose();
+    model.sessionChildren(tag).catch((error: unknown) => log.warn(`preloading ${tag}: ${String(error)}`));
+  });
+  return once;
 }
 
 export async function deactivate(): Promise<void> {

@@ -16,6 +16,13 @@ interface VsCodeApi {
 declare function acquireVsCodeApi(): VsCodeApi;
 
 const vscode = acquireVsCodeApi();
+// When the script started, the data came and the plot was drawn (ms since the page's start): the
+// e2e suite reads them to tell the webview's loading from the drawing.
+const timing: Record<string, number> = { script: Math.round(performance.now()) };
+const mark = (what: string) => {
+  timing[what] = Math.round(performance.now());
+  document.body.dataset.timing = JSON.stringify(timing);
+};
 const root = document.getElementById("chart")!;
 const tooltip = document.getElementById("tooltip")!;
 const summary = document.getElementById("summary")!;
@@ -280,6 +287,7 @@ window.addEventListener("message", (event: MessageEvent<ToWebview>) => {
   }
   numbers = message.summary;
   if (message.type === "reset" || message.type === "reduced") {
+    mark("data");
     metric = message.metric || "metric";
     details.clear();
     asked.clear();
@@ -291,6 +299,7 @@ window.addEventListener("message", (event: MessageEvent<ToWebview>) => {
       series = ChartSeries.from(message.direction, message.points);
     }
     build();
+    mark("drawn");
   } else if (message.type === "append") {
     if (reduced) {
       for (const point of message.points) reduced.append(point);
