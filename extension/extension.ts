@@ -47,7 +47,12 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   const openExperiment = async (tag: string, number: number) => {
     await vscode.commands.executeCommand("autoresearch.openExperimentChanges", { kind: "experiment", tag, number });
   };
-  const chart = new ChartPanel(context.extensionUri, model, openExperiment, log);
+  const chart = new ChartPanel(context.extensionUri, model, openExperiment, log, {
+    series: (tag, buckets) => daemon.request(Method.chartSeries, { root: session.requireRoot(), tag, buckets }),
+    // By position: a number is its position unless an unreadable line was left out before it.
+    experiment: async (tag, number) =>
+      (await daemon.request(Method.experiments, { root: session.requireRoot(), tag, offset: number, limit: 1, newest_first: false })).items[0],
+  });
 
   context.subscriptions.push(
     log,
@@ -58,6 +63,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     session.onDidChangeState(({ previous }) => model.stateChanged(previous)),
     session.onDidRecord((event) => model.record(event)),
     session.onDidReset(() => model.reset()),
+    // A session in the workspace (it activated us): its newest page is loaded before the view is
+    // opened, so the first click shows rows at once (#21 item 5). After the model's own listener.
+    preloadNewestPage(session, model, log),
     tree,
     ...createResultsView(tree, session, daemon, stage.event),
     chart,
@@ -101,7 +109,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       offLimits: [...locks.offLimitsPaths],
       readonlyInclude: locks.current() ?? null,
     }),
-    chart: () => ({ open: chart.open, points: chart.points }),
+    chart: () => ({ open: chart.open, points: chart.points, reduced: chart.reduced }),
     changed: [
       (f) => tree.onDidRefresh(f),
       (f) => session.onDidChangeState(f),
@@ -122,6 +130,16 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   };
 
   void daemon.start(true);
+}
+
+function preloadNewestPage(session: Session, model: ResultsModel, log: vscode.LogOutputChannel): vscode.Disposable {
+  const once = session.onDidChangeState(() => {
+    const tag = model.currentTag;
+    if (tag === undefined) return;
+    once.dispose();
+    model.sessionChildren(tag).catch((error: unknown) => log.warn(`preloading ${tag}: ${String(error)}`));
+  });
+  return once;
 }
 
 export async function deactivate(): Promise<void> {

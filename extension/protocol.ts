@@ -190,6 +190,14 @@ export interface ExperimentsParams {
   newest_first?: boolean;
 }
 
+export interface ChartSeriesParams {
+  root: string;
+  /** A session tag; omitted = the current (or observed) session. */
+  tag?: string | null;
+  /** How many columns the chart has room for: one bucket each (about one per pixel). */
+  buckets?: Int;
+}
+
 export interface ChangesParams {
   root: string;
   commit?: string | null;
@@ -285,6 +293,35 @@ export interface ExperimentsPage {
   total: Int;
   offset: Int;
   items: Experiment[];
+}
+
+/** Experiments `first`..`last` (numbers, both included) reduced to what one column shows. */
+export interface ChartBucket {
+  first: Int;
+  last: Int;
+  keep?: Int;
+  discard?: Int;
+  crash?: Int;
+  discard_min?: number | null;
+  discard_max?: number | null;
+  /** The keeps' range (drawn as a bar when the keeps are not listed one by one). */
+  keep_min?: number | null;
+  keep_max?: number | null;
+  /** The running best at the bucket's end: the metric of the last keep so far. */
+  best?: number | null;
+}
+
+/** A session as the chart draws it: the keeps, the rest reduced to per-column buckets. */
+export interface ChartSeries {
+  root: string;
+  tag: string;
+  total: Int;
+  /** Experiment numbers per bucket (1: nothing merged). */
+  span: Int;
+  buckets: ChartBucket[];
+  /** Every keep, as two columns, when there are no more than buckets; else both empty. */
+  keep_numbers: Int[];
+  keep_metrics: (number | null)[];
 }
 
 export type FileStatus = "added" | "modified" | "deleted" | "renamed";
@@ -390,6 +427,7 @@ export const Method = {
   log: "autoresearch/log",
   gpus: "autoresearch/gpus",
   guidance: "autoresearch/guidance",
+  chartSeries: "autoresearch/chartSeries",
   stateChanged: "autoresearch/stateChanged",
   experimentRecorded: "autoresearch/experimentRecorded",
   gpuStatus: "autoresearch/gpuStatus",
@@ -421,6 +459,7 @@ export interface Requests {
   "autoresearch/log": { params: LogParams; result: LogResult };
   "autoresearch/gpus": { params: GpusParams; result: GpuStatus };
   "autoresearch/guidance": { params: GuidanceParams; result: Ack };
+  "autoresearch/chartSeries": { params: ChartSeriesParams; result: ChartSeries };
 }
 
 /** Notifications (daemon -> client), as in protocol.py's NOTIFICATIONS. */

@@ -14,7 +14,7 @@ export interface Probe {
   tree(): Promise<{ session: Row | undefined; items: Row[] }>;
   statusBar(): { gpu: string; gpuTooltip: string; gpuWarning: boolean; loop: string };
   locks(): { locked: string[]; offLimits: string[]; readonlyInclude: Record<string, boolean> | null };
-  chart(): { open: boolean; points: number };
+  chart(): { open: boolean; points: number; reduced: boolean };
   changed: Subscribe[];
   onMessage: Subscribe<{ severity: "info" | "warning" | "error"; text: string }>;
   onNotification: Subscribe<string>;

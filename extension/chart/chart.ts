@@ -1,12 +1,20 @@
 // The chart panel: a webview running dist/chart.js (uPlot, bundled: no CDN) under a strict
-// content security policy with a nonce. Sent every experiment of the current session once, then
-// each new one as it is recorded; a click on a point opens that experiment's changes. It follows
+// content security policy with a nonce. Sent the current session once, then each new experiment
+// as it is recorded; a click on a point opens that experiment's changes. A small session is sent
+// whole; a large one as the daemon's reduction (every keep, the rest per column), its details
+// asked for on hover (#21: 100,000 experiments in one message froze the window). It follows
 // the results model's events (the tree's): a new current session, its numbers, a record.
 import { randomBytes } from "node:crypto";
 import * as vscode from "vscode";
-import { ChartSeries, toPoint, type ChartSummary, type FromWebview, type ToWebview } from "./chartData";
-import type { Experiment } from "../protocol";
+import { ChartSeries, SMALL_SESSION, toPoint, type ChartSummary, type FromWebview, type ToWebview } from "./chartData";
+import type { ChartSeries as Reduction, Experiment } from "../protocol";
 import type { ResultsModel } from "../tree/treeModel";
+
+/** The daemon's answers the chart asks for itself (the rest comes from the results model). */
+export interface ChartSource {
+  series(tag: string, buckets: number): Promise<Reduction>;
+  experiment(tag: string, number: number): Promise<Experiment | undefined>;
+}
 
 export class ChartPanel implements vscode.Disposable {
   private panel: vscode.WebviewPanel | undefined;
@@ -16,6 +24,11 @@ export class ChartPanel implements vscode.Disposable {
   private resets = 0;
   /** What the webview has now (kept here to count points and to notice a new session). */
   private series = new ChartSeries("lower");
+  /** Experiments charted when the session is reduced (undefined: sent whole, `series` has them). */
+  private reducedTotal: number | undefined;
+  private columns = 1000;
+  /** The reduction asked for when the panel opened, before the webview was ready. */
+  private early: { tag: string; epoch: number; reduction: Promise<Reduction | undefined> } | undefined;
   private readonly changed = new vscode.EventEmitter<void>();
   readonly onDidChange = this.changed.event;
   private readonly subscriptions: { dispose(): void }[];
@@ -25,6 +38,7 @@ export class ChartPanel implements vscode.Disposable {
     private readonly model: ResultsModel,
     private readonly openExperiment: (tag: string, number: number) => Promise<void>,
     private readonly log: vscode.LogOutputChannel,
+    private readonly source: ChartSource,
   ) {
     this.subscriptions = [
       model.onChange(() => {
@@ -40,7 +54,11 @@ export class ChartPanel implements vscode.Disposable {
   }
 
   get points(): number {
-    return this.series.size;
+    return this.reducedTotal ?? this.series.size;
+  }
+
+  get reduced(): boolean {
+    return this.reducedTotal !== undefined;
   }
 
   show(): void {
@@ -62,19 +80,42 @@ export class ChartPanel implements vscode.Disposable {
       this.panel = undefined;
       this.ready = false;
       this.series = new ChartSeries("lower");
+      this.reducedTotal = undefined;
+      this.early = undefined;
       this.changed.fire();
     });
     this.panel = panel;
+    // Ask the daemon while the webview loads: the first render need not wait for both in turn.
+    const tag = this.model.currentTag;
+    if (tag !== undefined) {
+      const reduction = this.source.series(tag, this.columns).catch(() => undefined);
+      this.early = { tag, epoch: this.model.epoch, reduction };
+    }
     this.changed.fire();
   }
 
   private onMessage(message: FromWebview): void {
     if (message.type === "ready") {
       this.ready = true;
+      if (message.columns) this.columns = Math.max(50, Math.min(4000, Math.round(message.columns)));
       void this.reset();
     } else if (message.type === "open" && this.tag !== undefined) {
       void this.openExperiment(this.tag, message.number);
+    } else if (message.type === "detail" && this.tag !== undefined) {
+      void this.detail(this.tag, message.number);
     }
+  }
+
+  /** One experiment's description and metric, for the hover of a reduced chart. */
+  private async detail(tag: string, number: number): Promise<void> {
+    let experiment: Experiment | undefined;
+    try {
+      experiment = this.model.experiment(tag, number) ?? (await this.source.experiment(tag, number));
+    } catch (error) {
+      this.log.warn(`chart: #${number}: ${String(error)}`);
+    }
+    if (tag !== this.tag) return;
+    this.post({ type: "detail", number, point: experiment ? toPoint(experiment) : null });
   }
 
   /** Send the whole current session (on open, on a new session, after a daemon restart). */
@@ -86,15 +127,39 @@ export class ChartPanel implements vscode.Disposable {
     this.epoch = this.model.epoch;
     const state = this.model.state;
     let experiments: Experiment[] = [];
+    let reduction: Reduction | undefined;
     try {
-      experiments = tag === undefined ? [] : await this.model.all(tag);
+      // The reduction first: it says how large the session is, and a large one is drawn from it.
+      const started = Date.now();
+      const early = this.early;
+      this.early = undefined;
+      if (early && early.tag === tag && early.epoch === this.model.epoch) reduction = await early.reduction;
+      // Records that came while the webview loaded are not in it (nor were they sent): ask again.
+      if (reduction && tag !== undefined && reduction.total < this.model.summary(tag).total) reduction = undefined;
+      if (!reduction && tag !== undefined) reduction = await this.source.series(tag, this.columns);
+      if (reduction) this.log.info(`chart: ${reduction.total} experiments in ${this.columns} columns, ${Date.now() - started} ms`);
+    } catch (error) {
+      this.log.warn(`chart: the session's reduction: ${String(error)}`);
+    }
+    try {
+      if (tag !== undefined && (reduction?.total ?? 0) <= SMALL_SESSION) {
+        reduction = undefined;
+        experiments = await this.model.all(tag);
+      }
     } catch (error) {
       this.log.warn(`chart: ${String(error)}`);
     }
     if (mine !== this.resets) return; // a newer reset won
     const direction = state?.direction || "lower";
-    this.series = ChartSeries.from(direction, experiments.map(toPoint));
     this.panel.title = `Autoresearch Chart${state?.metric ? `: ${state.metric}` : ""}`;
+    if (reduction) {
+      this.series = new ChartSeries(direction);
+      this.reducedTotal = reduction.total;
+      this.post({ type: "reduced", metric: state?.metric ?? "", direction, reduction, summary: this.summary() });
+      return;
+    }
+    this.reducedTotal = undefined;
+    this.series = ChartSeries.from(direction, experiments.map(toPoint));
     this.post({ type: "reset", metric: state?.metric ?? "", direction, points: this.series.points, summary: this.summary() });
   }
 
@@ -119,7 +184,8 @@ export class ChartPanel implements vscode.Disposable {
       return;
     }
     const point = toPoint(experiment);
-    if (!this.series.append([point])) {
+    if (this.reducedTotal !== undefined) this.reducedTotal += 1;
+    else if (!this.series.append([point])) {
       this.series = ChartSeries.from(this.series.direction, [...this.series.points, point]);
     }
     this.post({ type: "append", points: [point], summary: this.summary() });

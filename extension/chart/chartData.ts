@@ -2,7 +2,12 @@
 // one point per experiment, in uPlot's column layout, with the best line: the metric of the last
 // keep so far (the commit the branch sat on, what the next experiment was measured against). The
 // daemon decided each keep; nothing here compares metrics.
-import type { Counts, Experiment, Status } from "../protocol";
+import type { ChartBucket, ChartSeries as Reduction, Counts, Experiment, Status } from "../protocol";
+
+/** Up to this many experiments the chart gets each one (a marker each, its description in the
+ * hover); above, the daemon's reduction (`autoresearch/chartSeries`): markers would merge into a
+ * band, and sending 100,000 of them froze the window (#21). */
+export const SMALL_SESSION = 2000;
 
 export interface ChartPoint {
   number: number;
@@ -21,10 +26,15 @@ export interface ChartSummary {
 export type ToWebview =
   | { type: "reset"; metric: string; direction: string; points: ChartPoint[]; summary: ChartSummary }
   | { type: "append"; points: ChartPoint[]; summary: ChartSummary }
-  | { type: "summary"; summary: ChartSummary };
+  | { type: "summary"; summary: ChartSummary }
+  | { type: "reduced"; metric: string; direction: string; reduction: Reduction; summary: ChartSummary }
+  | { type: "detail"; number: number; point: ChartPoint | null };
 
-/** Messages from the webview to the extension. */
-export type FromWebview = { type: "ready" } | { type: "open"; number: number };
+/** Messages from the webview to the extension; `columns`: the plot's width, one bucket each. */
+export type FromWebview =
+  | { type: "ready"; columns?: number }
+  | { type: "open"; number: number }
+  | { type: "detail"; number: number };
 
 export function toPoint(experiment: Experiment): ChartPoint {
   const metric = experiment.metric;
@@ -102,5 +112,112 @@ export class ChartSeries {
       else hi = mid - 1;
     }
     return -1;
+  }
+}
+
+/** A keep listed one by one (a marker on the best line). */
+export interface ChartKeep {
+  number: number;
+  metric: number | null;
+}
+
+/** One x of the reduced chart: a keep (a marker on the best line) or a bucket of the rest. */
+export interface ReducedEntry {
+  x: number;
+  keep: ChartKeep | null;
+  bucket: ChartBucket | null;
+}
+
+/** uPlot columns of a reduced session: the keeps' markers, the best line stepping at each keep,
+ * and each bucket's metric range (drawn as bars, not as markers). */
+export interface ReducedColumns {
+  x: number[];
+  keep: (number | null)[];
+  best: (number | null)[];
+  low: (number | null)[];
+  high: (number | null)[];
+}
+
+/** The daemon's reduction of a large session, and new records folded into it as they come. */
+export class ReducedSeries {
+  readonly entries: ReducedEntry[] = [];
+  columns: ReducedColumns = { x: [], keep: [], best: [], low: [], high: [] };
+  total: number;
+  readonly span: number;
+  /** The keeps came one by one (markers); else the buckets' keep ranges stand for them. */
+  readonly listed: boolean;
+  private readonly buckets: ChartBucket[];
+  private readonly keeps: ChartKeep[];
+
+  constructor(reduction: Reduction) {
+    this.total = reduction.total;
+    this.span = Math.max(1, reduction.span);
+    this.buckets = reduction.buckets.map((b) => ({ ...b }));
+    this.keeps = reduction.keep_numbers.map((number, i) => ({ number, metric: reduction.keep_metrics[i] ?? null }));
+    this.listed = this.keeps.length > 0 || !reduction.buckets.some((b) => (b.keep ?? 0) > 0);
+    this.rebuild();
+  }
+
+  /** A new experiment: into its bucket (a new one past the last), a keep also to the keeps. */
+  append(point: ChartPoint): void {
+    const lastBucket = this.buckets[this.buckets.length - 1];
+    if (lastBucket && point.number < lastBucket.first) return; // older than the last bucket: already counted
+    let bucket = lastBucket && point.number <= lastBucket.first + this.span - 1 ? lastBucket : undefined;
+    if (!bucket) {
+      const origin = this.buckets[0]?.first ?? point.number;
+      const first = origin + Math.floor((point.number - origin) / this.span) * this.span;
+      bucket = { first, last: point.number, keep: 0, discard: 0, crash: 0, discard_min: null, discard_max: null, best: lastBucket?.best ?? null };
+      this.buckets.push(bucket);
+    }
+    bucket.last = Math.max(bucket.last, point.number);
+    const m = point.metric;
+    if (point.status === "keep") {
+      bucket.keep = (bucket.keep ?? 0) + 1;
+      bucket.best = m;
+      if (m !== null) {
+        bucket.keep_min = bucket.keep_min == null ? m : Math.min(bucket.keep_min, m);
+        bucket.keep_max = bucket.keep_max == null ? m : Math.max(bucket.keep_max, m);
+      }
+      if (this.listed) this.keeps.push({ number: point.number, metric: m });
+    } else if (point.status === "discard") {
+      bucket.discard = (bucket.discard ?? 0) + 1;
+      if (m !== null) {
+        bucket.discard_min = bucket.discard_min == null ? m : Math.min(bucket.discard_min, m);
+        bucket.discard_max = bucket.discard_max == null ? m : Math.max(bucket.discard_max, m);
+      }
+    } else {
+      bucket.crash = (bucket.crash ?? 0) + 1;
+    }
+    this.total += 1;
+    this.rebuild();
+  }
+
+  /** Keeps and buckets merged by x (a bucket at its middle), with the best as of each x. */
+  private rebuild(): void {
+    const entries = this.entries;
+    entries.length = 0;
+    let k = 0;
+    for (const bucket of this.buckets) {
+      const x = (bucket.first + bucket.last) / 2;
+      while (k < this.keeps.length && this.keeps[k]!.number <= x) entries.push({ x: this.keeps[k]!.number, keep: this.keeps[k++]!, bucket: null });
+      const shown = (bucket.discard ?? 0) + (bucket.crash ?? 0) + (this.listed ? 0 : (bucket.keep ?? 0));
+      if (shown > 0) entries.push({ x, keep: null, bucket });
+    }
+    while (k < this.keeps.length) entries.push({ x: this.keeps[k]!.number, keep: this.keeps[k++]!, bucket: null });
+    const c: ReducedColumns = { x: [], keep: [], best: [], low: [], high: [] };
+    let best: number | null = null;
+    for (const e of entries) {
+      if (e.keep) best = e.keep.metric;
+      else if (!this.listed && e.bucket) best = e.bucket.best ?? best;
+      c.x.push(e.x);
+      c.keep.push(e.keep ? e.keep.metric : null);
+      c.best.push(best);
+      const b = e.bucket;
+      const keeps = !this.listed && b ? [b.keep_min, b.keep_max] : [];
+      const values = [b?.discard_min, b?.discard_max, ...keeps].filter((v): v is number => v !== null && v !== undefined);
+      c.low.push(values.length ? Math.min(...values) : null);
+      c.high.push(values.length ? Math.max(...values) : null);
+    }
+    this.columns = c;
   }
 }

@@ -47,6 +47,7 @@ class Method:
     LOG = "autoresearch/log"
     GPUS = "autoresearch/gpus"
     GUIDANCE = "autoresearch/guidance"
+    CHART_SERIES = "autoresearch/chartSeries"
     # Notifications, daemon -> client.
     STATE_CHANGED = "autoresearch/stateChanged"
     EXPERIMENT_RECORDED = "autoresearch/experimentRecorded"
@@ -97,6 +98,13 @@ class ExperimentsParams(RootParams, forbid_unknown_fields=True):
     tag: str | None = None
     # Newest first, as the tree shows them.
     newest_first: bool = True
+
+
+class ChartSeriesParams(RootParams, forbid_unknown_fields=True):
+    # A session tag; omitted = the current (or observed) session.
+    tag: str | None = None
+    # How many columns the chart has room for: one bucket each (about one per pixel).
+    buckets: int = 1000
 
 
 class ChangesParams(RootParams, forbid_unknown_fields=True):
@@ -192,6 +200,40 @@ class ExperimentsPage(msgspec.Struct):
     total: int
     offset: int
     items: list[Experiment]
+
+
+class ChartBucket(msgspec.Struct):
+    """Experiments `first`..`last` (numbers, both included) reduced to what one column shows."""
+
+    first: int
+    last: int
+    keep: int = 0
+    discard: int = 0
+    crash: int = 0
+    # The discards' metrics: their range, drawn as one bar whose strength is `discard`.
+    discard_min: float | None = None
+    discard_max: float | None = None
+    # The keeps' metrics: their range (drawn as a bar when the keeps are not listed one by one).
+    keep_min: float | None = None
+    keep_max: float | None = None
+    # The running best at the bucket's end: the metric of the last keep so far.
+    best: float | None = None
+
+
+class ChartSeries(msgspec.Struct):
+    """A session as the chart draws it, whatever its size: every keep (the best line steps at
+    each), the rest reduced to per-column buckets. Descriptions are asked for on hover."""
+
+    root: str
+    tag: str
+    total: int
+    # Experiment numbers per bucket (1: one experiment per bucket, nothing merged).
+    span: int
+    buckets: list[ChartBucket]
+    # Every keep, as two columns, when there are no more keeps than buckets (each a marker the
+    # chart can draw apart); else both empty and the buckets' keep ranges stand for them.
+    keep_numbers: list[int]
+    keep_metrics: list[float | None]
 
 
 FileStatus = Literal["added", "modified", "deleted", "renamed"]
@@ -295,6 +337,7 @@ REQUESTS: dict[str, tuple[type, type]] = {
     Method.LOG: (LogParams, LogResult),
     Method.GPUS: (GpusParams, GpuStatus),
     Method.GUIDANCE: (GuidanceParams, Ack),
+    Method.CHART_SERIES: (ChartSeriesParams, ChartSeries),
 }
 
 NOTIFICATIONS: dict[str, type] = {

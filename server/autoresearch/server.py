@@ -193,6 +193,7 @@ HANDLERS: dict[str, Handler] = {
     Method.LOG: lambda s, p: _ws(s, p).run_log(p.number, p.tag, p.max_bytes),
     Method.GPUS: lambda s, p: s.start_gpu_monitor(),
     Method.GUIDANCE: lambda s, p: _ws(s, p).guidance(p.text),
+    Method.CHART_SERIES: lambda s, p: _ws(s, p).chart_series(p.tag, p.buckets),
 }
 assert set(HANDLERS) == set(REQUESTS), "every protocol request needs a handler"
 

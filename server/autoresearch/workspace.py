@@ -16,8 +16,8 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import chart_series, control, preflight, queries, revision, runlogs, scope
 from . import config as cfg
-from . import control, preflight, queries, revision, runlogs, scope
 from .attach import Attachment
 from .confine import check_state_paths
 from .experiment import Experiment
@@ -29,6 +29,7 @@ from .observer import Observer, Snapshot, observed_state
 from .protocol import (
     Ack,
     ChangesResult,
+    ChartSeries,
     ExperimentRecorded,
     ExperimentsPage,
     FileAtResult,
@@ -259,6 +260,16 @@ class Workspace:
             offset=offset,
             items=queries.page(items, offset, limit, newest_first),
         )
+
+    def chart_series(self, tag: str | None, buckets: int) -> ChartSeries:
+        if not 1 <= buckets <= chart_series.MAX_BUCKETS:
+            raise ParamError(
+                "buckets",
+                f"buckets must be between 1 and {chart_series.MAX_BUCKETS} (got {buckets}):"
+                " ask for about one per pixel of the chart's width.",
+            )
+        tag = tag if tag is not None else self._current_tag()
+        return chart_series.reduce(str(self.root), tag, self._items(tag), buckets)
 
     def changes(self, commit: str | None, number: int | None, tag: str | None) -> ChangesResult:
         if commit is None and number is None:

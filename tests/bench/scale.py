@@ -154,6 +154,24 @@ def page_times(root: Path, n: int) -> tuple[float, float, float, float]:
         daemon.close()
 
 
+def chart_series_time(root: Path, n: int) -> tuple[float, float, int]:
+    """The chart's `autoresearch/chartSeries` (1,000 columns) from a daemon that has read the
+    session: the first and the median of 5 more, and the answer's size in bytes."""
+    daemon = Daemon(cwd=root)
+    try:
+        daemon.request("autoresearch/state", {"root": str(root)}, timeout=300)
+        params = {"root": str(root), "tag": TAG, "buckets": 1000}
+        times = []
+        for _ in range(6):
+            started = time.perf_counter()
+            answer = daemon.request("autoresearch/chartSeries", params, timeout=300)
+            times.append(time.perf_counter() - started)
+            assert answer["total"] == n
+        return times[0], statistics.median(times[1:]), len(msgspec.json.encode(answer))
+    finally:
+        daemon.close()
+
+
 def first_page_unindexed(root: Path, n: int) -> float:
     (root / ".autoresearch" / "experiments.idx").unlink(missing_ok=True)
     daemon = Daemon(cwd=root)
@@ -216,6 +234,7 @@ def run(
             size = (root / ".autoresearch" / "experiments.jsonl").stat().st_size / MB
             load = load_time(root)
             first, warm, idle, rss = page_times(root, n)
+            chart_first, chart_warm, chart_bytes = chart_series_time(root, n)
             cold = first_page_unindexed(root, n)
             label = f"{n:,} experiments"
             table.add(
@@ -241,6 +260,12 @@ def run(
                 f"{label}: next pages (RPC), median",
                 fmt(warm * 1000, "ms"),
                 "200 rows, top and middle",
+            )
+            table.add(
+                "scale",
+                f"{label}: chart series, 1,000 columns (RPC)",
+                fmt(chart_first * 1000, "ms"),
+                f"then {fmt(chart_warm * 1000, 'ms')}; {chart_bytes / MB:.1f} MB of JSON",
             )
             table.add("scale", f"{label}: daemon RSS", fmt(rss, "MB"), f"{fmt(idle, 'MB')} before")
             out[f"load_{n}"], out[f"page_{n}"], out[f"rss_{n}"] = load, warm, rss

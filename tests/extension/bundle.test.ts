@@ -38,7 +38,7 @@ test("the hook, built as the e2e suite builds it, dumps what the probe shows", a
     tree: async () => ({ session: undefined, items: [] }),
     statusBar: () => ({ gpu: "", gpuTooltip: "", gpuWarning: false, loop: "$(sync~spin) Running #1" }),
     locks: () => ({ locked: ["train.py"], offLimits: [], readonlyInclude: null }),
-    chart: () => ({ open: false, points: 0 }),
+    chart: () => ({ open: false, points: 0, reduced: false }),
     changed: [],
     onMessage: (f) => (listeners.push(f), { dispose() {} }),
     onNotification: () => ({ dispose() {} }),

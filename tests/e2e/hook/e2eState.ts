@@ -19,7 +19,7 @@ export interface E2EState {
   tree: { session: DumpRow | null; items: DumpRow[] };
   statusBar: { gpu: string; gpuTooltip: string; gpuWarning: boolean; loop: string };
   locks: { locked: string[]; offLimits: string[]; readonlyInclude: Record<string, boolean> | null };
-  chart: { open: boolean; points: number };
+  chart: { open: boolean; points: number; reduced?: boolean };
   lastNotification: { method: string; at: string } | null;
   lastMessage: { severity: "info" | "warning" | "error"; text: string; at: string } | null;
   updated: string;
