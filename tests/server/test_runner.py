@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
 from conftest import alive_with_env
@@ -32,17 +33,17 @@ def test_timeout_kills_grandchildren_that_ignore_sigterm(tmp_path: Path) -> None
         "sleep 300"
     )
     started = time.monotonic()
-    result, _ = run(tmp_path, script, timeout=1.0, grace=0.5, marker="t-timeout")
+    marker = f"t-timeout-{uuid.uuid4().hex}"  # unique: other test sessions may run this too
+    result, _ = run(tmp_path, script, timeout=1.0, grace=0.5, marker=marker)
     assert result.timed_out and time.monotonic() - started < 10
-    time.sleep(0.2)
-    assert alive_with_env(MARKER, "t-timeout") == []
+    assert alive_with_env(MARKER, marker) == []  # gone when run() returns, not a moment later
 
 
 def test_background_children_do_not_outlive_a_finished_run(tmp_path: Path) -> None:
-    result, _ = run(tmp_path, "(sleep 300 &) ; echo done", timeout=10, marker="t-bg")
+    marker = f"t-bg-{uuid.uuid4().hex}"
+    result, _ = run(tmp_path, "(sleep 300 &) ; echo done", timeout=10, marker=marker)
     assert result.exit_code == 0
-    time.sleep(0.2)
-    assert alive_with_env(MARKER, "t-bg") == []
+    assert alive_with_env(MARKER, marker) == []
 
 
 def test_a_runaway_log_is_stopped_at_its_limit(tmp_path: Path) -> None:
