@@ -10,6 +10,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
@@ -24,6 +25,8 @@ from .measure import default_pattern
 from .protocol import LoopState
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+# The CLI prints the running curve's latest point at most this often.
+CURVE_LINE_S = 10.0
 # Each stops `run` after the running experiment, a second one at once; exit 128 + the signal.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 EXAMPLE = Path(__file__).parent / "examples" / "demo"
@@ -258,6 +261,7 @@ def _say(text: str, file: TextIO | None = None) -> None:
 
 def _printer() -> callable:  # type: ignore[valid-type]
     last_phase = [""]
+    curve_said = [0.0]
 
     def emit(event: Event) -> None:
         if isinstance(event, Progress):
@@ -266,6 +270,11 @@ def _printer() -> callable:  # type: ignore[valid-type]
             last_phase[0] = event.phase
             if event.phase in ("setup", "baseline"):
                 _say(f"[{event.phase}] {event.message}")
+        if isinstance(event, LoopState) and event.curve_step is not None:
+            now = time.monotonic()  # the curve's latest point, every CURVE_LINE_S at most
+            if now - curve_said[0] >= CURVE_LINE_S:
+                curve_said[0] = now
+                _say(f"  #{event.current} step {event.curve_step}: {event.curve_value:.6g}")
 
     return emit
 

@@ -193,6 +193,7 @@ HANDLERS: dict[str, Handler] = {
     Method.LOG: lambda s, p: _ws(s, p).run_log(p.number, p.tag, p.max_bytes),
     Method.GPUS: lambda s, p: s.start_gpu_monitor(),
     Method.GUIDANCE: lambda s, p: _ws(s, p).guidance(p.text),
+    Method.CURVE: lambda s, p: _ws(s, p).curve(p.number, p.tag),
 }
 assert set(HANDLERS) == set(REQUESTS), "every protocol request needs a handler"
 

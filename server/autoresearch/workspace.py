@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import config as cfg
-from . import control, preflight, queries, revision, runlogs, scope
+from . import control, curves, preflight, queries, revision, runlogs, scope
 from .attach import Attachment
 from .confine import check_state_paths
 from .experiment import Experiment
@@ -29,6 +29,7 @@ from .observer import Observer, Snapshot, observed_state
 from .protocol import (
     Ack,
     ChangesResult,
+    CurvePoints,
     ExperimentRecorded,
     ExperimentsPage,
     FileAtResult,
@@ -287,6 +288,19 @@ class Workspace:
             _checked(commit)
         with self._git_lock:
             return queries.file_at(self._query_repo(), commit, path)
+
+    def curve(self, number: int, tag: str | None) -> CurvePoints:
+        """A stored learning curve (thinned to curves.MAX_POINTS); empty when there is none."""
+        if tag is not None and not TAG.match(tag):
+            raise ParamError(
+                "tag", f"tag {tag!r} must be letters, digits, '.', '_' or '-', e.g. nov25."
+            )
+        if number < 0:
+            raise ParamError("number", f"number must not be negative (got {number}).")
+        tag = tag if tag is not None else self._current_tag()
+        points = curves.read(self.root, tag, number) if TAG.match(tag) else []
+        steps, values = [s for s, _ in points], [v for _, v in points]
+        return CurvePoints(root=str(self.root), tag=tag, number=number, steps=steps, values=values)
 
     def run_log(self, number: int | None, tag: str | None, max_bytes: int) -> LogResult:
         if max_bytes < 0:
