@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 from conftest import make_config
 
@@ -138,3 +141,12 @@ def test_the_new_sections_round_trip_through_the_toml() -> None:
     )
     again = cfg.parse(cfg.dumps(config))
     assert again == config
+
+
+def test_the_pruning_bench_saves_time_and_prunes_no_winner() -> None:
+    sys.path.insert(0, str(Path(__file__).parents[1] / "bench"))
+    import pruning
+    from common import Table
+
+    figures = pruning.run(Table())
+    assert figures["won"] == 0 and figures["saved"] > 0.3
