@@ -26,8 +26,12 @@ def check_url(url: str) -> str:
     """The problem with a webhook URL, worded as the rest of a sentence, or ''."""
     parts = urllib.parse.urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
+        # The URL itself is not repeated: its path is the hook's secret.
+        what = f"a {parts.scheme}: URL" if parts.scheme else "a URL without a scheme"
+        if parts.scheme in ("http", "https"):
+            what = "a URL without a host"
         return (
-            f"must be an http:// or https:// URL with a host, not {_safe(url)!r}. Paste the"
+            f"must be an http:// or https:// URL with a host, not {what}. Paste the"
             " incoming-webhook URL from Slack or Discord, e.g. 'https://hooks.slack.com/...'."
         )
     return ""
@@ -37,10 +41,6 @@ def host_of(url: str) -> str:
     """The URL without its secret: scheme and host only."""
     parts = urllib.parse.urlsplit(url)
     return f"{parts.scheme}://{parts.hostname or '?'}"
-
-
-def _safe(url: str) -> str:
-    return url if len(url) <= 40 else url[:40] + "..."
 
 
 class Webhook:

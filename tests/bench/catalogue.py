@@ -151,6 +151,26 @@ CONFIGS = [
     ("scope.files climbing out with '..'", 'files = ["train.py"]', 'files = ["../*"]'),
     ("scope.off_limits with an absolute path", '["evaluate.py"]', '["/etc/passwd"]'),
     ("scope.off_limits climbing out with '..'", '["evaluate.py"]', '["../secrets/*"]'),
+    ("metric.curve with one group", "[run]", "curve = 'step (\\d+)'\n[run]"),
+    ("decision.prune without metric.curve", "seed = 1", "seed = 1\n[decision]\nprune = true"),
+    (
+        "decision.prune_after outside (0, 1]",
+        "seed = 1",
+        "seed = 1\n[decision]\nprune_after = 50",
+    ),
+    ("stop.wall_clock not a duration", "seed = 1", "seed = 1\n[stop]\nwall_clock = '8 hours'"),
+    ("stop.plateau of 0", "seed = 1", "seed = 1\n[stop]\nplateau = 0"),
+    ("stop.max_experiments misspelt", "seed = 1", "seed = 1\n[stop]\nmax_experiment = 5"),
+    (
+        "stop.agent_cost_usd negative",
+        "seed = 1",
+        "seed = 1\n[stop]\nagent_cost_usd = -5.0",
+    ),
+    (
+        "notify.webhook not an http(s) URL",
+        "seed = 1",
+        "seed = 1\n[notify]\nwebhook = 'file:///etc/passwd'",
+    ),
 ]
 for title, old, new in CONFIGS:
     case("config", title)(bad_config(old, new))
