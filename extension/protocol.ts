@@ -17,6 +17,8 @@ export interface Metric {
   direction: Direction;
   pattern?: string | null;
   extract?: string | null;
+  /** Two groups, step and value, read live from run.log: the learning curve. */
+  curve?: string | null;
 }
 
 export interface Run {
@@ -61,6 +63,23 @@ export interface Decision {
   min_improvement?: number;
   noise_repeats?: Int;
   confirmation_runs?: Int;
+  prune?: boolean;
+  prune_after?: number;
+  prune_margin?: number;
+}
+
+/** When the loop stops by itself, after the current experiment; none set: never. */
+export interface Stop {
+  target?: number | null;
+  max_experiments?: Int | null;
+  plateau?: Int | null;
+  wall_clock?: string | null;
+  agent_cost_usd?: number | null;
+}
+
+export interface Notify {
+  webhook?: string | null;
+  new_best?: boolean;
 }
 
 export interface Config {
@@ -71,6 +90,8 @@ export interface Config {
   constraints?: string;
   agent?: Agent;
   decision?: Decision;
+  stop?: Stop;
+  notify?: Notify;
 }
 
 // ---- experiment.py ----------------------------------------------------------------------------
@@ -117,6 +138,7 @@ export interface Experiment {
   started?: string;
   finished?: string;
   extra?: Record<string, string>;
+  cost_usd?: number | null;
 }
 
 // ---- protocol.py: requests --------------------------------------------------------------------
@@ -202,6 +224,12 @@ export interface LogParams {
   max_bytes?: Int;
 }
 
+export interface CurveParams {
+  root: string;
+  number: Int;
+  tag?: string | null;
+}
+
 export interface GpusParams {
   root?: string | null;
 }
@@ -257,6 +285,9 @@ export interface LoopState {
   /** Seconds into the running command, and its timeout, for progress. */
   elapsed_s?: number | null;
   timeout_s?: number | null;
+  /** The running experiment's learning curve so far: its last point. */
+  curve_step?: Int | null;
+  curve_value?: number | null;
   sessions?: SessionSummary[];
 }
 
@@ -354,6 +385,26 @@ export interface LogAppended {
   text: string;
 }
 
+/** Points of an experiment's learning curve: new ones as a run makes them, or a stored curve. */
+export interface CurvePoints {
+  root: string;
+  tag: string;
+  number: Int;
+  steps: Int[];
+  values: number[];
+}
+
+export type NoticeKind = "stopped" | "crashes" | "new_best";
+
+/** The loop stopped by itself (and why), crashed 3 times in a row, or found a new best. */
+export interface LoopNotice {
+  root: string;
+  kind: NoticeKind;
+  text: string;
+  tag?: string;
+  number?: Int | null;
+}
+
 // ---- methods ----------------------------------------------------------------------------------
 
 /** Method names (DESIGN §5), as in protocol.py's class Method. */
@@ -371,11 +422,14 @@ export const Method = {
   log: "autoresearch/log",
   gpus: "autoresearch/gpus",
   guidance: "autoresearch/guidance",
+  curve: "autoresearch/curve",
   stateChanged: "autoresearch/stateChanged",
   experimentRecorded: "autoresearch/experimentRecorded",
   gpuStatus: "autoresearch/gpuStatus",
   locksChanged: "autoresearch/locksChanged",
   logAppended: "autoresearch/logAppended",
+  curvePoints: "autoresearch/curvePoints",
+  notice: "autoresearch/notice",
 } as const;
 
 /** Every notification the daemon sends; the client subscribes to each (checked by a test). */
@@ -385,6 +439,8 @@ export const NOTIFICATION_METHODS = [
   Method.gpuStatus,
   Method.locksChanged,
   Method.logAppended,
+  Method.curvePoints,
+  Method.notice,
 ] as const;
 
 /** Requests (client -> daemon): params and result of each, as in protocol.py's REQUESTS. */
@@ -402,6 +458,7 @@ export interface Requests {
   "autoresearch/log": { params: LogParams; result: LogResult };
   "autoresearch/gpus": { params: GpusParams; result: GpuStatus };
   "autoresearch/guidance": { params: GuidanceParams; result: Ack };
+  "autoresearch/curve": { params: CurveParams; result: CurvePoints };
 }
 
 /** Notifications (daemon -> client), as in protocol.py's NOTIFICATIONS. */
@@ -411,6 +468,8 @@ export interface Notifications {
   "autoresearch/gpuStatus": GpuStatus;
   "autoresearch/locksChanged": LocksChanged;
   "autoresearch/logAppended": LogAppended;
+  "autoresearch/curvePoints": CurvePoints;
+  "autoresearch/notice": LoopNotice;
 }
 
 export type RequestMethod = keyof Requests;
