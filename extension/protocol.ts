@@ -394,9 +394,9 @@ export interface CurvePoints {
   values: number[];
 }
 
-export type NoticeKind = "stopped" | "crashes" | "new_best";
+export type NoticeKind = "stopped" | "failed" | "crashes" | "new_best";
 
-/** The loop stopped by itself (and why), crashed 3 times in a row, or found a new best. */
+/** The loop stopped by itself (and why) or on an error, crashed 3 times in a row, or found a new best. */
 export interface LoopNotice {
   root: string;
   kind: NoticeKind;

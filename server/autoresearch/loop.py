@@ -195,15 +195,19 @@ class Loop:
                 self._iterate()
                 done += 1
                 self._set(remaining=None if self.limit is None else self.limit - done)
+            # Done as asked (--loop N): the editor says so (phaseMessage); the hook is told.
+            asked = self.limit is not None and done == self.limit and not why
             if why:
                 self._say(f"stopping: {why}")
-            if why or (self.limit is not None and done == self.limit):
-                self._say(self.summary() + (f"\nStopped: {why}." if why else ""))
+                self._say(f"{self.summary()}\nStopped: {why}.")
+            elif asked:
+                self._say(self.summary())
             self._refresh_notes()  # the recovery document ends with every experiment of the run
             self._locks(locked=False)  # unlocked before "stopped" is announced: it must be true
             self._phase("stopped", current=None, message=f"stopped: {why}" if why else "stopped")
-            if why or not self._stop.is_set():  # a person's own stop needs no notice
-                self._notice("stopped", f"stopped: {why or 'the requested experiments are done'}")
+            if why or asked:  # stopped by itself; a person's own stop needs no notice
+                text = self._stopped_text(why or f"the {self.limit} requested experiments are done")
+                self._notice("stopped", text, self._tally().best_number, editor=bool(why))
             return self.history
         except Exception as exc:
             full = diskspace.disk_full(exc, self.root)  # one plain message, wherever it hit
@@ -211,7 +215,7 @@ class Loop:
                 self._locks(locked=False)
             self._phase("failed", current=None, message=str(full or exc))
             with contextlib.suppress(Exception):
-                self._notice("stopped", f"failed: {str(full or exc)[:500]}")
+                self._notice("failed", f"failed: {str(full or exc)[:500]}")
             if full is not None and full is not exc:
                 raise full from exc
             raise
@@ -227,13 +231,20 @@ class Loop:
         c = self.config
         return stops.stop_reason(c.stop, c.metric.direction, self.history, elapsed) or ""
 
-    def _notice(self, kind: NoticeKind, text: str, number: int | None = None) -> None:
+    def _notice(
+        self, kind: NoticeKind, text: str, number: int | None = None, editor: bool = True
+    ) -> None:
         """Tell the editor, and the webhook when one is set (a new best only if asked)."""
-        self.emit(
-            LoopNotice(root=str(self.root), kind=kind, text=text, tag=self.tag, number=number)
-        )
+        if editor:
+            self.emit(LoopNotice(str(self.root), kind, text, tag=self.tag, number=number))
         if self.webhook is not None and (kind != "new_best" or self.config.notify.new_best):
             self.webhook.send(f"autoresearch {self.root.name} ({self.tag}): {text}")
+
+    def _stopped_text(self, why: str) -> str:
+        tally, name = self._tally(), self.config.metric.name
+        runs = max(tally.total - 1, 0)
+        best = f"; best {name} {tally.best:.6g} (#{tally.best_number})" if tally.best else ""
+        return f"stopped: {why}. {runs} experiment{'s' * (runs != 1)}{best}"
 
     def _after_record(self, exp: Experiment, prev: Experiment | None) -> None:
         """The notices a record can make: a new best, a streak of crashes."""

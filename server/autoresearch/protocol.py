@@ -294,12 +294,12 @@ class CurvePoints(msgspec.Struct):
     values: list[float]
 
 
-NoticeKind = Literal["stopped", "crashes", "new_best"]
+NoticeKind = Literal["stopped", "failed", "crashes", "new_best"]
 
 
 class LoopNotice(msgspec.Struct):
-    """Something a person away from the loop wants to know: it stopped by itself (and why),
-    crashed 3 times in a row, or found a new best. `number`: the experiment to open."""
+    """Something a person away from the loop wants to know: it stopped by itself (and why) or
+    on an error, crashed 3 times in a row, or found a new best. `number`: the experiment to open."""
 
     root: str
     kind: NoticeKind

@@ -65,7 +65,7 @@ def test_a_stop_condition_ends_the_loop_after_the_experiment_and_says_why(
 ) -> None:
     # No limit: without the condition this loop would run for ever.
     edits = edits or [set_lr("0.9"), set_lr("0.8")]
-    _loop, events = run_loop(
+    loop, events = run_loop(
         repo,
         ScriptedProposer([*edits, *[set_lr(f"0.{i}") for i in range(1, 9)]]),
         notify__webhook=hook.url(),
@@ -78,7 +78,8 @@ def test_a_stop_condition_ends_the_loop_after_the_experiment_and_says_why(
     assert any(t.startswith("stopping: ") and why in t for t in said(events))
     assert f"Stopped: {why}" in said(events)[-1]  # the summary
     stopped = [n for n in notices(events) if n.kind == "stopped"]
-    assert len(stopped) == 1 and why in stopped[0].text
+    assert len(stopped) == 1 and why in stopped[0].text and "best score" in stopped[0].text
+    assert stopped[0].number == loop.ledger.tally(loop.tag).best_number  # the best, to open
     texts = hook.wait_for(1)
     assert any(why in t and repo.name in t for t in texts)
 
