@@ -159,9 +159,12 @@ class Bench:
         timeout = self.config.run.timeout
         path = log_path(self.root, self.tag, n, suffix)
         pattern = self.config.metric.curve
-        # Re-runs (noise, confirmation) are followed but not stored: the curve is the first run's.
-        number = None if suffix else n
-        follower = curves.Follower(self.root, path, pattern, self.tag, number) if pattern else None
+        # Re-runs (noise, confirmation) are not followed: the curve is the first run's.
+        follower = (
+            curves.Follower(self.root, path, pattern, self.tag, n)
+            if pattern and not suffix
+            else None
+        )
         best_curve = self._best_curve(best) if follower else []
         # The run stops on the user's cancel or on a prune; the two are told apart after.
         stop_run = threading.Event()
@@ -177,7 +180,7 @@ class Bench:
                 return
             last_sent[0] = now
             self.set_state(elapsed_s=round(elapsed, 1), timeout_s=timeout)
-            if follower is None or suffix:
+            if follower is None:
                 return
             points = follower.poll()
             if points:
@@ -192,7 +195,7 @@ class Bench:
         m = measure(
             self.runner, self.config, self.root, path, stop_run, tick, marker=marker, diff=diff
         )
-        if follower is not None and (points := follower.poll(final=True)) and not suffix:
+        if follower is not None and (points := follower.poll(final=True)):
             self.on_curve(n, points)
         if pruned and not self.cancel.is_set():
             m.crash_kind, m.reason, m.pruned = None, pruned, True

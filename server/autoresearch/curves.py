@@ -21,6 +21,8 @@ CURVES_DIR = Path(".autoresearch") / "curves"
 MAX_LINE = 64 * 1024
 # Points read back for a chart or a comparison; a longer curve is thinned evenly.
 MAX_POINTS = 20_000
+# Bytes read per poll: a fast printer is caught up over a few polls, memory stays bounded.
+CHUNK = 4 * 1024 * 1024
 _SPLIT = re.compile(rb"\r\n|\r|\n")
 
 
@@ -66,16 +68,25 @@ class Follower:
             path.unlink(missing_ok=True)  # a re-run starts its curve again
 
     def poll(self, final: bool = False) -> list[Point]:
-        """New points since the last call; `final`: the log is complete, its last line too."""
+        """New points since the last call (at most CHUNK bytes read); `final`: the log is
+        complete: all of the rest is read, its last line too."""
+        points = self._poll_chunk(final)
+        while final and self.offset < _size(self.log):
+            points += self._poll_chunk(final)
+        return points
+
+    def _poll_chunk(self, final: bool) -> list[Point]:
         try:
             with open(self.log, "rb") as f:
                 f.seek(self.offset)
-                chunk = f.read(4 * 1024 * 1024)
+                chunk = f.read(CHUNK)
                 self.offset = f.tell()
         except OSError:
             return []
         parts = _SPLIT.split(self.partial + chunk)
-        self.partial = b"" if final else parts.pop()[:MAX_LINE]
+        # The last line counts once the log is complete and read to its end, not before.
+        done = final and self.offset >= _size(self.log)
+        self.partial = b"" if done else parts.pop()[:MAX_LINE]
         points = parse_lines(self.pattern, [p[:MAX_LINE] for p in parts])
         if self.last is not None:
             points = [p for p in points if p[0] > self.last[0]] or (
@@ -84,8 +95,6 @@ class Follower:
         if points:
             self.last = points[-1]
             self._store(points)
-        if final and self.offset < _size(self.log):
-            return points + self.poll(final=True)
         return points
 
     def _store(self, points: list[Point]) -> None:

@@ -98,3 +98,15 @@ def test_a_curve_file_under_a_link_is_not_read(tmp_path: Path) -> None:
     (root / ".autoresearch").mkdir(parents=True)
     (root / ".autoresearch/curves").symlink_to(outside)
     assert curves.read(root, "t", 1) == []
+
+
+def test_a_log_written_faster_than_polled_is_caught_up_in_chunks(tmp_path: Path) -> None:
+    log = tmp_path / "run.log"
+    steps = 3 * curves.CHUNK // 40  # lines of about 40 bytes: three chunks and more
+    text = "".join(f"step {i}: train loss 1.0, val loss {i % 7}.5\n" for i in range(steps))
+    log.write_text(text)
+    follower = curves.Follower(tmp_path, log, NANOGPT, "t", None)
+    first = follower.poll()
+    assert 0 < len(first) < steps  # one chunk at a time while the run goes on
+    rest = follower.poll(final=True)  # at the end, everything
+    assert [s for s, _ in first + rest] == list(range(steps))
