@@ -1,6 +1,6 @@
 // The learning curve in the chart ([metric] curve): while an experiment runs, its curve grows
 // under the experiments' chart, live (the label's step advances within one experiment), drawn
-// over the best experiment's curve; after the loop, the best's curve is there to compare.
+// over the best experiment's curve; after the loop, a click on an experiment shows its curve.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { answerInput, runCommand, screenshot, waitFor, webviewFrame } from '../harness.mjs';
@@ -62,5 +62,14 @@ test('curve: a running experiment\'s curve grows live over the best\'s', { timeo
     await waitFor(async () => /best #\d+ at step/.test((await label.textContent()) ?? ''), { message: 'the best\'s curve after the loop' });
     mark('loop done');
     await screenshot(page, 'curve-done');
+
+    // Clicking an experiment's point shows its stored curve in the running one's place.
+    const over = chart.locator('.u-over').first();
+    const box = await over.boundingBox();
+    await over.hover({ position: { x: box.width - 2, y: box.height / 2 }, force: true });
+    await chart.locator('#tooltip').filter({ hasText: /^#2 / }).waitFor();
+    await over.click({ position: { x: box.width - 2, y: box.height / 2 }, force: true });
+    await waitFor(async () => /^#2 selected · step 30: /.test((await label.textContent()) ?? ''),
+      { message: async () => `the curve of #2 after a click (label: ${await label.textContent()})` });
   });
 });
