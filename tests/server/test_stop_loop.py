@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import msgspec
 import pytest
 from conftest import ScriptedProposer, make_config, make_repo, set_lr
 from webhook_server import Hook
@@ -202,3 +203,13 @@ def test_the_cli_says_why_it_stopped(repo: Path, hook: Hook) -> None:
     assert "stopping: 2 experiments were run (stop.max_experiments 2)" in done.stdout
     assert "Stopped: 2 experiments were run" in done.stdout
     assert any("stop.max_experiments 2" in t for t in hook.wait_for(1))
+
+
+def test_the_cli_live_line_shows_the_curves_step_and_value(capsys) -> None:
+    from autoresearch import cli
+
+    emit = cli._printer()
+    state = LoopState(root="/r", phase="running", current=4, curve_step=120, curve_value=2.3125)
+    emit(state)
+    emit(msgspec.structs.replace(state, curve_step=130))  # within CURVE_LINE_S: not repeated
+    assert capsys.readouterr().out == "  #4 step 120: 2.3125\n"
