@@ -82,9 +82,18 @@ class Webhook:
             headers={"Content-Type": "application/json", "User-Agent": "autoresearch"},
             method="POST",
         )
-        # No redirects are followed to another scheme: urllib only follows http(s) ones.
-        with urllib.request.urlopen(request, timeout=self.timeout) as response:
+        with _OPENER.open(request, timeout=self.timeout) as response:
             response.read(1024)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A hook answers; it does not send the notice on elsewhere (another scheme, another host)."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect())
 
 
 def _reason(exc: Exception) -> str:

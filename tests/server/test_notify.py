@@ -83,3 +83,19 @@ def test_only_http_and_https_urls_with_a_host(url: str) -> None:
 def test_the_host_is_all_that_is_shown() -> None:
     assert host_of("https://hooks.slack.com/services/T/B/xyz?token=1") == "https://hooks.slack.com"
     assert check_url("https://hooks.slack.com/services/T/B/xyz") == ""
+
+
+def test_a_redirect_is_not_followed(caplog) -> None:
+    moved = Hook(status=302)  # urllib would follow it as a GET
+    try:
+        caplog.set_level(logging.WARNING, "autoresearch.notify")
+        sender = Webhook(moved.url())
+        sender.send("once")
+        sender.close()
+        end = time.monotonic() + 30
+        while not caplog.records and time.monotonic() < end:
+            time.sleep(0.05)
+        assert "HTTP 302" in caplog.text
+        assert moved.paths == ["/services/T000/B000/secret-token"]  # never /elsewhere
+    finally:
+        moved.close()

@@ -23,8 +23,15 @@ class Hook:
                 hook.paths.append(self.path)
                 hook.bodies.append(body)
                 self.send_response(hook.status)
+                if 300 <= hook.status < 400:
+                    self.send_header("Location", "/elsewhere")
                 self.end_headers()
                 self.wfile.write(b"ok")
+
+            def do_GET(self) -> None:  # a followed redirect would arrive here
+                hook.paths.append(self.path)
+                self.send_response(200)
+                self.end_headers()
 
             def log_message(self, *args: object) -> None:
                 pass
