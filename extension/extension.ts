@@ -4,6 +4,7 @@
 // the daemon.
 import * as vscode from "vscode";
 import { ChartPanel } from "./chart/chart";
+import { CurveFeed } from "./chart/curveFeed";
 import { registerCommands } from "./commands";
 import { Daemon } from "./daemon/daemon";
 import { usablePython, type Stage } from "./daemon/python";
@@ -69,6 +70,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     tree,
     ...createResultsView(tree, session, daemon, stage.event),
     chart,
+    new CurveFeed(daemon, session, chart, log),
     statusBar,
     ...statusBar.follow(daemon, session, log),
     stage.event((s) => statusBar.setStage(s)),
@@ -80,6 +82,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     }),
     notifier,
     notifier.followLoop(session),
+    notifier.followNotices(daemon, session, openExperiment),
     vscode.workspace.registerFileSystemProvider(REV_SCHEME, new RevisionFileSystem(daemon), {
       isReadonly: true,
       isCaseSensitive: true,

@@ -363,6 +363,8 @@ export function phaseMessage(
   if (after.phase === "failed") {
     return { severity: "error", text: `Autoresearch: the loop failed. ${oneLine(after.message ?? "", 300)}`.trim() };
   }
+  // Stopped by itself ("stopped: why"): the loop's notice says it, with the best to open.
+  if (after.phase === "stopped" && after.message?.startsWith("stopped: ")) return undefined;
   if (after.phase === "stopped" && wasActive) {
     const best =
       after.best !== null && after.best !== undefined

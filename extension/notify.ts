@@ -1,7 +1,10 @@
 // Messages to the user: one function for the commands and the loop's phase changes, and an event
 // for each message shown (the e2e hook reads the last one).
 import * as vscode from "vscode";
+import type { Daemon } from "./daemon/daemon";
 import { phaseMessage } from "./format";
+import { noticeWanted } from "./noticeRule";
+import { Method } from "./protocol";
 import type { Session } from "./session";
 
 export type Severity = "info" | "warning" | "error";
@@ -30,7 +33,30 @@ export class Notifier implements vscode.Disposable {
     });
   }
 
+  /**
+   * The loop's notices: it stopped by itself (and why), 3 crashes in a row, a new best (only with
+   * autoresearch.notify.newBest). Each offers to open the experiment it names.
+   */
+  followNotices(daemon: Daemon, session: Session, open: (tag: string, number: number) => Promise<void>): vscode.Disposable {
+    return daemon.onNotification(Method.notice, (notice) => {
+      if (!session.isMine(notice.root) || !noticeWanted(notice, newBestWanted())) return;
+      const text = `Autoresearch: ${notice.text}`;
+      const severity: Severity = notice.kind === "crashes" ? "warning" : "info";
+      this.emitter.fire({ severity, text });
+      const show = severity === "warning" ? vscode.window.showWarningMessage : vscode.window.showInformationMessage;
+      const number = notice.number;
+      const action = number !== null && number !== undefined ? `Open Experiment #${number}` : undefined;
+      void show(text, ...(action ? [action] : [])).then((picked) => {
+        if (picked && action && number !== null && number !== undefined) void open(notice.tag ?? "", number);
+      });
+    });
+  }
+
   dispose(): void {
     this.emitter.dispose();
   }
+}
+
+function newBestWanted(): boolean {
+  return vscode.workspace.getConfiguration("autoresearch").get<boolean>("notify.newBest", false);
 }

@@ -17,6 +17,8 @@ export interface Metric {
   direction: Direction;
   pattern?: string | null;
   extract?: string | null;
+  /** Two groups, step and value, read live from run.log: the learning curve. */
+  curve?: string | null;
 }
 
 export interface Run {
@@ -70,6 +72,23 @@ export interface Decision {
   min_improvement?: number;
   noise_repeats?: Int;
   confirmation_runs?: Int;
+  prune?: boolean;
+  prune_after?: number;
+  prune_margin?: number;
+}
+
+/** When the loop stops by itself, after the current experiment; none set: never. */
+export interface Stop {
+  target?: number | null;
+  max_experiments?: Int | null;
+  plateau?: Int | null;
+  wall_clock?: string | null;
+  agent_cost_usd?: number | null;
+}
+
+export interface Notify {
+  webhook?: string | null;
+  new_best?: boolean;
 }
 
 export interface Config {
@@ -80,6 +99,8 @@ export interface Config {
   constraints?: string;
   agent?: Agent;
   decision?: Decision;
+  stop?: Stop;
+  notify?: Notify;
 }
 
 // ---- experiment.py ----------------------------------------------------------------------------
@@ -126,6 +147,7 @@ export interface Experiment {
   started?: string;
   finished?: string;
   extra?: Record<string, string>;
+  cost_usd?: number | null;
 }
 
 // ---- protocol.py: requests --------------------------------------------------------------------
@@ -219,6 +241,12 @@ export interface LogParams {
   max_bytes?: Int;
 }
 
+export interface CurveParams {
+  root: string;
+  number: Int;
+  tag?: string | null;
+}
+
 export interface GpusParams {
   root?: string | null;
 }
@@ -284,6 +312,9 @@ export interface LoopState {
   /** Seconds into the running command, and its timeout, for progress. */
   elapsed_s?: number | null;
   timeout_s?: number | null;
+  /** The running experiment's learning curve so far: its last point. */
+  curve_step?: Int | null;
+  curve_value?: number | null;
   sessions?: SessionSummary[];
 }
 
@@ -410,6 +441,26 @@ export interface LogAppended {
   text: string;
 }
 
+/** Points of an experiment's learning curve: new ones as a run makes them, or a stored curve. */
+export interface CurvePoints {
+  root: string;
+  tag: string;
+  number: Int;
+  steps: Int[];
+  values: number[];
+}
+
+export type NoticeKind = "stopped" | "failed" | "crashes" | "new_best";
+
+/** The loop stopped by itself (and why) or on an error, crashed 3 times in a row, or found a new best. */
+export interface LoopNotice {
+  root: string;
+  kind: NoticeKind;
+  text: string;
+  tag?: string;
+  number?: Int | null;
+}
+
 // ---- methods ----------------------------------------------------------------------------------
 
 /** Method names (DESIGN §5), as in protocol.py's class Method. */
@@ -428,11 +479,14 @@ export const Method = {
   gpus: "autoresearch/gpus",
   guidance: "autoresearch/guidance",
   chartSeries: "autoresearch/chartSeries",
+  curve: "autoresearch/curve",
   stateChanged: "autoresearch/stateChanged",
   experimentRecorded: "autoresearch/experimentRecorded",
   gpuStatus: "autoresearch/gpuStatus",
   locksChanged: "autoresearch/locksChanged",
   logAppended: "autoresearch/logAppended",
+  curvePoints: "autoresearch/curvePoints",
+  notice: "autoresearch/notice",
 } as const;
 
 /** Every notification the daemon sends; the client subscribes to each (checked by a test). */
@@ -442,6 +496,8 @@ export const NOTIFICATION_METHODS = [
   Method.gpuStatus,
   Method.locksChanged,
   Method.logAppended,
+  Method.curvePoints,
+  Method.notice,
 ] as const;
 
 /** Requests (client -> daemon): params and result of each, as in protocol.py's REQUESTS. */
@@ -460,6 +516,7 @@ export interface Requests {
   "autoresearch/gpus": { params: GpusParams; result: GpuStatus };
   "autoresearch/guidance": { params: GuidanceParams; result: Ack };
   "autoresearch/chartSeries": { params: ChartSeriesParams; result: ChartSeries };
+  "autoresearch/curve": { params: CurveParams; result: CurvePoints };
 }
 
 /** Notifications (daemon -> client), as in protocol.py's NOTIFICATIONS. */
@@ -469,6 +526,8 @@ export interface Notifications {
   "autoresearch/gpuStatus": GpuStatus;
   "autoresearch/locksChanged": LocksChanged;
   "autoresearch/logAppended": LogAppended;
+  "autoresearch/curvePoints": CurvePoints;
+  "autoresearch/notice": LoopNotice;
 }
 
 export type RequestMethod = keyof Requests;

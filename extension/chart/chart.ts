@@ -7,6 +7,7 @@
 import { randomBytes } from "node:crypto";
 import * as vscode from "vscode";
 import { ChartSeries, SMALL_SESSION, toPoint, type ChartSummary, type FromWebview, type ToWebview } from "./chartData";
+import type { CurveMessage } from "./curveData";
 import type { ChartSeries as Reduction, Experiment } from "../protocol";
 import type { ResultsModel } from "../tree/treeModel";
 
@@ -31,6 +32,11 @@ export class ChartPanel implements vscode.Disposable {
   private early: { tag: string; epoch: number; reduction: Promise<Reduction | undefined> } | undefined;
   private readonly changed = new vscode.EventEmitter<void>();
   readonly onDidChange = this.changed.event;
+  // For the learning curves (curveFeed.ts): a clicked experiment, and a webview ready for them.
+  private readonly opened = new vscode.EventEmitter<{ tag: string; number: number }>();
+  readonly onDidOpenExperiment = this.opened.event;
+  private readonly readied = new vscode.EventEmitter<void>();
+  readonly onDidBecomeReady = this.readied.event;
   private readonly subscriptions: { dispose(): void }[];
 
   constructor(
@@ -99,8 +105,10 @@ export class ChartPanel implements vscode.Disposable {
       this.ready = true;
       if (message.columns) this.columns = Math.max(50, Math.min(4000, Math.round(message.columns)));
       void this.reset();
+      this.readied.fire();
     } else if (message.type === "open" && this.tag !== undefined) {
       void this.openExperiment(this.tag, message.number);
+      this.opened.fire({ tag: this.tag, number: message.number });
     } else if (message.type === "detail" && this.tag !== undefined) {
       void this.detail(this.tag, message.number);
     }
@@ -191,6 +199,11 @@ export class ChartPanel implements vscode.Disposable {
     this.post({ type: "append", points: [point], summary: this.summary() });
   }
 
+  /** The learning curves, drawn under the chart (curveView.ts). */
+  postCurve(message: CurveMessage): void {
+    if (this.panel && this.ready) void this.panel.webview.postMessage(message);
+  }
+
   private post(message: ToWebview): void {
     void this.panel?.webview.postMessage(message);
     this.changed.fire();
@@ -200,6 +213,8 @@ export class ChartPanel implements vscode.Disposable {
     for (const s of this.subscriptions) s.dispose();
     this.panel?.dispose();
     this.changed.dispose();
+    this.opened.dispose();
+    this.readied.dispose();
   }
 }
 
@@ -228,6 +243,8 @@ function html(webview: vscode.Webview, dist: vscode.Uri): string {
          display: flex; flex-direction: column; }
   #summary { padding: 6px 12px; color: var(--vscode-descriptionForeground); }
   #chart { flex: 1; min-height: 0; padding: 0 8px 8px 0; }
+  #curve { display: none; height: 35%; min-height: 120px; padding: 0 8px 8px 0; }
+  #curve-label { display: none; padding: 2px 12px; color: var(--vscode-descriptionForeground); }
   #empty { display: none; padding: 24px; color: var(--vscode-descriptionForeground); }
   #tooltip { position: fixed; display: none; pointer-events: none; white-space: pre-wrap; max-width: 420px;
              padding: 4px 8px; z-index: 10; color: var(--vscode-editorHoverWidget-foreground);
@@ -246,6 +263,8 @@ function html(webview: vscode.Webview, dist: vscode.Uri): string {
 <div id="summary">Loading…</div>
 <div id="empty">No experiments yet.</div>
 <div id="chart"></div>
+<div id="curve-label"></div>
+<div id="curve"></div>
 <div id="tooltip"></div>
 <script nonce="${nonce}" src="${script}"></script>
 </body>

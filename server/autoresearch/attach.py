@@ -18,7 +18,16 @@ import msgspec
 from . import control
 from .loop_host import Client, sessions_newest_first
 from .measure import RUN_LOG
-from .protocol import Ack, ExperimentRecorded, LocksChanged, LogAppended, LoopState, Method
+from .protocol import (
+    Ack,
+    CurvePoints,
+    ExperimentRecorded,
+    LocksChanged,
+    LogAppended,
+    LoopNotice,
+    LoopState,
+    Method,
+)
 from .records import Records
 from .tailer import LogTailer
 
@@ -102,6 +111,10 @@ class Attachment:
             self._client.post(Method.EXPERIMENT_RECORDED, recorded)
         elif event.event == Method.LOCKS_CHANGED:
             self._client.post(Method.LOCKS_CHANGED, msgspec.convert(event.payload, LocksChanged))
+        elif event.event == Method.CURVE_POINTS:
+            self._client.post(Method.CURVE_POINTS, msgspec.convert(event.payload, CurvePoints))
+        elif event.event == Method.NOTICE:
+            self._client.post(Method.NOTICE, msgspec.convert(event.payload, LoopNotice))
         elif event.event == "progress":
             self._client.say(f"{self.root.name}: {event.payload.get('text', '')}")
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import msgspec
 
-from . import policy
-from .config import Config
+from . import curves, policy, stops
+from .config import Config, Direction
 from .experiment import DiffStats, Experiment, GuardResult
 from .measure import Measurement, log_path, measure
 from .policy import Verdict
@@ -99,6 +99,8 @@ class Bench:
         self.tag = ""
         self.noise_std = 0.0
         self.sentinel: Sentinel | None = None
+        # New points of the running experiment's curve, for the editor: (number, points).
+        self.on_curve: Callable[[int, list[stops.Point]], None] = lambda n, points: None
 
     def attempt(
         self,
@@ -124,12 +126,14 @@ class Bench:
             m = Measurement(result=RunResult(exit_code=None, runtime_s=0.0), log_path="")
             m.crash_kind, m.reason = "invalid", f"{invalid} (reverted; not run)"
         else:
-            m = self.measure(n, marker, diff=diff_text)
+            m = self.measure(n, marker, diff=diff_text, best=best)
             if changed := self.off_limits_changed(parent, n, events, "during the run"):
                 m.crash_kind, m.reason = "invalid", f"off-limits {', '.join(changed)} changed"
                 m.metric, m.trivial, m.environment = None, False, False
         attempt = Attempt(sha, description, diff, m, Verdict("crash", m.reason))
-        if m.crash_kind:
+        if m.pruned:
+            attempt.verdict = Verdict("discard", m.reason)
+        if m.crash_kind or m.pruned:
             return attempt
         attempt.verdict = self._verdict(n, attempt, best, diff.additions - diff.deletions, marker)
         if attempt.verdict.status == "keep" and self.config.run.guard:
@@ -144,32 +148,86 @@ class Bench:
         suffix: str = "",
         diff: Callable[[], str] | None = None,
         seed: int = 0,
+        best: Experiment | None = None,
     ) -> Measurement:
-        """`seed`: 0 for an experiment's first run, 1, 2, ... for its repeats, so a script that
-        seeds from AUTORESEARCH_SEED shows its noise and a lucky seed cannot win alone."""
-        self.set_state(phase="running", current=n, message=f"running {self.config.run.command}")
+        """Run once into the log. `seed`: 0 for an experiment's first run, 1, 2, ... for its
+        repeats, so a script that seeds from AUTORESEARCH_SEED shows its noise and a lucky seed
+        cannot win alone. The experiment's own run (no `suffix`) follows its curve, and with
+        `best` given may be pruned: stopped and judged a discard."""
+        command = self.config.run.command
+        self.set_state(
+            phase="running",
+            current=n,
+            message=f"running {command}",
+            curve_step=None,
+            curve_value=None,
+        )
         started = time.monotonic()
         timeout = self.config.run.timeout
+        path = log_path(self.root, self.tag, n, suffix)
+        pattern = self.config.metric.curve
+        # Re-runs (noise, confirmation) are not followed: the curve is the first run's.
+        follower = (
+            curves.Follower(self.root, path, pattern, self.tag, n)
+            if pattern and not suffix
+            else None
+        )
+        best_curve = self._best_curve(best) if follower else []
+        # The run stops on the user's cancel or on a prune; the two are told apart after.
+        stop_run = threading.Event()
+        pruned = ""
+        last_sent = [0.0]
 
         def tick(elapsed: float) -> None:
-            if time.monotonic() - started >= 1.0:  # at most about once a second
-                self.set_state(elapsed_s=round(elapsed, 1), timeout_s=timeout)
+            nonlocal pruned
+            if self.cancel.is_set():
+                stop_run.set()
+            now = time.monotonic()
+            if now - started < 1.0 or now - last_sent[0] < 1.0:  # about once a second
+                return
+            last_sent[0] = now
+            self.set_state(elapsed_s=round(elapsed, 1), timeout_s=timeout)
+            if follower is None:
+                return
+            points = follower.poll()
+            if points:
+                self.on_curve(n, points)
+                why = stops.prune_reason(
+                    points[-1], best_curve, self.config.decision, self._direction, self.noise_std
+                )
+                if why and not pruned:
+                    pruned = why
+                    stop_run.set()
 
-        path = log_path(self.root, self.tag, n, suffix)
         env = {SEED_ENV: str(seed), RUN_ENV: str(n)}
-        result = measure(
+        m = measure(
             self.runner,
             self.config,
             self.root,
             path,
-            self.cancel,
+            stop_run,
             tick,
             marker=marker,
             diff=diff,
             env=env,
         )
+        if follower is not None and (points := follower.poll(final=True)):
+            self.on_curve(n, points)
+        if pruned and not self.cancel.is_set():
+            m.crash_kind, m.reason, m.pruned = None, pruned, True
+            m.trivial = m.environment = False
+            self.say(f"#{n}: {pruned}: worse than #{best.number if best else '?'} at that step")
         self.set_state(phase="measuring", current=n, elapsed_s=None, timeout_s=None)
-        return result
+        return m
+
+    @property
+    def _direction(self) -> Direction:
+        return self.config.metric.direction
+
+    def _best_curve(self, best: Experiment | None) -> list[stops.Point]:
+        if best is None or not self.config.decision.prune:
+            return []
+        return curves.read(self.root, self.tag, best.number)
 
     def guard(self, n: int, marker: str = "") -> tuple[bool, str]:
         """`marker` is the journaled one: a restarted daemon kills a guard left running."""

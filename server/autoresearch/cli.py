@@ -10,6 +10,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
@@ -24,6 +25,8 @@ from .measure import default_pattern
 from .protocol import LoopState, MetricCandidate
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+# The CLI prints the running curve's latest point at most this often.
+CURVE_LINE_S = 10.0
 # Each stops `run` after the running experiment, a second one at once; exit 128 + the signal.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 EXAMPLE = Path(__file__).parent / "examples" / "demo"
@@ -294,6 +297,7 @@ def _printer(live: bool | None = None) -> callable:  # type: ignore[valid-type]
     last_phase = [""]
     live = sys.stdout.isatty() if live is None else live
     shown = [False]
+    curve_said = [0.0]
 
     def clear() -> None:
         if shown[0]:
@@ -305,9 +309,14 @@ def _printer(live: bool | None = None) -> callable:  # type: ignore[valid-type]
             clear()
             _say(event.text)
         elif isinstance(event, LoopState):
+            curve = (
+                f" · step {event.curve_step}: {event.curve_value:.6g}"
+                if event.curve_step is not None and event.curve_value is not None
+                else ""
+            )
             if live and event.phase in ("running", "baseline") and event.elapsed_s is not None:
                 limit = f" / {event.timeout_s:g} s" if event.timeout_s else ""
-                _write(f"\r\033[K#{event.current} running {event.elapsed_s:.0f} s{limit}")
+                _write(f"\r\033[K#{event.current} running {event.elapsed_s:.0f} s{limit}{curve}")
                 shown[0] = True
             elif event.phase != "running" or event.elapsed_s is None:
                 clear()
@@ -315,6 +324,10 @@ def _printer(live: bool | None = None) -> callable:  # type: ignore[valid-type]
                 last_phase[0] = event.phase
                 if event.phase in ("setup", "baseline"):
                     _say(f"[{event.phase}] {event.message}")
+            now = time.monotonic()  # not on a terminal: the curve's latest point now and then
+            if curve and not live and now - curve_said[0] >= CURVE_LINE_S:
+                curve_said[0] = now
+                _say(f"  #{event.current} step {event.curve_step}: {event.curve_value:.6g}")
 
     return emit
 

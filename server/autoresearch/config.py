@@ -33,6 +33,8 @@ class Metric(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     pattern: str | None = None
     # Or the seed's shell extraction, e.g. `grep "^val_bpb:" run.log`; the last number printed wins.
     extract: str | None = None
+    # A regex with two groups, step and value, read live from run.log: the learning curve.
+    curve: str | None = None
 
 
 class Run(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -108,6 +110,32 @@ class Decision(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     # Re-runs of a win that lies within twice the threshold, each with its own seed
     # (AUTORESEARCH_SEED 1, 2, ...); their mean decides, and must beat two standard errors.
     confirmation_runs: int = 0
+    # Early stopping: a run worse than the best run at the same step (by more than the margin
+    # and the noise) is stopped, once past `prune_after` of the best run's steps. Needs a curve.
+    prune: bool = False
+    prune_after: float = 0.5
+    prune_margin: float = 0.0
+
+
+class Stop(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """When the loop stops by itself, after the current experiment; none set: never."""
+
+    # A best metric at least this good (in the metric's direction).
+    target: float | None = None
+    max_experiments: int | None = None
+    # Experiments in a row without a keep.
+    plateau: int | None = None
+    # Time since the loop started, e.g. '8h', '90m', '3600s' or '1h30m'.
+    wall_clock: str | None = None
+    # The agent's reported cost summed over the session, in US dollars.
+    agent_cost_usd: float | None = None
+
+
+class Notify(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    # POSTed a JSON body {"text": ...} (Slack and Discord accept it) on the loop's notices.
+    webhook: str | None = None
+    # Also notify on each new best (off: only stops and crashes in a row).
+    new_best: bool = False
 
 
 class Config(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -118,6 +146,8 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     constraints: str = ""
     agent: Agent = msgspec.field(default_factory=Agent)
     decision: Decision = msgspec.field(default_factory=Decision)
+    stop: Stop = msgspec.field(default_factory=Stop)
+    notify: Notify = msgspec.field(default_factory=Notify)
 
 
 def parse(text: str, source: str = CONFIG_FILE) -> Config:
@@ -194,6 +224,8 @@ def validate(config: Config, source: str = CONFIG_FILE) -> None:
         check_pattern(m.pattern, "metric.pattern", source)
     if r.memory_pattern is not None:
         check_pattern(r.memory_pattern, "run.memory_pattern", source)
+    if m.curve is not None:
+        check_pattern(m.curve, "metric.curve", source, groups=2)
     for name in ("timeout", "guard_timeout", "max_log_mb"):
         value = getattr(r, name)
         if not (value > 0 and math.isfinite(value)):
@@ -216,6 +248,9 @@ def validate(config: Config, source: str = CONFIG_FILE) -> None:
     d = config.decision
     if d.min_improvement < 0 or d.noise_repeats < 0 or d.confirmation_runs < 0:
         raise ConfigError(f"{source}: decision settings must not be negative.")
+    from .stops import check_config
+
+    check_config(config, source)
     if config.agent.kind == "command" and not (config.agent.preset or config.agent.command):
         raise ConfigError(
             f'{source}: agent.kind is "command" but neither agent.preset nor agent.command is set.'
@@ -278,13 +313,20 @@ def check_scope_pattern(glob: str, key: str, source: str = CONFIG_FILE) -> None:
         )
 
 
-def check_pattern(pattern: str, key: str, source: str = CONFIG_FILE) -> re.Pattern[str]:
+def check_pattern(
+    pattern: str, key: str, source: str = CONFIG_FILE, groups: int = 1
+) -> re.Pattern[str]:
     try:
         compiled = re.compile(pattern, re.MULTILINE)
         re.compile(pattern.encode(), re.MULTILINE)  # run.log is searched as bytes
     except re.error as exc:
         raise ConfigError(f"{source}: {key} does not compile: {exc}. Fix the regex.") from exc
-    if compiled.groups != 1:
+    if groups == 2 and compiled.groups != 2:
+        raise ConfigError(
+            f"{source}: {key} has {compiled.groups} group(s); it needs exactly two, the step"
+            r" and the value, e.g. '^step (\d+).*val_loss:? ([-+0-9.eE]+)'."
+        )
+    if groups == 1 and compiled.groups != 1:
         raise ConfigError(
             f"{source}: {key} has {compiled.groups} groups; it needs exactly one, around the"
             r" number, e.g. '^val_bpb:\s*([-+0-9.eE]+)'."

@@ -32,7 +32,15 @@ from .confine import check_state_paths
 from .gpu import GpuMonitor, open_source
 from .lock import RepoLock
 from .loop import GUIDANCE_FILE, Event, Loop, Progress
-from .protocol import ExperimentRecorded, LocksChanged, LoopState, Method, to_wire
+from .protocol import (
+    CurvePoints,
+    ExperimentRecorded,
+    LocksChanged,
+    LoopNotice,
+    LoopState,
+    Method,
+    to_wire,
+)
 from .session_factory import Session, log_end, open_session
 
 DAEMON_LOG = ".autoresearch/daemon.log"
@@ -228,6 +236,10 @@ class Hub:
             self.publish(Method.EXPERIMENT_RECORDED, to_wire(event))
         elif isinstance(event, LocksChanged):
             self.publish(Method.LOCKS_CHANGED, to_wire(event), keep=True)
+        elif isinstance(event, CurvePoints):
+            self.publish(Method.CURVE_POINTS, to_wire(event))
+        elif isinstance(event, LoopNotice):
+            self.publish(Method.NOTICE, to_wire(event))
 
     def publish(self, name: str, payload: Any, keep: bool = False) -> None:
         data = msgspec.json.encode(control.ControlEvent(event=name, payload=payload)) + b"\n"

@@ -15,6 +15,7 @@ import contextlib
 import datetime as dt
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +32,7 @@ from . import (
     policy,
     runlogs,
     scope,
+    stops,
 )
 from .agents.base import AgentUnavailable, FailureKind, Proposer
 from .agents.manual import ManualProposer
@@ -41,8 +43,18 @@ from .experiment import DiffStats, Experiment
 from .journal import Entry, Journal
 from .ledger import Ledger
 from .measure import log_path
+from .notify import Webhook
 from .prompt import CHANGE_APPROACH_AFTER
-from .protocol import ExperimentRecorded, LocksChanged, LoopState, Phase, SessionSummary
+from .protocol import (
+    CurvePoints,
+    ExperimentRecorded,
+    LocksChanged,
+    LoopNotice,
+    LoopState,
+    NoticeKind,
+    Phase,
+    SessionSummary,
+)
 from .repo import REF_PREFIX, Repo
 from .runner import LocalRunner, Runner
 from .session_records import Tally
@@ -57,6 +69,8 @@ PROGRESS_EVERY = 5
 # (no API key, no network, no quota) must not spin. A pause comes before each repeat.
 MAX_AGENT_FAILURES = 3
 AGENT_RETRY_WAIT_S = 10.0
+# Crashes in a row that make a notice (once per streak).
+CRASH_NOTICE_AFTER = 3
 
 
 class LoopStopped(RuntimeError):
@@ -69,7 +83,7 @@ class Progress(msgspec.Struct):
     text: str
 
 
-Event = LoopState | ExperimentRecorded | LocksChanged | Progress
+Event = LoopState | ExperimentRecorded | LocksChanged | Progress | CurvePoints | LoopNotice
 
 
 class Loop:
@@ -107,6 +121,7 @@ class Loop:
         self.cancel = threading.Event()  # abandon the current step now
         self._running = threading.Event()  # cleared while paused
         self._running.set()
+        self._started = time.monotonic()  # for [stop] wall_clock
         # What the next edit call is told, and events of no-experiment calls before it.
         self._next_failure: tuple[str, FailureKind] | None = None
         self._carried: list[str] = []
@@ -118,6 +133,9 @@ class Loop:
         self._left: set[str] = set()
         self._pruned = 0  # run logs below this number are pruned (runlogs.prune)
         self.bench = Bench(root, config, self.runner, self.cancel, self._set, self._say)
+        self.bench.on_curve = self._curve
+        hook = config.notify.webhook
+        self.webhook = Webhook(hook) if hook else None
         self.state = LoopState(
             root=str(root),
             phase="idle",
@@ -146,6 +164,7 @@ class Loop:
 
     def run(self) -> list[Experiment]:
         """Set up or resume, then iterate until stopped or `limit` iterations are done."""
+        self._started = time.monotonic()
         try:
             self._phase("setup", message="preflight")
             session = bootstrap.start(
@@ -165,8 +184,10 @@ class Loop:
             elif session.rerun is not None:
                 self._rerun(session.rerun)
             self._refresh_counts()
-            done = 0
+            done, why = 0, ""
             while not self._stop.is_set() and (self.limit is None or done < self.limit):
+                if why := self._stop_reason():
+                    break
                 # Manual mode pauses in its edit step (_hold_edit), after the person's earlier
                 # edits are set aside: one made while paused is theirs for the next experiment.
                 if not self._running.is_set() and not isinstance(self.proposer, ManualProposer):
@@ -176,23 +197,76 @@ class Loop:
                 self._iterate()
                 done += 1
                 self._set(remaining=None if self.limit is None else self.limit - done)
-            if self.limit is not None and done == self.limit:
+            # Done as asked (--loop N): the editor says so (phaseMessage); the hook is told.
+            asked = self.limit is not None and done == self.limit and not why
+            if why:
+                self._say(f"stopping: {why}")
+                self._say(f"{self.summary()}\nStopped: {why}.")
+            elif asked:
                 self._say(self.summary())
             self._refresh_notes()  # the recovery document ends with every experiment of the run
             self._locks(locked=False)  # unlocked before "stopped" is announced: it must be true
-            self._phase("stopped", current=None, message="stopped")
+            self._phase("stopped", current=None, message=f"stopped: {why}" if why else "stopped")
+            if why or asked:  # stopped by itself; a person's own stop needs no notice
+                text = self._stopped_text(why or f"the {self.limit} requested experiments are done")
+                self._notice("stopped", text, self._tally().best_number, editor=bool(why))
             return self.history
         except Exception as exc:
             full = diskspace.disk_full(exc, self.root)  # one plain message, wherever it hit
             with contextlib.suppress(Exception):  # as for "stopped"; the finally tries again
                 self._locks(locked=False)
             self._phase("failed", current=None, message=str(full or exc))
+            with contextlib.suppress(Exception):
+                self._notice("failed", f"failed: {str(full or exc)[:500]}")
             if full is not None and full is not exc:
                 raise full from exc
             raise
         finally:
             self._locks(locked=False)
             self.repo.close()
+            if self.webhook is not None:
+                self.webhook.close()
+
+    def _stop_reason(self) -> str:
+        """A `[stop]` condition met by the session so far, or ''."""
+        elapsed = time.monotonic() - self._started
+        c = self.config
+        return stops.stop_reason(c.stop, c.metric.direction, self.history, elapsed) or ""
+
+    def _notice(
+        self, kind: NoticeKind, text: str, number: int | None = None, editor: bool = True
+    ) -> None:
+        """Tell the editor, and the webhook when one is set (a new best only if asked)."""
+        if editor:
+            self.emit(LoopNotice(str(self.root), kind, text, tag=self.tag, number=number))
+        if self.webhook is not None and (kind != "new_best" or self.config.notify.new_best):
+            self.webhook.send(f"autoresearch {self.root.name} ({self.tag}): {text}")
+
+    def _stopped_text(self, why: str) -> str:
+        tally, name = self._tally(), self.config.metric.name
+        runs = max(tally.total - 1, 0)
+        best = f"; best {name} {tally.best:.6g} (#{tally.best_number})" if tally.best else ""
+        return f"stopped: {why}. {runs} experiment{'s' * (runs != 1)}{best}"
+
+    def _after_record(self, exp: Experiment, prev: Experiment | None) -> None:
+        """The notices a record can make: a new best, a streak of crashes."""
+        if exp.status == "keep" and exp.number > 0 and exp.metric is not None:
+            was = f" (was {prev.metric:.6g})" if prev and prev.metric is not None else ""
+            text = f"new best {self.config.metric.name} {exp.metric:.6g} at #{exp.number}{was}"
+            self._notice("new_best", text, exp.number)
+        crashes = 0
+        for e in reversed(self.history):
+            if e.status != "crash" or e.number == 0:
+                break
+            crashes += 1
+        if crashes == CRASH_NOTICE_AFTER:
+            text = f"{crashes} crashes in a row, the last #{exp.number}: {exp.reason[:300]}"
+            self._notice("crashes", text, exp.number)
+
+    def _curve(self, n: int, points: list[stops.Point]) -> None:
+        steps, values = [s for s, _ in points], [v for _, v in points]
+        self.emit(CurvePoints(str(self.root), self.tag, n, steps, values))
+        self._set(curve_step=steps[-1], curve_value=values[-1])
 
     def _prepare(self) -> None:
         """Fix the off-limits set and checksum it on the clean tree the baseline runs on (or
@@ -508,6 +582,7 @@ class Loop:
         self._refresh_counts()
         self.emit(ExperimentRecorded(root=str(self.root), tag=self.tag, experiment=exp))
         self._say(describe.result_line(exp, prev))
+        self._after_record(exp, prev)
         self._pruned = runlogs.prune(
             self.root, self.ledger.sessions, self.tag, self.config.run.keep_logs, self._pruned
         )

@@ -25,10 +25,12 @@ from .loop import Event, Loop, Progress
 from .measure import RUN_LOG, log_path
 from .protocol import (
     Ack,
+    CurvePoints,
     ExperimentRecorded,
     GpuStatus,
     LocksChanged,
     LogAppended,
+    LoopNotice,
     LoopState,
     Method,
 )
@@ -168,6 +170,10 @@ class LoopHost:
             elif isinstance(event, Progress):
                 self._log.info("%s", event.text)
                 self._client.say(f"{self.root.name}: {event.text}")
+            elif isinstance(event, CurvePoints):
+                self._client.post(Method.CURVE_POINTS, event)
+            elif isinstance(event, LoopNotice):
+                self._client.post(Method.NOTICE, event)
         except Exception:
             self._log.exception("forwarding a loop event failed")
 

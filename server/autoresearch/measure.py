@@ -33,6 +33,8 @@ class Measurement(msgspec.Struct):
     trivial: bool = False
     environment: bool = False
     tail: str = ""
+    # Stopped early by [decision] prune: `reason` says at which step; judged a discard.
+    pruned: bool = False
 
 
 def log_path(root: Path, tag: str, number: int, suffix: str = "") -> Path:

@@ -48,12 +48,15 @@ class Method:
     GPUS = "autoresearch/gpus"
     GUIDANCE = "autoresearch/guidance"
     CHART_SERIES = "autoresearch/chartSeries"
+    CURVE = "autoresearch/curve"
     # Notifications, daemon -> client.
     STATE_CHANGED = "autoresearch/stateChanged"
     EXPERIMENT_RECORDED = "autoresearch/experimentRecorded"
     GPU_STATUS = "autoresearch/gpuStatus"
     LOCKS_CHANGED = "autoresearch/locksChanged"
     LOG_APPENDED = "autoresearch/logAppended"
+    CURVE_POINTS = "autoresearch/curvePoints"
+    NOTICE = "autoresearch/notice"
 
 
 # ---- requests ---------------------------------------------------------------------------------
@@ -125,6 +128,12 @@ class LogParams(RootParams, forbid_unknown_fields=True):
     max_bytes: int = 65536
 
 
+class CurveParams(RootParams, forbid_unknown_fields=True):
+    number: int
+    # A session tag; omitted = the current (or observed) session.
+    tag: str | None = None
+
+
 class GpusParams(msgspec.Struct, forbid_unknown_fields=True):
     root: str | None = None
 
@@ -191,6 +200,9 @@ class LoopState(msgspec.Struct):
     # Seconds into the running command, and its timeout, for progress.
     elapsed_s: float | None = None
     timeout_s: float | None = None
+    # The running experiment's learning curve so far ([metric] curve): its last point.
+    curve_step: int | None = None
+    curve_value: float | None = None
     sessions: list[SessionSummary] = msgspec.field(default_factory=list)
 
 
@@ -323,6 +335,31 @@ class LogAppended(msgspec.Struct):
     text: str
 
 
+class CurvePoints(msgspec.Struct):
+    """Points of an experiment's learning curve ([metric] curve): as a run makes them (the
+    notification: only the new ones), or all of a stored curve (the request)."""
+
+    root: str
+    tag: str
+    number: int
+    steps: list[int]
+    values: list[float]
+
+
+NoticeKind = Literal["stopped", "failed", "crashes", "new_best"]
+
+
+class LoopNotice(msgspec.Struct):
+    """Something a person away from the loop wants to know: it stopped by itself (and why) or
+    on an error, crashed 3 times in a row, or found a new best. `number`: the experiment to open."""
+
+    root: str
+    kind: NoticeKind
+    text: str
+    tag: str = ""
+    number: int | None = None
+
+
 REQUESTS: dict[str, tuple[type, type]] = {
     Method.DETECT: (DetectParams, DetectResult),
     Method.START: (StartParams, LoopState),
@@ -338,6 +375,7 @@ REQUESTS: dict[str, tuple[type, type]] = {
     Method.GPUS: (GpusParams, GpuStatus),
     Method.GUIDANCE: (GuidanceParams, Ack),
     Method.CHART_SERIES: (ChartSeriesParams, ChartSeries),
+    Method.CURVE: (CurveParams, CurvePoints),
 }
 
 NOTIFICATIONS: dict[str, type] = {
@@ -346,6 +384,8 @@ NOTIFICATIONS: dict[str, type] = {
     Method.GPU_STATUS: GpuStatus,
     Method.LOCKS_CHANGED: LocksChanged,
     Method.LOG_APPENDED: LogAppended,
+    Method.CURVE_POINTS: CurvePoints,
+    Method.NOTICE: LoopNotice,
 }
 
 

@@ -194,6 +194,7 @@ HANDLERS: dict[str, Handler] = {
     Method.GPUS: lambda s, p: s.start_gpu_monitor(),
     Method.GUIDANCE: lambda s, p: _ws(s, p).guidance(p.text),
     Method.CHART_SERIES: lambda s, p: _ws(s, p).chart_series(p.tag, p.buckets),
+    Method.CURVE: lambda s, p: _ws(s, p).curve(p.number, p.tag),
 }
 assert set(HANDLERS) == set(REQUESTS), "every protocol request needs a handler"
 

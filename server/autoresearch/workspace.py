@@ -16,7 +16,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import chart_series, control, preflight, queries, revision, runlogs, scope
+from . import chart_series, control, curves, preflight, queries, revision, runlogs, scope
 from . import config as cfg
 from .attach import Attachment
 from .confine import check_state_paths
@@ -30,6 +30,7 @@ from .protocol import (
     Ack,
     ChangesResult,
     ChartSeries,
+    CurvePoints,
     ExperimentRecorded,
     ExperimentsPage,
     FileAtResult,
@@ -298,6 +299,19 @@ class Workspace:
             _checked(commit)
         with self._git_lock:
             return queries.file_at(self._query_repo(), commit, path)
+
+    def curve(self, number: int, tag: str | None) -> CurvePoints:
+        """A stored learning curve (thinned to curves.MAX_POINTS); empty when there is none."""
+        if tag is not None and not TAG.match(tag):
+            raise ParamError(
+                "tag", f"tag {tag!r} must be letters, digits, '.', '_' or '-', e.g. nov25."
+            )
+        if number < 0:
+            raise ParamError("number", f"number must not be negative (got {number}).")
+        tag = tag if tag is not None else self._current_tag()
+        points = curves.read(self.root, tag, number) if TAG.match(tag) else []
+        steps, values = [s for s, _ in points], [v for _, v in points]
+        return CurvePoints(root=str(self.root), tag=tag, number=number, steps=steps, values=values)
 
     def run_log(self, number: int | None, tag: str | None, max_bytes: int) -> LogResult:
         if max_bytes < 0:

@@ -168,6 +168,26 @@ CONFIGS = [
         'seed = 1\n[[agent.params]]\nname = "LR"\ntype = "float"\nmultiple_of = 2',
     ),
     ("agent.freeze naming no constant", "seed = 1", 'seed = 1\nfreeze = ["MAX_STEPS"]'),
+    ("metric.curve with one group", "[run]", "curve = 'step (\\d+)'\n[run]"),
+    ("decision.prune without metric.curve", "seed = 1", "seed = 1\n[decision]\nprune = true"),
+    (
+        "decision.prune_after outside (0, 1]",
+        "seed = 1",
+        "seed = 1\n[decision]\nprune_after = 50",
+    ),
+    ("stop.wall_clock not a duration", "seed = 1", "seed = 1\n[stop]\nwall_clock = '8 hours'"),
+    ("stop.plateau of 0", "seed = 1", "seed = 1\n[stop]\nplateau = 0"),
+    ("stop.max_experiments misspelt", "seed = 1", "seed = 1\n[stop]\nmax_experiment = 5"),
+    (
+        "stop.agent_cost_usd negative",
+        "seed = 1",
+        "seed = 1\n[stop]\nagent_cost_usd = -5.0",
+    ),
+    (
+        "notify.webhook not an http(s) URL",
+        "seed = 1",
+        "seed = 1\n[notify]\nwebhook = 'file:///etc/passwd'",
+    ),
 ]
 for title, old, new in CONFIGS:
     case("config", title)(bad_config(old, new))

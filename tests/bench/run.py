@@ -23,6 +23,7 @@ sys.path.insert(0, str(HERE))
 
 import footprint  # noqa: E402
 import overhead  # noqa: E402
+import pruning  # noqa: E402
 import scale  # noqa: E402
 import soak  # noqa: E402
 from common import Table, machine  # noqa: E402
@@ -32,6 +33,7 @@ BENCHES = {
     "scale": scale.run,
     "soak": soak.run,
     "footprint": footprint.run,
+    "pruning": pruning.run,
 }
 RESULTS = HERE / "RESULTS.md"
 
@@ -72,7 +74,7 @@ shared machine; ratios measured in one run are the figures to compare).
 
 {table.markdown()}
 How each figure is measured: see the docstrings of `tests/bench/overhead.py`, `scale.py`,
-`soak.py` and `footprint.py`.
+`soak.py`, `footprint.py` and `pruning.py`.
 """
 
 

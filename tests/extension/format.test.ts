@@ -145,4 +145,6 @@ test("the user hears when the loop fails or stops, once", () => {
     "Autoresearch: the loop stopped after 3 experiments · 2 keep · 1 discard · 0 crash, best val_loss 0.12 (#2).",
   );
   assert.equal(phaseMessage({ root: "/r", phase: "idle", mode: "none" }, stopped), undefined);
+  // Stopped by itself ([stop] ...): the loop's notice says why, with the best to open; not twice.
+  assert.equal(phaseMessage(running, { ...stopped, message: "stopped: 20 experiments in a row without a keep" }), undefined);
 });

@@ -9,6 +9,7 @@ import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import { exact, tally } from "../../counts";
 import { ChartSeries, ReducedSeries, type ChartPoint, type ChartSummary, type FromWebview, type ToWebview } from "../chartData";
+import "./curveView"; // the learning curves under the chart, with their own messages
 
 interface VsCodeApi {
   postMessage(message: FromWebview): void;
@@ -274,6 +275,7 @@ function update(): void {
 
 window.addEventListener("message", (event: MessageEvent<ToWebview>) => {
   const message = event.data;
+  if ((message.type as string) === "curve") return; // curveView.ts draws it
   if (message.type === "summary") {
     numbers = message.summary;
     refreshText();
