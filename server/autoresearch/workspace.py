@@ -112,7 +112,8 @@ class Workspace:
                 )
             # A refused start writes nothing: no autoresearch.toml, no .autoresearch/.
             preflight.check_start(self.root, config)
-            if detach and (config or cfg.load(self.root)).agent.kind != "manual":
+            # Manual and editor loops need this client (a person, the editor's model): in here.
+            if detach and (config or cfg.load(self.root)).agent.kind not in ("manual", "editor"):
                 return self._start_detached(config, limit, tag)
             host = LoopHost(self.root, self._client, self.records, self.log, self.observer.resume)
             fresh = not (self.root / ".autoresearch").exists()
