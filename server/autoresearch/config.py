@@ -262,7 +262,7 @@ def _validate_editor(agent: Agent, source: str) -> None:
         if getattr(agent, key) is not None:
             raise ConfigError(
                 f'{source}: agent.{key} is set but agent.kind is "{agent.kind}"; {key} names the'
-                ' editor\'s chat model. Set kind = "editor", or remove agent.{key}.'
+                f' editor\'s chat model. Set kind = "editor", or remove agent.{key}.'
             )
 
 

@@ -265,8 +265,12 @@ class Loop:
         last: Attempt | None = None
         retired = ""  # the label of the last attempt put aside (crash1, rework2, ...)
         reverts = edit_step.reverts_in_a_row(self.history)
-        # Only a coding agent reads the "change approach" hint; the sweep has no such notion.
-        if reverts and reverts % STUCK_AFTER == 0 and self.config.agent.kind == "command":
+        # Only a coding agent or the editor's model reads the "change approach" hint.
+        if (
+            reverts
+            and reverts % STUCK_AFTER == 0
+            and self.config.agent.kind in ("command", "editor")
+        ):
             self._say(f"#{n}: {reverts} reverts in a row: the agent is told to change approach")
         while True:
             edit = self._edit(n, parent, failure, retries + reworks, kept_in_tree)

@@ -75,7 +75,8 @@ class StartParams(RootParams, forbid_unknown_fields=True):
     loop: int | None = None
     tag: str | None = None
     # True: a loop whose agent edits by itself runs in its own process and outlives this daemon
-    # (the daemon attaches to it); the manual agent's loop needs a person and stays here.
+    # (the daemon attaches to it); the manual agent's loop needs a person and the editor
+    # agent's the editor's model (asked through this client): those stay here.
     detach: bool = False
 
 
