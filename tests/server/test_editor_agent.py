@@ -179,3 +179,23 @@ async def test_an_error_answer_stops_the_loop_with_its_message(tmp_path: Path) -
     message = await stops_with(tmp_path, RuntimeError("the window has no chat model at all"))
     assert "VS Code answered with an error" in message
     assert "the window has no chat model at all" in message
+
+
+async def test_a_failed_request_is_tried_again_then_the_loop_stops(tmp_path: Path) -> None:
+    # A failed request (quota, network) is no reason to stop at once: like an agent exiting
+    # non-zero it is tried again (10 s later), and the third failure in a row stops the loop.
+    root = make_repo(tmp_path / "repo", None)
+    failed = {"problem": "failed", "message": "rate limited, try later"}
+    async with daemon() as client:
+        asked = answer_with(client, [failed, failed, failed])
+        await client.request(
+            Method.START, {"root": str(root), "config": editor_config(), "loop": 5}
+        )
+        await client.until(
+            lambda: any(p["phase"] in ("stopped", "failed") for p in client.of(STATE)), 120
+        )
+        message = final(client)["message"]
+    assert len(asked) == 3
+    assert "the agent failed 3 times in a row" in message
+    assert "the editor's model (test/scripted) failed: rate limited, try later" in message
+    assert [r["experiment"]["number"] for r in client.of(RECORDED)] == [0]

@@ -94,7 +94,14 @@ class EditorProposer:
                 " VS Code window open while the loop runs, or raise agent.timeout."
             ) from None
         if answer is None:
+            # Cancelled (the loop stops): nothing to apply.
             return EditOutcome(error="agent cancelled", agent_s=time.monotonic() - started)
+        if answer.problem == "failed":
+            # Like an agent that exited non-zero (quota, network): tried again, then stopped.
+            return EditOutcome(
+                error=f"the editor's model ({model}) failed: {answer.message or 'no reason given'}",
+                agent_s=time.monotonic() - started,
+            )
         if answer.problem is not None:
             what = PROBLEMS.get(answer.problem, answer.problem)
             detail = f": {answer.message}" if answer.message else ""
