@@ -7,7 +7,7 @@ import { DaemonUnavailable, type Daemon } from "./daemon/daemon";
 import { openChanges, openFileDiff } from "./diffs/diffs";
 import { experimentRow, waitsForUserEdit } from "./format";
 import type { StatusBar } from "./statusBar/statusBar";
-import { ACTIVE_PHASES, Method, type Config, type DetectResult, type Direction } from "./protocol";
+import { ACTIVE_PHASES, Method, type Agent, type Config, type DetectResult, type Direction } from "./protocol";
 import type { RunLog } from "./diffs/runLog";
 import type { Session } from "./session";
 import type { Node, ResultsModel } from "./tree/treeModel";
@@ -22,6 +22,8 @@ import {
   scopeItems,
   SHELL_PREFIX,
   type AgentChoice,
+  modelItems,
+  type ModelItem,
 } from "./wizard";
 
 import type { Notify } from "./notify";
@@ -299,7 +301,10 @@ async function askConfig(detected: DetectResult): Promise<Config> {
       validateInput: (value) => (value.includes("{prompt_file}") ? undefined : "Use {prompt_file} in the template."),
     });
   }
+  let model: { vendor: string; family: string } | undefined;
+  if (agent.choice.id === "editor") model = await pickModel(config.agent);
   return buildConfig(config, {
+    model,
     metric,
     direction: direction.direction,
     command,
@@ -309,6 +314,22 @@ async function askConfig(detected: DetectResult): Promise<Config> {
     agent: agent.choice,
     customCommand,
   });
+}
+
+/** The editor's chat model for agent.kind "editor", from those VS Code offers now. */
+async function pickModel(agent: Agent | undefined): Promise<{ vendor: string; family: string }> {
+  const models = await vscode.lm.selectChatModels();
+  const items = modelItems(models);
+  if (items.length === 0) {
+    void vscode.window.showErrorMessage(
+      "Autoresearch: VS Code has no chat model. Install or sign in to a chat model provider (e.g. GitHub Copilot Chat), or choose another agent.",
+    );
+    throw new Cancelled();
+  }
+  const saved = items.find((item) => item.vendor === agent?.vendor && item.family === agent?.family);
+  const ordered = saved ? [saved, ...items.filter((item) => item !== saved)] : items;
+  const picked = await pick<ModelItem>(7, ordered, "Which chat model edits? (VS Code asks your consent on its first use)");
+  return { vendor: picked.vendor, family: picked.family };
 }
 
 async function startLoop(deps: CommandDeps): Promise<void> {

@@ -9,7 +9,7 @@ export interface ContextKeys {
   "autoresearch.phase": string;
   /** none | loop | observer */
   "autoresearch.mode": string;
-  /** The agent kind: sweep | manual | command ("" when unknown). */
+  /** The agent kind: sweep | manual | command | editor ("" when unknown). */
   "autoresearch.agent": string;
   /** This daemon runs a loop that has not ended (paused included). */
   "autoresearch.running": boolean;
@@ -20,7 +20,7 @@ export interface ContextKeys {
   "autoresearch.hasSessions": boolean;
 }
 
-/** The state's agent is the config's agent.kind ("sweep", "manual", "command"); "" before a loop. */
+/** The state's agent is the config's agent.kind ("sweep", "manual", "command", "editor"); "" before a loop. */
 export function agentKind(agent: string | undefined): string {
   return agent ?? "";
 }

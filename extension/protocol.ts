@@ -9,7 +9,7 @@ export type Int = number;
 // ---- config.py --------------------------------------------------------------------------------
 
 export type Direction = "lower" | "higher";
-export type AgentKind = "sweep" | "manual" | "command";
+export type AgentKind = "sweep" | "manual" | "command" | "editor";
 export type MemoryUnit = "GB" | "GiB" | "MB" | "MiB";
 
 export interface Metric {
@@ -61,6 +61,8 @@ export interface Agent {
   preset?: string | null;
   command?: string | null;
   timeout?: number;
+  vendor?: string | null;
+  family?: string | null;
   params?: SweepParam[];
   seed?: Int | null;
   freeze?: string[] | null;
@@ -137,6 +139,9 @@ export interface Experiment {
   exit_code?: Int | null;
   runtime_s?: number;
   agent_s?: number;
+  cost_usd?: number | null;
+  tokens_in?: Int | null;
+  tokens_out?: Int | null;
   peak_rss_gb?: number;
   peak_gpu_gb?: number;
   diff?: DiffStats;
@@ -435,6 +440,27 @@ export interface LocksChanged {
   reason?: string;
 }
 
+/** The daemon asks the extension to send one prompt to the editor's chat model (vscode.lm). */
+export interface EditorEditParams {
+  root: string;
+  vendor: string;
+  family: string | null;
+  prompt: string;
+  number: Int;
+  attempt: Int;
+}
+
+export type EditorProblem = "no_window" | "no_model" | "consent" | "failed";
+
+export interface EditorEditResult {
+  text?: string;
+  tokens_in?: Int | null;
+  tokens_out?: Int | null;
+  problem?: EditorProblem | null;
+  message?: string;
+  model?: string;
+}
+
 export interface LogAppended {
   root: string;
   number: Int | null;
@@ -487,6 +513,7 @@ export const Method = {
   logAppended: "autoresearch/logAppended",
   curvePoints: "autoresearch/curvePoints",
   notice: "autoresearch/notice",
+  editorEdit: "autoresearch/editorEdit",
 } as const;
 
 /** Every notification the daemon sends; the client subscribes to each (checked by a test). */
@@ -528,6 +555,11 @@ export interface Notifications {
   "autoresearch/logAppended": LogAppended;
   "autoresearch/curvePoints": CurvePoints;
   "autoresearch/notice": LoopNotice;
+}
+
+/** Requests (daemon -> client), as in protocol.py's CLIENT_REQUESTS. */
+export interface ClientRequests {
+  "autoresearch/editorEdit": { params: EditorEditParams; result: EditorEditResult };
 }
 
 export type RequestMethod = keyof Requests;

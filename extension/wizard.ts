@@ -22,6 +22,12 @@ export const AGENT_CHOICES: readonly AgentChoice[] = [
     detail: "You edit the files, then run Autoresearch: Run Experiment",
     agent: { kind: "manual" },
   },
+  {
+    id: "editor",
+    label: "The editor's chat model",
+    detail: "A chat model in VS Code (Copilot or another provider): no CLI or API key needed",
+    agent: { kind: "editor" },
+  },
   { id: "claude", label: "Claude Code", detail: "The `claude` CLI, one fresh call per iteration", agent: { kind: "command", preset: "claude" } },
   { id: "codex", label: "Codex", detail: "The `codex` CLI, one fresh call per iteration", agent: { kind: "command", preset: "codex" } },
   { id: "aider", label: "aider", detail: "The `aider` CLI, one fresh call per iteration", agent: { kind: "command", preset: "aider" } },
@@ -108,6 +114,8 @@ export interface Answers {
   guard: string;
   agent: AgentChoice;
   customCommand?: string;
+  /** For the editor's chat model: the one picked (vscode.lm.selectChatModels). */
+  model?: { vendor: string; family: string };
 }
 
 /** The detected config with the answers put in; everything not asked is kept as detected. */
@@ -119,6 +127,14 @@ export function buildConfig(detected: Config, answers: Answers): Config {
   if (agent.kind !== "command") {
     agent.preset = null;
     agent.command = null;
+  }
+  if (agent.kind === "editor") {
+    agent.vendor = answers.model?.vendor ?? agent.vendor ?? null;
+    agent.family = answers.model?.family ?? agent.family ?? null;
+  } else {
+    // A model belongs to the editor agent only (the daemon refuses it with another kind).
+    delete agent.vendor;
+    delete agent.family;
   }
   const offLimits = (detected.scope?.off_limits ?? []).filter((glob) => !answers.files.includes(glob));
   return {
@@ -176,4 +192,24 @@ export function metricItems(metrics: MetricCandidate[] | undefined, detected: st
     name: m.name,
   }));
   return [...items, { label: "Another name…", description: "type the metric's name", name: null }];
+}
+
+export interface ModelItem {
+  label: string;
+  description: string;
+  vendor: string;
+  family: string;
+}
+
+/** The wizard's model quick-pick items: one per vendor/family the editor offers (ids deduplicated). */
+export function modelItems(models: readonly { vendor: string; family: string; name: string; version?: string }[]): ModelItem[] {
+  const seen = new Set<string>();
+  const items: ModelItem[] = [];
+  for (const model of models) {
+    const key = `${model.vendor}/${model.family}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    items.push({ label: model.name || model.family, description: key, vendor: model.vendor, family: model.family });
+  }
+  return items;
 }

@@ -21,7 +21,10 @@ import {
   type RequestMethod,
   type ResultOf,
   NOTIFICATION_METHODS,
+  Method,
+  type EditorEditParams,
 } from "../protocol";
+import { editorEdit } from "../editorModel";
 
 export type DaemonStatus = "stopped" | "starting" | "ready" | "crashed" | "failed";
 
@@ -184,6 +187,10 @@ export class Daemon implements DaemonApi, vscode.Disposable {
     for (const method of NOTIFICATION_METHODS) {
       client.onNotification(method, (params: unknown) => this.dispatch(method, params));
     }
+    // The editor agent's edit step: the daemon asks, the editor's chat model answers.
+    client.onRequest(Method.editorEdit, (params: EditorEditParams, token: vscode.CancellationToken) =>
+      editorEdit(params, token),
+    );
     this.client = client;
     this.log.info(`Starting ${python} -m autoresearch serve ${args.join(" ")}`.trim());
     try {

@@ -18,7 +18,7 @@ else:  # pragma: no cover
 
 CONFIG_FILE = "autoresearch.toml"
 Direction = Literal["lower", "higher"]
-AgentKind = Literal["sweep", "manual", "command"]
+AgentKind = Literal["sweep", "manual", "command", "editor"]
 MemoryUnit = Literal["GB", "GiB", "MB", "MiB"]
 
 
@@ -90,6 +90,9 @@ class Agent(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     # For `custom` (or to override a preset): a template with {prompt_file} and friends.
     command: str | None = None
     timeout: float = 900.0
+    # For `editor`: the editor's chat model (vscode.lm), by vendor ("copilot") and family.
+    vendor: str | None = None
+    family: str | None = None
     # For `sweep`: the constants to tune; empty means every UPPER_CASE numeric constant in scope.
     params: list[SweepParam] = msgspec.field(default_factory=list)
     seed: int | None = None
@@ -199,7 +202,7 @@ def _explain(exc: msgspec.ValidationError) -> str:
 
 _ENUM_CHOICES = {
     "direction": '"lower", "higher"',
-    "kind": '"sweep", "manual", "command"',
+    "kind": '"sweep", "manual", "command", "editor"',
     "type": '"int", "float", "log", "choice"',
     "memory_unit": '"GB", "GiB", "MB", "MiB"',
 }
@@ -263,6 +266,7 @@ def validate(config: Config, source: str = CONFIG_FILE) -> None:
             resolve(config.agent)
         except TemplateError as exc:
             raise ConfigError(f"{source}: {exc}") from None
+    _validate_editor(config.agent, source)
     _validate_sweep(config.agent, source)
     if not config.scope.files:
         raise ConfigError(
@@ -278,6 +282,23 @@ def validate(config: Config, source: str = CONFIG_FILE) -> None:
             f"{source}: {', '.join(sorted(overlap))} is both in scope.files and in"
             " scope.off_limits. Remove it from one of them."
         )
+
+
+def _validate_editor(agent: Agent, source: str) -> None:
+    if agent.kind == "editor":
+        if not (agent.vendor or "").strip():
+            raise ConfigError(
+                f'{source}: agent.kind is "editor" but agent.vendor is not set. Pick the model'
+                " in VS Code's Start Loop wizard, or set vendor (and family), e.g."
+                ' vendor = "copilot", family = "gpt-4o".'
+            )
+        return
+    for key in ("vendor", "family"):
+        if getattr(agent, key) is not None:
+            raise ConfigError(
+                f'{source}: agent.{key} is set but agent.kind is "{agent.kind}"; {key} names the'
+                f' editor\'s chat model. Set kind = "editor", or remove agent.{key}.'
+            )
 
 
 def _validate_sweep(agent: Agent, source: str) -> None:

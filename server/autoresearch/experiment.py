@@ -34,6 +34,11 @@ class Experiment(msgspec.Struct, omit_defaults=True):
     exit_code: int | None = None
     runtime_s: float = 0.0
     agent_s: float = 0.0
+    # What the agent's calls for this experiment cost, where its program reports it.
+    cost_usd: float | None = None
+    # The editor model's tokens for this experiment (prompt, reply), where the API reports them.
+    tokens_in: int | None = None
+    tokens_out: int | None = None
     peak_rss_gb: float = 0.0
     peak_gpu_gb: float = 0.0
     diff: DiffStats = msgspec.field(default_factory=DiffStats)

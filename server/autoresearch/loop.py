@@ -34,7 +34,7 @@ from . import (
     scope,
     stops,
 )
-from .agents.base import AgentUnavailable, FailureKind, Proposer
+from .agents.base import AgentUnavailable, EditOutcome, FailureKind, Proposer
 from .agents.manual import ManualProposer
 from .attempt import Attempt, Bench
 from .config import Config
@@ -335,18 +335,24 @@ class Loop:
         events, self._carried = self._carried, []
         strays: list[str] = []
         started, agent_s = _now(), 0.0
+        calls: list[EditOutcome] = []  # every edit call of this experiment, for its tokens
         retries = reworks = 0
         kept_in_tree: set[str] = set()  # a crashed attempt's files, left for the agent to fix
         last: Attempt | None = None
         retired = ""  # the label of the last attempt put aside (crash1, rework2, ...)
         reverts = edit_step.reverts_in_a_row(self.history)
-        # Only a coding agent reads the "change approach" hint; the sweep has no such notion.
-        if reverts and reverts % STUCK_AFTER == 0 and self.config.agent.kind == "command":
+        # Only a coding agent or the editor's model reads the "change approach" hint.
+        if (
+            reverts
+            and reverts % STUCK_AFTER == 0
+            and self.config.agent.kind in ("command", "editor")
+        ):
             self._say(f"#{n}: {reverts} reverts in a row: the agent is told to change approach")
         while True:
             edit = self._edit(n, parent, failure, retries + reworks, kept_in_tree)
             outcome, allowed = edit.outcome, edit.enforcement.allowed
             agent_s += outcome.agent_s
+            calls.append(outcome)
             events += edit.enforcement.events
             strays += edit.strays
             if self.cancel.is_set():
@@ -402,6 +408,7 @@ class Loop:
             tries = f"{reworks} rework{'s' if reworks != 1 else ''}"
             last.verdict = policy.Verdict("discard", f"the guard failed after {tries}")
         exp = last.record(n, parent, self.tag, events, agent_s, started, _now())
+        edit_step.count_tokens(exp, calls)
         self._record(exp, parent=parent)
         if strays:
             self._next_failure = (

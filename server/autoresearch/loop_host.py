@@ -88,7 +88,14 @@ class LoopHost:
     def start(self, config: cfg.Config | None, limit: int | None, tag: str | None) -> None:
         """Take the lock, save or load the config, make the loop, and run it on a thread."""
         session = open_session(
-            self.root, config, limit, tag, owner=LOCK_OWNER, emit=self._on_event, gpu=self._gpu
+            self.root,
+            config,
+            limit,
+            tag,
+            owner=LOCK_OWNER,
+            emit=self._on_event,
+            gpu=self._gpu,
+            editor=getattr(self._client, "ask_editor", None),
         )
         self.loop, self._proposer, self._lock = session.loop, session.proposer, session.lock
         # Created now, so the run.log of an earlier run is skipped and each new one followed.

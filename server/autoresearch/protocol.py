@@ -57,6 +57,8 @@ class Method:
     LOG_APPENDED = "autoresearch/logAppended"
     CURVE_POINTS = "autoresearch/curvePoints"
     NOTICE = "autoresearch/notice"
+    # Requests, daemon -> client.
+    EDITOR_EDIT = "autoresearch/editorEdit"
 
 
 # ---- requests ---------------------------------------------------------------------------------
@@ -77,7 +79,8 @@ class StartParams(RootParams, forbid_unknown_fields=True):
     loop: int | None = None
     tag: str | None = None
     # True: the loop runs in its own process and outlives this daemon (the daemon attaches to
-    # it); a manual loop pauses when the last editor goes, as it needs a person.
+    # it); a manual loop pauses when the last editor goes, as it needs a person. The editor
+    # agent's loop asks the editor's model through this client: it stays here.
     detach: bool = False
 
 
@@ -360,6 +363,36 @@ class LoopNotice(msgspec.Struct):
     number: int | None = None
 
 
+class EditorEditParams(msgspec.Struct):
+    """The daemon asks the extension to send one prompt to the editor's chat model."""
+
+    root: str
+    vendor: str
+    family: str | None
+    prompt: str
+    # The experiment the edit is for, and its attempt (0, then retries and reworks).
+    number: int
+    attempt: int
+
+
+# Why the editor's model could not answer: no VS Code window (no client), no model of that
+# vendor/family, the user refused consent, or the model's request failed.
+EditorProblem = Literal["no_window", "no_model", "consent", "failed"]
+
+
+class EditorEditResult(msgspec.Struct):
+    # The model's whole reply, when it answered.
+    text: str = ""
+    # Token counts where the API reports them (countTokens of the prompt and of the reply).
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    # Set when there is no reply: what kind of problem, and the message for the user.
+    problem: EditorProblem | None = None
+    message: str = ""
+    # The model that answered ("copilot/gpt-4o"), for the experiment's log.
+    model: str = ""
+
+
 REQUESTS: dict[str, tuple[type, type]] = {
     Method.DETECT: (DetectParams, DetectResult),
     Method.START: (StartParams, LoopState),
@@ -378,6 +411,11 @@ REQUESTS: dict[str, tuple[type, type]] = {
     Method.CURVE: (CurveParams, CurvePoints),
 }
 
+# Requests the daemon sends to the client.
+CLIENT_REQUESTS: dict[str, tuple[type, type]] = {
+    Method.EDITOR_EDIT: (EditorEditParams, EditorEditResult),
+}
+
 NOTIFICATIONS: dict[str, type] = {
     Method.STATE_CHANGED: LoopState,
     Method.EXPERIMENT_RECORDED: ExperimentRecorded,
@@ -394,6 +432,8 @@ def schema() -> dict[str, Any]:
     types: list[Any] = []
     for params, result in REQUESTS.values():
         types += [params, result]
+    for params, result in CLIENT_REQUESTS.values():
+        types += [params, result]
     types += list(NOTIFICATIONS.values())
     unique = list(dict.fromkeys(types))
     refs, components = msgspec.json.schema_components(unique)
@@ -403,6 +443,10 @@ def schema() -> dict[str, Any]:
             name: {"params": by_type[p], "result": by_type[r]} for name, (p, r) in REQUESTS.items()
         },
         "notifications": {name: by_type[t] for name, t in NOTIFICATIONS.items()},
+        "clientRequests": {
+            name: {"params": by_type[p], "result": by_type[r]}
+            for name, (p, r) in CLIENT_REQUESTS.items()
+        },
         "components": components,
     }
 

@@ -12,6 +12,7 @@ workspace's `.autoresearch/daemon.log`.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import importlib.metadata
 import json
 import logging
@@ -20,6 +21,7 @@ import re
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO
@@ -35,9 +37,10 @@ from pygls.exceptions import (
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import JsonRPCNotification, JsonRPCRequestMessage, default_converter
 
+from .agents.editor import EditorUnreachable
 from .detect import detect
 from .gpu import GpuMonitor, open_source
-from .protocol import REQUESTS, GpuStatus, Method, to_wire
+from .protocol import REQUESTS, EditorEditParams, EditorEditResult, GpuStatus, Method, to_wire
 from .run_progress import RunProgress
 from .workspace import ParamError, Workspace, Workspaces
 
@@ -104,6 +107,45 @@ class AutoresearchServer(LanguageServer):
         self.protocol.notify(method, wire)
         if method == Method.STATE_CHANGED:
             self.progress.update(payload)  # type: ignore[arg-type]
+
+    # ---- requests to the client, from the loop's thread -----------------------------------------
+
+    def ask_editor(
+        self, params: EditorEditParams, timeout: float, cancel: threading.Event
+    ) -> EditorEditResult | None:
+        """Ask VS Code to send a prompt to its chat model; wait at most `timeout` seconds.
+        None when `cancel` is set first; EditorUnreachable when no answer can come."""
+        aio = self.aio
+        if self.closing or aio is None:
+            raise EditorUnreachable("no VS Code window is connected to the daemon")
+        future = asyncio.run_coroutine_threadsafe(self._request(Method.EDITOR_EDIT, params), aio)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                raw = future.result(timeout=0.2)
+                break
+            except concurrent.futures.TimeoutError:
+                if cancel.is_set() or self.closing:
+                    future.cancel()
+                    if cancel.is_set():
+                        return None
+                    raise EditorUnreachable("the VS Code window closed") from None
+                if time.monotonic() > deadline:
+                    future.cancel()
+                    raise EditorUnreachable(
+                        f"VS Code did not answer within {timeout:g} s (agent.timeout)"
+                    ) from None
+            except JsonRpcException as exc:
+                raise EditorUnreachable(f"VS Code answered with an error: {exc.message}") from None
+            except concurrent.futures.CancelledError:
+                raise EditorUnreachable("the request to VS Code was cancelled") from None
+        try:
+            return msgspec.convert(_plain(raw), EditorEditResult)
+        except msgspec.ValidationError as exc:
+            raise EditorUnreachable(f"VS Code's answer is malformed: {exc}") from None
+
+    async def _request(self, method: str, params: msgspec.Struct) -> Any:
+        return await self.protocol.send_request_async(method, to_wire(params))
 
     # ---- GPU ------------------------------------------------------------------------------------
 

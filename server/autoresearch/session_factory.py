@@ -18,6 +18,7 @@ import msgspec
 from . import config as cfg
 from .agents import prepare_proposer
 from .agents.base import Proposer
+from .agents.editor import EditorAsk
 from .gpu import gpu_memory_of
 from .lock import LockError, RepoLock
 from .loop import Event, Loop
@@ -45,14 +46,16 @@ def open_session(
     owner: str,
     emit: Callable[[Event], None],
     gpu: Callable[[], GpuStatus],
+    editor: EditorAsk | None = None,
 ) -> Session:
     """`config` None: the saved autoresearch.toml; given: validated, saved once all checks
-    passed. Raises LockError, ConfigError, RepoError, ValueError or RuntimeError, all
+    passed. `editor`: how the daemon asks VS Code's chat model (agent.kind "editor").
+    Raises LockError, ConfigError, RepoError, ValueError or RuntimeError, all
     explaining themselves."""
     # The checks come first, so a refused start writes nothing (not even the lock file).
     loaded = cfg.load(root) if config is None else config
     cfg.validate(loaded)
-    proposer = prepare_proposer(loaded, root)
+    proposer = prepare_proposer(loaded, root, editor)
     lock = acquire(RepoLock(root), owner)
     try:
         if config is not None:  # saved only once every check passed, under the lock

@@ -114,7 +114,8 @@ class Workspace:
                 )
             # A refused start writes nothing: no autoresearch.toml, no .autoresearch/.
             preflight.check_start(self.root, config)
-            if detach:
+            # An editor loop asks the editor's model through this client: it stays in here.
+            if detach and (config or cfg.load(self.root)).agent.kind != "editor":
                 return self._start_detached(config, limit, tag)
             host = LoopHost(self.root, self._client, self.records, self.log, self.observer.resume)
             fresh = not (self.root / ".autoresearch").exists()

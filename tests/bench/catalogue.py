@@ -139,6 +139,17 @@ CONFIGS = [
         'kind = "sweep"',
         'kind = "command"\ncommand = "my-agent --file {prompt_path}"',
     ),
+    ("agent editor without a model", 'kind = "sweep"', 'kind = "editor"'),
+    (
+        "agent vendor with a kind other than editor",
+        'kind = "sweep"',
+        'kind = "command"\npreset = "claude"\nvendor = "copilot"',
+    ),
+    (
+        "agent editor run in a terminal (it needs VS Code)",
+        'kind = "sweep"',
+        'kind = "editor"\nvendor = "copilot"\nfamily = "gpt-4o"',
+    ),
     (
         "agent preset whose CLI is not installed",
         'kind = "sweep"',

@@ -218,12 +218,12 @@ export async function statusItem(page, id) {
  * `defaultSidebar`: keep the side bar at VS Code's default width (else widened for screenshots);
  * `spare`: () => pids left running when the session closes (a detached loop).
  */
-export async function withAutoresearch(name, { workspace, env = {}, settings = {}, timeoutMs, defaultSidebar = false, spare } = {}, fn) {
+export async function withAutoresearch(name, { workspace, env = {}, settings = {}, timeoutMs, defaultSidebar = false, spare, extraVsix = [] } = {}, fn) {
   const stateDir = makeTempDir('ar-e2e-state-');
   const stateFile = path.join(stateDir, 'state.json');
   return withVSCode(name, {
     workspace,
-    vsix: vsix(),
+    vsix: [vsix(), ...extraVsix], // extraVsix: test-only extensions beside ours (a chat model)
     timeoutMs,
     spare,
     env: { AUTORESEARCH_E2E_STATE: stateFile, AUTORESEARCH_E2E_HOOK: e2eHook(), ...env },

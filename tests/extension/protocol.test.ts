@@ -23,11 +23,12 @@ type JsonSchema = {
 type Schema = {
   requests: Record<string, { params: JsonSchema; result: JsonSchema }>;
   notifications: Record<string, JsonSchema>;
+  clientRequests: Record<string, { params: JsonSchema; result: JsonSchema }>;
   components: Record<string, JsonSchema>;
 };
 
 // Interfaces in protocol.ts that are not payloads: the method tables and the client seam.
-const NOT_PAYLOADS = new Set(["Requests", "Notifications", "DaemonApi"]);
+const NOT_PAYLOADS = new Set(["Requests", "ClientRequests", "Notifications", "DaemonApi"]);
 
 function loadSchema(): Schema {
   const code = "import json; from autoresearch.protocol import schema; print(json.dumps(schema()))";
@@ -185,29 +186,38 @@ for (const [name, component] of Object.entries(schema.components)) {
 }
 
 test("the Method table names exactly the daemon's requests and notifications", () => {
-  const daemon = [...Object.keys(schema.requests), ...Object.keys(schema.notifications)].sort();
+  const daemon = [
+    ...Object.keys(schema.requests),
+    ...Object.keys(schema.notifications),
+    ...Object.keys(schema.clientRequests),
+  ].sort();
   assert.deepEqual([...file.methodValues].sort(), daemon);
   // Each name says its method, so two swapped values cannot pass as the same set.
   for (const [name, method] of Object.entries(Method)) assert.equal(method, `autoresearch/${name}`);
   assert.deepEqual([...NOTIFICATION_METHODS].sort(), Object.keys(schema.notifications).sort());
 });
 
-test("the Requests table pairs each method with the daemon's params and result", () => {
-  const table = file.interfaces.get("Requests");
-  assert.ok(table);
-  assert.deepEqual([...table.keys()].sort(), Object.keys(schema.requests).sort());
-  for (const [method, { params, result }] of Object.entries(schema.requests)) {
-    const entry: ts.TypeNode = table.get(method)!.type;
-    assert.ok(ts.isTypeLiteralNode(entry), `${method}: { params; result }`);
-    const members: Map<string, ts.TypeNode> = new Map(
-      entry.members
-        .filter(ts.isPropertySignature)
-        .map((member) => [file.key(member.name), member.type!] as const),
-    );
-    assert.equal(file.ref(members.get("params")!), fromSchema(params), `${method}: params`);
-    assert.equal(file.ref(members.get("result")!), fromSchema(result), `${method}: result`);
-  }
-});
+for (const [name, requests] of [
+  ["Requests", "requests"],
+  ["ClientRequests", "clientRequests"],
+] as const) {
+  test(`the ${name} table pairs each method with the daemon's params and result`, () => {
+    const table = file.interfaces.get(name);
+    assert.ok(table);
+    assert.deepEqual([...table.keys()].sort(), Object.keys(schema[requests]).sort());
+    for (const [method, { params, result }] of Object.entries(schema[requests])) {
+      const entry: ts.TypeNode = table.get(method)!.type;
+      assert.ok(ts.isTypeLiteralNode(entry), `${method}: { params; result }`);
+      const members: Map<string, ts.TypeNode> = new Map(
+        entry.members
+          .filter(ts.isPropertySignature)
+          .map((member) => [file.key(member.name), member.type!] as const),
+      );
+      assert.equal(file.ref(members.get("params")!), fromSchema(params), `${method}: params`);
+      assert.equal(file.ref(members.get("result")!), fromSchema(result), `${method}: result`);
+    }
+  });
+}
 
 test("the Notifications table pairs each notification with the daemon's payload", () => {
   const table = file.interfaces.get("Notifications");

@@ -8,6 +8,7 @@ import {
   checkExtraction,
   extractionText,
   metricItems,
+  modelItems,
   parseExtraction,
   parseLoopCount,
   scopeItems,
@@ -82,7 +83,34 @@ test("the detected agent is offered first", () => {
   assert.equal(agentChoiceFor({ kind: "command", command: "x {prompt_file}" }).id, "custom");
   assert.deepEqual(
     AGENT_CHOICES.map((c) => c.id),
-    ["sweep", "manual", "claude", "codex", "aider", "gemini", "opencode", "custom"],
+    ["sweep", "manual", "editor", "claude", "codex", "aider", "gemini", "opencode", "custom"],
+  );
+  assert.equal(agentChoiceFor({ kind: "editor", vendor: "copilot", family: "gpt-4o" }).id, "editor");
+});
+
+test("the editor's chat model: vendor and family saved; another agent carries none", () => {
+  const editor = AGENT_CHOICES.find((c) => c.id === "editor")!;
+  const answers = { metric: "val_bpb", direction: "lower" as const, command: "python train.py", extraction: "^x: (\\S+)", files: ["train.py"], guard: "" };
+  const made = buildConfig(detected, { ...answers, agent: editor, model: { vendor: "copilot", family: "gpt-4o" } });
+  assert.deepEqual(made.agent, { kind: "editor", timeout: 100, preset: null, command: null, vendor: "copilot", family: "gpt-4o" });
+  // Switching back to the sweep drops the model (the daemon refuses vendor with another kind).
+  const back = buildConfig(made, { ...answers, agent: AGENT_CHOICES[0]! });
+  assert.equal(back.agent?.kind, "sweep");
+  assert.ok(!("vendor" in back.agent!) && !("family" in back.agent!));
+});
+
+test("model items: one per vendor/family, named, the key as description", () => {
+  const items = modelItems([
+    { vendor: "copilot", family: "gpt-4o", name: "GPT-4o" },
+    { vendor: "copilot", family: "gpt-4o", name: "GPT-4o (preview)" },
+    { vendor: "other", family: "small", name: "" },
+  ]);
+  assert.deepEqual(
+    items.map((i) => [i.label, i.description, i.vendor, i.family]),
+    [
+      ["GPT-4o", "copilot/gpt-4o", "copilot", "gpt-4o"],
+      ["small", "other/small", "other", "small"],
+    ],
   );
 });
 
