@@ -152,7 +152,6 @@ export interface Experiment {
   started?: string;
   finished?: string;
   extra?: Record<string, string>;
-  cost_usd?: number | null;
 }
 
 // ---- protocol.py: requests --------------------------------------------------------------------

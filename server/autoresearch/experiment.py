@@ -52,8 +52,6 @@ class Experiment(msgspec.Struct, omit_defaults=True):
     finished: str = ""
     # Columns of a results.tsv written by another tool that we keep but do not interpret.
     extra: dict[str, str] = msgspec.field(default_factory=dict)
-    # What the agent's calls for this experiment cost, where its program reports it.
-    cost_usd: float | None = None
 
     @property
     def short(self) -> str:
