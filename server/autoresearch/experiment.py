@@ -43,6 +43,9 @@ class Experiment(msgspec.Struct, omit_defaults=True):
     events: list[str] = msgspec.field(default_factory=list)
     # Sweep parameters tried, so a resumed sweep can replay its history.
     params: dict[str, float] = msgspec.field(default_factory=dict)
+    # What the agent's calls for this experiment cost, where its program reports it.
+    cost_usd: float | None = None
+    tokens: int | None = None
     started: str = ""
     finished: str = ""
     # Columns of a results.tsv written by another tool that we keep but do not interpret.

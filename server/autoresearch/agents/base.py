@@ -58,6 +58,9 @@ class EditOutcome(msgspec.Struct):
     events: list[str] = msgspec.field(default_factory=list)
     # Sweep parameter values tried, recorded with the experiment.
     params: dict[str, float] = msgspec.field(default_factory=dict)
+    # What the call cost, where the program says (agents/usage.py); None when unknown.
+    cost_usd: float | None = None
+    tokens: int | None = None
 
 
 class Proposer(Protocol):

@@ -49,7 +49,25 @@ BROKEN = "\ndef broken(:\n    pass\n"
 CONSTANT = re.compile(r"^([A-Z][A-Z0-9_]*)\s*=\s*([-+]?\d[\d_.eE+-]*)\s*(#.*)?$", re.MULTILINE)
 
 
+# The status checks the presets run before the baseline (claude, codex, aider), answered
+# as a logged-in program would; FAKE_AGENT_STATUS=logged-out answers as one without a key.
+STATUS_CHECKS = (["auth", "status"], ["login", "status"])
+
+
+def status_check() -> int | None:
+    if sys.argv[1:] not in STATUS_CHECKS and "--exit" not in sys.argv[1:]:
+        return None
+    if os.environ.get("FAKE_AGENT_STATUS") == "logged-out":
+        print('{\n  "loggedIn": false,\n  "authMethod": "none"\n}\nNot logged in', flush=True)
+        return 1
+    print('{"loggedIn": true, "authMethod": "api_key"}', flush=True)
+    return 0
+
+
 def main() -> int:
+    checked = status_check()
+    if checked is not None:
+        return checked
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("-p", "--prompt", "--print", dest="prompt")
     parser.add_argument("--message-file", "--prompt-file", dest="prompt_file")
@@ -84,7 +102,7 @@ def main() -> int:
             "stdin_is_tty": sys.stdin.isatty(),
             "stdin": sys.stdin.read() if not sys.stdin.isatty() else "",
             "env": {k: v for k, v in os.environ.items() if k.startswith(("AUTORESEARCH_", "GIT_"))}
-            | {k: os.environ[k] for k in ("OPENCODE_PERMISSION",) if k in os.environ},
+            | {k: os.environ[k] for k in ("OPENCODE_PERMISSION", "BROWSER") if k in os.environ},
             "unknown": unknown,
         }
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
