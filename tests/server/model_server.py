@@ -124,7 +124,13 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # model lists and health probes
         path = self.path.split("?")[0]
-        if path.endswith("/models"):
+        with self.lock, open(self.log_path, "a") as f:
+            f.write(json.dumps({"get": self.path}) + "\n")
+        if self.headers.get("Upgrade", "").lower() == "websocket" or "client_version" in self.path:
+            # Codex: no WebSocket transport here (it falls back to HTTPS), and no model
+            # catalog (it uses the one it ships).
+            self._json({"error": {"message": "not here"}}, 404)
+        elif path.endswith("/models"):
             self._json({"object": "list", "data": [{"id": "scripted", "object": "model"}]})
         else:
             self._json({})
@@ -164,24 +170,8 @@ class Handler(BaseHTTPRequestHandler):
             and isinstance(m.get("content"), list)
             and any(b.get("type") == "tool_result" for b in m["content"])
         )
-        blocks: list[dict[str, Any]] = []
-        scripted = _PROMPT_MARK in _text_of(messages) and {"Read", "Edit", "Write"} <= tools
-        if scripted and results == 0:
-            blocks = [_tool("Read", {"file_path": str(self.script.train)})]
-        elif scripted and results == 1:
-            old, new, description = self.script.change()
-            blocks = [
-                _tool(
-                    "Edit",
-                    {"file_path": str(self.script.train), "old_string": old, "new_string": new},
-                ),
-                _tool(
-                    "Write",
-                    {"file_path": self.script.description_file, "content": description + "\n"},
-                ),
-            ]
-        else:
-            blocks = [{"type": "text", "text": "Done."}]
+        blocks = [_tool(name, args) for name, args in self._calls(tools, messages, results)]
+        blocks = blocks or [{"type": "text", "text": "Done."}]
         stop = "tool_use" if blocks[0]["type"] == "tool_use" else "end_turn"
         usage = {"input_tokens": 1000, "output_tokens": 50}
         message = {
@@ -246,8 +236,7 @@ class Handler(BaseHTTPRequestHandler):
         calls: list[dict[str, Any]] = []
         text = "Done."
         if prompt and tools:
-            results = sum(1 for m in messages if m.get("role") == "tool")
-            calls = self._chat_calls(tools, results)
+            calls = self._chat_calls(tools, messages)
         elif prompt and not _answered(messages):
             diff = "SEARCH/REPLACE" in _text_of(messages[:1])
             text = self._search_replace() if diff else self._whole_format()
@@ -298,30 +287,43 @@ class Handler(BaseHTTPRequestHandler):
         events += [(None, last), (None, "[DONE]")]
         self._sse(events)
 
-    def _chat_calls(self, tools: set[str], results: int) -> list[dict[str, Any]]:
-        """OpenCode's tools: read, then edit train.py and write the description."""
+    def _calls(
+        self, tools: set[str], messages: list[dict[str, Any]], results: int
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """The tool calls of the script's step `results`: read train.py, then edit it and
+        write the description; nothing once done. Claude Code names its tools Read/Edit/Write
+        with snake_case arguments, OpenCode read/edit/write with camelCase ones."""
+        if _PROMPT_MARK not in _text_of(messages):
+            return []
+        if {"Read", "Edit", "Write"} <= tools:
+            read, edit, write = "Read", "Edit", "Write"
+            path, old_key, new_key = "file_path", "old_string", "new_string"
+        elif {"read", "edit", "write"} <= tools:
+            read, edit, write = "read", "edit", "write"
+            path, old_key, new_key = "filePath", "oldString", "newString"
+        else:
+            return []
+        train = str(self.script.train)
+        if results == 0:
+            return [(read, {path: train})]
+        if results == 1:
+            old, new, description = self.script.change()
+            return [
+                (edit, {path: train, old_key: old, new_key: new}),
+                (write, {path: self.script.description_file, "content": description + "\n"}),
+            ]
+        return []
 
-        def call(name: str, args: dict[str, Any]) -> dict[str, Any]:
-            return {
+    def _chat_calls(self, tools: set[str], messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        results = sum(1 for m in messages if m.get("role") == "tool")
+        return [
+            {
                 "id": f"call_{uuid.uuid4().hex[:12]}",
                 "type": "function",
                 "function": {"name": name, "arguments": json.dumps(args)},
             }
-
-        if results == 0 and "read" in tools:
-            return [call("read", {"filePath": str(self.script.train)})]
-        if results <= 1 and "edit" in tools:
-            old, new, description = self.script.change()
-            return [
-                call(
-                    "edit", {"filePath": str(self.script.train), "oldString": old, "newString": new}
-                ),
-                call(
-                    "write",
-                    {"filePath": self.script.description_file, "content": description + "\n"},
-                ),
-            ]
-        return []
+            for name, args in self._calls(tools, messages, results)
+        ]
 
     def _whole_format(self) -> str:
         """aider's "whole" edit format: each file's path, then its full new text fenced."""
@@ -343,12 +345,205 @@ class Handler(BaseHTTPRequestHandler):
     # ---- OpenAI Responses (Codex) -----------------------------------------------------------
 
     def _responses(self, body: dict[str, Any]) -> None:
-        self._json({"error": {"message": "responses not scripted yet"}}, 500)
+        items = body.get("input") or []
+        if isinstance(items, str):
+            items = [{"role": "user", "content": items}]
+        tools = _response_tools(body.get("tools") or [])
+        for item in items:  # newer codex sends its tools as an input item
+            if item.get("type") == "additional_tools":
+                tools.update(_response_tools(item.get("tools") or []))
+        done = any(
+            i.get("type") in ("function_call_output", "custom_tool_call_output") for i in items
+        )
+        ident = f"resp_{uuid.uuid4().hex[:12]}"
+        output: list[dict[str, Any]] = []
+        scripted = _PROMPT_MARK in _text_of(items) and not done
+        if scripted and "apply_patch" not in tools and "exec_command" in tools:
+            # Codex takes `apply_patch <<EOF` given to its shell tool as a patch of its own.
+            patch = self._patch()
+            call = f"call_{uuid.uuid4().hex[:12]}"
+            command = f"apply_patch <<'EOF'\n{patch}EOF\n"
+            output.append(
+                {
+                    "type": "function_call",
+                    "id": f"fc_{call}",
+                    "call_id": call,
+                    "name": "exec_command",
+                    "arguments": json.dumps({"cmd": command}),
+                    "status": "completed",
+                }
+            )
+        elif scripted and "apply_patch" in tools:
+            patch = self._patch()
+            call = f"call_{uuid.uuid4().hex[:12]}"
+            if tools["apply_patch"] == "custom":
+                output.append(
+                    {
+                        "type": "custom_tool_call",
+                        "id": f"ctc_{call}",
+                        "call_id": call,
+                        "name": "apply_patch",
+                        "input": patch,
+                        "status": "completed",
+                    }
+                )
+            else:
+                output.append(
+                    {
+                        "type": "function_call",
+                        "id": f"fc_{call}",
+                        "call_id": call,
+                        "name": "apply_patch",
+                        "arguments": json.dumps({"input": patch}),
+                        "status": "completed",
+                    }
+                )
+        else:
+            output.append(
+                {
+                    "type": "message",
+                    "id": f"msg_{ident}",
+                    "role": "assistant",
+                    "status": "completed",
+                    "content": [{"type": "output_text", "text": "Done.", "annotations": []}],
+                }
+            )
+        usage = {
+            "input_tokens": 1000,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": 50,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": 1050,
+        }
+        response = {
+            "id": ident,
+            "object": "response",
+            "created_at": 0,
+            "status": "completed",
+            "model": body.get("model", "scripted"),
+            "output": output,
+            "usage": usage,
+        }
+        if not body.get("stream"):
+            self._json(response)
+            return
+        events: list[tuple[str | None, Any]] = [
+            (
+                "response.created",
+                {
+                    "type": "response.created",
+                    "response": {**response, "status": "in_progress", "output": []},
+                },
+            ),
+        ]
+        for index, item in enumerate(output):
+            events.append(
+                (
+                    "response.output_item.done",
+                    {"type": "response.output_item.done", "output_index": index, "item": item},
+                )
+            )
+        events.append(("response.completed", {"type": "response.completed", "response": response}))
+        self._sse(events)
+
+    def _patch(self) -> str:
+        """Codex's apply_patch: the edit of train.py and the new description file."""
+        old, new, description = self.script.change()
+        return (
+            "*** Begin Patch\n*** Update File: train.py\n@@\n"
+            f"-{old}\n+{new}\n*** Add File: {DESCRIPTION}\n+{description}\n*** End Patch\n"
+        )
 
     # ---- Gemini generateContent (Gemini CLI) ------------------------------------------------
 
     def _gemini(self, body: dict[str, Any], stream: bool) -> None:
-        self._json({"error": {"message": "gemini not scripted yet"}}, 500)
+        contents = body.get("contents") or []
+        tools = {
+            f.get("name")
+            for t in body.get("tools") or []
+            for f in t.get("functionDeclarations") or []
+        }
+        results = sum(
+            1 for c in contents if any("functionResponse" in part for part in c.get("parts") or [])
+        )
+        parts: list[dict[str, Any]] = [
+            {"functionCall": {"name": name, "args": args}}
+            for name, args in self._gemini_calls(tools, contents, results)
+        ] or [{"text": "Done."}]
+        config = body.get("generationConfig") or {}
+        schema = config.get("responseJsonSchema") or config.get("responseSchema")
+        if schema:  # a side call (its router, its next-speaker check) wants JSON
+            parts = [{"text": json.dumps(_fill(schema))}]
+        response = {
+            "candidates": [
+                {"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}
+            ],
+            "usageMetadata": {
+                "promptTokenCount": 1000,
+                "candidatesTokenCount": 50,
+                "totalTokenCount": 1050,
+            },
+            "modelVersion": "scripted",
+        }
+        if stream:
+            self._sse([(None, response)])
+        else:
+            self._json(response)
+
+    def _gemini_calls(
+        self, tools: set[str], contents: list[dict[str, Any]], results: int
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Gemini CLI's tools: read_file, then replace in train.py and write_file."""
+        if _PROMPT_MARK not in _text_of(contents) or not {"replace", "write_file"} <= tools:
+            return []
+        train = str(self.script.train)
+        if results == 0:
+            return [("read_file", {"file_path": train})]
+        if results == 1:
+            old, new, description = self.script.change()
+            return [
+                (
+                    "replace",
+                    {
+                        "file_path": train,
+                        "old_string": old,
+                        "new_string": new,
+                        "instruction": "halve the learning rate",
+                    },
+                ),
+                (
+                    "write_file",
+                    {"file_path": self.script.description_file, "content": description + "\n"},
+                ),
+            ]
+        return []
+
+
+def _response_tools(tools: list[dict[str, Any]]) -> dict[str, str]:
+    """Tool name -> type of a Responses request, namespaces opened."""
+    found: dict[str, str] = {}
+    for tool in tools:
+        if tool.get("type") == "namespace":
+            found.update(_response_tools(tool.get("tools") or []))
+        elif tool.get("name"):
+            found[tool["name"]] = tool.get("type", "")
+    return found
+
+
+def _fill(schema: dict[str, Any]) -> Any:
+    """A value that fits a JSON schema: the first enum value, a small number, "ok"."""
+    kind = str(schema.get("type", "object")).lower()
+    if schema.get("enum"):
+        return schema["enum"][0]
+    if kind == "object":
+        return {k: _fill(v) for k, v in (schema.get("properties") or {}).items()}
+    if kind == "array":
+        return []
+    if kind in ("integer", "number"):
+        return 30
+    if kind == "boolean":
+        return False
+    return "ok"
 
 
 def _answered(messages: list[dict[str, Any]]) -> bool:

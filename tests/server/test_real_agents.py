@@ -18,11 +18,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fake_agents import make_config, make_repo
+from fake_agents import TRAIN_PY, make_config, make_repo
 from test_agent_loop import assert_no_leftover_processes
 
 from autoresearch import results_tsv
 from autoresearch.agents import make_proposer
+from autoresearch.agents.base import AgentUnavailable
 from autoresearch.ledger import Ledger
 from autoresearch.loop import Loop, LoopStopped
 
@@ -90,7 +91,31 @@ def settings(program: str, url: str, key: str) -> dict[str, str]:
             # litellm would fetch its price list from GitHub at every start.
             "LITELLM_LOCAL_MODEL_COST_MAP": "True",
         }
+    if program == "codex":  # the base URL is in ~/.codex/config.toml (configure_home)
+        return {**common, "OPENAI_API_KEY": key}
+    if program == "gemini":
+        return {**common, "GEMINI_API_KEY": key, "GOOGLE_GEMINI_BASE_URL": url}
+    if program == "opencode":  # its Anthropic provider honours ANTHROPIC_BASE_URL
+        return {**common, "ANTHROPIC_API_KEY": key, "ANTHROPIC_BASE_URL": f"{url}/v1"}
     raise AssertionError(program)
+
+
+def configure_home(program: str, home: Path, url: str) -> None:
+    """The config files a user writes to use a base URL of their own."""
+    if program == "codex":
+        # Its default model (gpt-6.x) writes code in a "code mode" tool this script does not
+        # speak; gpt-4.1 edits through apply_patch, as every model did before.
+        (home / ".codex").mkdir(parents=True)
+        (home / ".codex/config.toml").write_text(
+            f'openai_base_url = "{url}/v1"\nmodel = "gpt-4.1"\n'
+        )
+    if program == "gemini":
+        # With GOOGLE_GEMINI_BASE_URL set, gemini 0.61 picks the "gateway" auth type, which
+        # it then rejects ("Invalid auth method selected"); naming the API key type avoids it.
+        (home / ".gemini").mkdir(parents=True)
+        (home / ".gemini/settings.json").write_text(
+            '{"security": {"auth": {"selectedType": "gemini-api-key"}}}'
+        )
 
 
 # Every variable that could hand a program a real key or endpoint from the machine running
@@ -138,7 +163,7 @@ def run_loop(repo: Path, preset: str, limit: int) -> Loop:
     return loop
 
 
-PROGRAMS = ["claude", "aider"]
+PROGRAMS = ["claude", "aider", "codex", "gemini", "opencode"]
 
 
 @pytest.mark.parametrize("program", PROGRAMS)
@@ -151,6 +176,7 @@ def test_real_program_makes_three_real_experiments(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     environment(monkeypatch, agents_bin, tmp_path / "home", settings(program, server.url, "k"))
+    configure_home(program, tmp_path / "home", server.url)
     loop = run_loop(repo, program, limit=3)
     ledger = Ledger(repo)
     ledger.load()
@@ -169,6 +195,9 @@ def test_real_program_makes_three_real_experiments(
         assert e.diff.files == 1
         # Nothing blamed on the agent: its caches are not its edits.
         assert not [x for x in e.events if "scope" in x or "reverted" in x], e.events
+    # What each call cost, where the program says (the scripted server's usage figures).
+    cost, tokens = COSTS[program]
+    assert [(e.cost_usd is not None, e.tokens) for e in records[1:]] == [(cost, tokens)] * 3
     rows = results_tsv.read(repo / "results.tsv")
     assert [r.description for r in rows[1:]] == [e.description for e in records[1:]]
     assert "LEARNING_RATE = 0.00125  # step size" in (repo / "train.py").read_text()
@@ -178,25 +207,40 @@ def test_real_program_makes_three_real_experiments(
 
 
 @pytest.mark.parametrize("program", PROGRAMS)
-def test_real_program_without_a_key_stops_before_the_baseline(
+def test_real_program_without_a_key_stops_at_once(
     program: str, repo: Path, agents_bin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    extra = {k: v for k, v in settings(program, CLOSED, "").items() if v}
-    extra = {k: v for k, v in extra.items() if "KEY" not in k}
+    extra = {k: v for k, v in settings(program, CLOSED, "").items() if "KEY" not in k}
     environment(monkeypatch, agents_bin, tmp_path / "home", extra)
-    with pytest.raises(Exception) as raised:
+    with pytest.raises((LoopStopped, AgentUnavailable)) as raised:
         run_loop(repo, program, limit=3)
     message = str(raised.value)
     assert f'preset "{program}"' in message, message
     assert WORDS[program] in message, message
-    assert isinstance(raised.value, LoopStopped | RuntimeError)
-    # Before the baseline: nothing was run or recorded.
-    assert results_tsv.read(repo / "results.tsv") == []
-    assert not list((repo / ".autoresearch").glob("runs/*"))
+    assert "log it in or give it an API key" in message
+    rows = results_tsv.read(repo / "results.tsv")
+    if program == "gemini":  # no status check of its own: its first call says it at once
+        assert [r.status for r in rows] == ["keep"]
+        assert (repo / "train.py").read_text() == TRAIN_PY
+    else:  # its own check, before the baseline: nothing was run or recorded
+        assert rows == []
 
+
+# (cost reported, tokens) per experiment: claude and aider price the calls themselves, codex
+# counts tokens only (two requests of 1050 each), the others say nothing parseable.
+COSTS = {
+    "claude": (True, 3 * 1050),
+    "aider": (True, 1100),
+    "codex": (False, 2 * 1050),
+    "gemini": (False, None),
+    "opencode": (False, None),
+}
 
 # The program's own words when it has no key.
 WORDS = {
-    "claude": "loggedIn",
+    "claude": '"loggedIn": false',
     "aider": "No LLM model was specified and no API keys were provided",
+    "codex": "Not logged in",
+    "gemini": "Please set an Auth method",
+    "opencode": "0 credentials",
 }

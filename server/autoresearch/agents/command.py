@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import os
+import re
 import shlex
 import shutil
 import threading
@@ -85,6 +86,7 @@ class CommandProposer:
     def _check(self, argv: list[str]) -> None:
         """Run the preset's status check with a short timeout; its words on failure."""
         env = {**os.environ, **self.command.env, "BROWSER": "true", "NO_COLOR": "1"}
+        env["PWD"] = str(self.root)
         marker = uuid.uuid4().hex
         env[MARKER] = marker
         try:
@@ -111,9 +113,10 @@ class CommandProposer:
                 f" `{shown}` within {CHECK_TIMEOUT_S:g} s. To fix: run it by hand to see why"
                 f" (network, login), then start the loop again.\n{watch.lines(_QUOTED_LINES)}"
             )
-        if watch.seen.is_set() or code != 0:
+        found = not self.command.check_ok or re.search(self.command.check_ok, watch.text)
+        if watch.seen.is_set() or code != 0 or not found:
             if not watch.seen.is_set():
-                watch.word = f"exit code {code}"
+                watch.word = f"exit code {code}" if code else "no login and no key"
             raise AgentUnavailable(
                 f'The agent (preset "{self.command.name}") cannot work here: its status check'
                 f' `{shown}` said "{watch.word}". To fix: log it in or give it an API key,'
@@ -257,6 +260,9 @@ class CommandProposer:
             "AUTORESEARCH_DESCRIPTION_FILE": values.description_file,
             "AUTORESEARCH_ROOT": values.root,
             "AUTORESEARCH_NUMBER": str(values.number),
+            # The daemon's own PWD would be inherited: OpenCode takes it as its project folder
+            # and refuses the repository's files as "external_directory".
+            "PWD": values.root,
             # An agent that runs `git commit` or `git merge` must not hang in an editor.
             "GIT_EDITOR": "true",
             "GIT_MERGE_AUTOEDIT": "no",
@@ -385,6 +391,9 @@ def _remove_stale_lock(lock: Path, wait_s: float = 1.0) -> bool:
     return True
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
 class Watch:
     """Looks through the agent's output, as it arrives, for words meaning it cannot work."""
 
@@ -407,9 +416,14 @@ class Watch:
                 self.seen.set()
                 return
 
+    @property
+    def text(self) -> str:
+        return self._text
+
     def lines(self, count: int) -> str:
         """The output's first lines that say something, around the word seen."""
-        lines = [line.rstrip() for line in self._text.splitlines() if line.strip()]
+        text = _ANSI.sub("", self._text)
+        lines = [line.rstrip() for line in text.splitlines() if line.strip()]
         at = next((i for i, line in enumerate(lines) if self.word in line.lower()), 0)
         start = max(0, at - count // 2)
         return "\n".join(line[:300] for line in lines[start : start + count])

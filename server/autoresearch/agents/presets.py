@@ -57,6 +57,8 @@ class Preset(msgspec.Struct, frozen=True):
     # is set in the environment (a key the check does not know about).
     check: tuple[str, ...] = ()
     check_unless: tuple[str, ...] = ()
+    # A pattern the check's output must match (it lists what it found), "" for none.
+    check_ok: str = ""
 
 
 # Said by many programs when the key is missing or rejected.
@@ -96,8 +98,12 @@ PRESETS: dict[str, Preset] = {
         checked="Codex CLI 0.5x-0.14x (developers.openai.com/codex/noninteractive;"
         " --full-auto is deprecated there in favour of --sandbox workspace-write)",
         install="npm install -g @openai/codex",
-        unavailable=("Not logged in", *AUTH_FAILURES),
+        # Without network it would wait for it until agent.timeout.
+        unavailable=("Not logged in", "waiting for network", *AUTH_FAILURES),
         cost="codex-jsonl",
+        # `codex exec` also takes these keys, which `login status` does not report.
+        check=("codex", "login", "status"),
+        check_unless=("CODEX_API_KEY", "OPENAI_API_KEY"),
     ),
     "aider": Preset(
         argv=(
@@ -158,7 +164,12 @@ PRESETS: dict[str, Preset] = {
         " --yolo is deprecated there in favour of --approval-mode)",
         install="npm install -g @google/gemini-cli",
         env={"GEMINI_CLI_TRUST_WORKSPACE": "true"},
-        unavailable=("GEMINI_API_KEY environment variable not found", *AUTH_FAILURES),
+        unavailable=(
+            "Please set an Auth method",
+            "you must specify the GEMINI_API_KEY",
+            "Invalid auth method selected",
+            *AUTH_FAILURES,
+        ),
     ),
     "opencode": Preset(
         argv=("opencode", "run", "{prompt}"),
@@ -170,6 +181,9 @@ PRESETS: dict[str, Preset] = {
         # Edits only: shell commands and web fetches are refused.
         env={"OPENCODE_PERMISSION": '{"edit": "allow", "bash": "deny", "webfetch": "deny"}'},
         unavailable=AUTH_FAILURES,
+        # Without a provider it falls back to a free hosted model and, offline, waits forever.
+        check=("opencode", "auth", "list"),
+        check_ok=r"[1-9][0-9]* (credential|environment variable)",
     ),
 }
 
@@ -198,6 +212,7 @@ class Resolved(msgspec.Struct, frozen=True):
     cost: str = ""
     check: tuple[str, ...] = ()
     check_unless: tuple[str, ...] = ()
+    check_ok: str = ""
 
     @property
     def shell(self) -> bool:
@@ -244,6 +259,7 @@ def resolve(agent: Agent) -> Resolved:
         preset.cost,
         preset.check,
         preset.check_unless,
+        preset.check_ok,
     )
 
 
