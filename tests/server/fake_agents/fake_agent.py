@@ -21,6 +21,8 @@ files from it, and acts out one behaviour chosen by `--mode` or $FAKE_AGENT_MODE
   escape          edit, start a setsid'd grandchild that sleeps forever, exit 0
   chatty          print --mb megabytes (default 50), then edit
   fail            print an error and exit 1
+  logged_out      print "Not logged in · Please run /login", then wait as for a login
+  cache           like good, and write a cache in the repository as aider does
   syntax          edit so that the file no longer parses
   noop            change nothing
   args            write argv, the prompt and AUTORESEARCH_* env as JSON to --out
@@ -51,7 +53,7 @@ CONSTANT = re.compile(r"^([A-Z][A-Z0-9_]*)\s*=\s*([-+]?\d[\d_.eE+-]*)\s*(#.*)?$"
 
 # The status checks the presets run before the baseline (claude, codex, aider), answered
 # as a logged-in program would; FAKE_AGENT_STATUS=logged-out answers as one without a key.
-STATUS_CHECKS = (["auth", "status"], ["login", "status"])
+STATUS_CHECKS = (["auth", "status"], ["login", "status"], ["auth", "list"])
 
 
 def status_check() -> int | None:
@@ -59,8 +61,10 @@ def status_check() -> int | None:
         return None
     if os.environ.get("FAKE_AGENT_STATUS") == "logged-out":
         print('{\n  "loggedIn": false,\n  "authMethod": "none"\n}\nNot logged in', flush=True)
-        return 1
+        print("0 credentials", flush=True)
+        return 1 if sys.argv[1:] != ["auth", "list"] else 0
     print('{"loggedIn": true, "authMethod": "api_key"}', flush=True)
+    print("1 environment variable", flush=True)
     return 0
 
 
@@ -78,7 +82,7 @@ def main() -> int:
     parser.add_argument("--ignore-term", action="store_true")
     parser.add_argument("--mb", type=float, default=50.0)
     parser.add_argument("--out", default=".autoresearch/agents/fake_args.json")
-    parser.add_argument("--modes-file")
+    parser.add_argument("--modes-file", default=os.environ.get("FAKE_AGENT_MODES_FILE"))
     parser.add_argument("--keep-prompts")
     parser.add_argument("rest", nargs="*")
     args, unknown = parser.parse_known_args()
@@ -116,6 +120,15 @@ def main() -> int:
         return 1
     if mode == "hang":
         return hang(args.pid_file, args.ignore_term)
+    if mode == "logged_out":
+        print("Not logged in · Please run /login", flush=True)
+        time.sleep(600)
+        return 1
+    if mode == "cache":
+        cache = Path(".aider.tags.cache.v4")
+        cache.mkdir(exist_ok=True)
+        (cache / "cache.db").write_bytes(b"SQLite format 3\0")
+        mode = "good"
     if mode == "chatty":
         block = (b"thinking about the next experiment... " * 27 + b"\n") * 1024  # ~1 MB
         for _ in range(int(args.mb)):
