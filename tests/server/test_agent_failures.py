@@ -8,13 +8,17 @@ programs are driven in test_real_agents.py.
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from fake_agents import FAKE_AGENT, make_config, make_repo
 from test_agent_loop import assert_no_leftover_processes, assert_nothing_lost, run_agent
 
+from autoresearch import config as cfg
 from autoresearch import results_tsv
 from autoresearch.agents import make_proposer
 from autoresearch.agents.base import AgentUnavailable
@@ -138,3 +142,22 @@ def test_a_programs_cache_is_not_blamed_on_it(
     assert (repo / ".aider.tags.cache.v4/cache.db").exists()
     exclude = (repo / ".git/info/exclude").read_text().splitlines()
     assert exclude.count(".aider.tags.cache.v4/") == 1
+
+
+def test_cost_is_recorded_per_experiment_and_totalled_in_status(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    as_program(tmp_path, "claude", monkeypatch)
+    run_preset(repo, "claude", 2)
+    cfg.save(repo, make_config(preset="claude"))  # what `status` reads the metric from
+    lines = (repo / ".autoresearch/experiments.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert "cost_usd" not in records[0] and "tokens" not in records[0]  # the baseline
+    assert [(r["cost_usd"], r["tokens"]) for r in records[1:]] == [(0.0125, 1050)] * 2
+    done = subprocess.run(
+        [sys.executable, "-m", "autoresearch", "status", "--dir", str(repo)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "agent cost: $0.025 over 2 experiments, 2,100 tokens" in done.stdout

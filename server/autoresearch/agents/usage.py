@@ -106,3 +106,17 @@ def first_lines(output: str, count: int = 6) -> str:
     lines = [line.rstrip() for line in output.splitlines() if line.strip()]
     lines = [line for line in lines if not line.startswith("$ ")]
     return "\n".join(f"  {line[:300]}" for line in lines[:count])
+
+
+def describe(experiments: list) -> str:
+    """A session's agent cost for people: "$0.075 over 3 experiments, 9,450 tokens", or ""
+    when no call said what it cost."""
+    costs = [e.cost_usd for e in experiments if e.cost_usd is not None]
+    tokens = [e.tokens for e in experiments if e.tokens is not None]
+    parts = []
+    if costs:
+        count = len(costs)
+        parts.append(f"${sum(costs):.4g} over {count} experiment{'s' * (count != 1)}")
+    if tokens:
+        parts.append(f"{sum(tokens):,} tokens")
+    return ", ".join(parts)

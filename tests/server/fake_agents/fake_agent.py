@@ -175,6 +175,10 @@ def main() -> int:
     description_file.parent.mkdir(parents=True, exist_ok=True)
     description_file.write_text(described + "\n")
     print(f"Done: {described}")
+    if "--output-format" in sys.argv:  # as `claude -p --output-format json` ends
+        usage = {"input_tokens": 1000, "output_tokens": 50}
+        result = {"type": "result", "total_cost_usd": 0.0125, "usage": usage}
+        print(json.dumps(result))
     return 0
 
 
