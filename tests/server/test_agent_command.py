@@ -299,7 +299,7 @@ def test_preset_argv_carries_prompt_files_and_env(
     description = str(repo.resolve() / DESCRIPTION_FILE)
     assert aider[-3:] == ["train.py", "prepare2.py", description]
     assert "--no-auto-commits" in aider and "--add-gitignore-files" in aider
-    assert records["opencode"]["argv"] == ["run", prompt]
+    assert records["opencode"]["argv"] == ["run", "--format", "json", prompt]
     # Edits only: a shell command is never granted.
     permission = json.loads(records["opencode"]["env"]["OPENCODE_PERMISSION"])
     assert permission["edit"] == "allow" and permission["bash"] == "deny"

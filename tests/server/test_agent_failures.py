@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from fake_agents import FAKE_AGENT, make_config, make_repo
+from fake_agents import FAKE_AGENT, git, make_config, make_repo
 from test_agent_loop import assert_no_leftover_processes, assert_nothing_lost, run_agent
 
 from autoresearch import config as cfg
@@ -161,3 +161,28 @@ def test_cost_is_recorded_per_experiment_and_totalled_in_status(
     )
     assert done.returncode == 0, done.stderr
     assert "agent cost: $0.025 over 2 experiments, 2,100 tokens" in done.stdout
+
+
+def test_cli_run_stops_with_the_agents_words_and_a_failing_exit(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The case: `--loop 1` with Claude Code not logged in used to wait, retry, and
+    # end "complete (0 experiments)" with exit 0.
+    as_program(tmp_path, "claude", monkeypatch)
+    cfg.save(repo, make_config(preset="claude"))
+    git(repo, "add", "autoresearch.toml")
+    git(repo, "commit", "-qm", "config")
+    env = {**os.environ, "FAKE_AGENT_STATUS": "logged-out"}
+    done = subprocess.run(
+        [sys.executable, "-m", "autoresearch", "run", "--dir", str(repo), "--loop", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        timeout=300,
+    )
+    assert done.returncode != 0
+    assert '"loggedIn": false' in done.stderr and "claude auth status" in done.stderr
+    assert "complete" not in done.stdout
+    assert results_tsv.read(repo / "results.tsv") == []
+    assert_no_leftover_processes(repo)

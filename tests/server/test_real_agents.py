@@ -214,7 +214,12 @@ def test_real_program_makes_three_real_experiments(
 def test_real_program_without_a_key_stops_at_once(
     program: str, repo: Path, agents_bin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    extra = {k: v for k, v in settings(program, CLOSED, "").items() if "KEY" not in k}
+    # A new user's machine: no key, no endpoint of their own, and no network here.
+    extra = {
+        k: v
+        for k, v in settings(program, CLOSED, "").items()
+        if not any(word in k for word in ("KEY", "URL", "BASE"))
+    }
     environment(monkeypatch, agents_bin, tmp_path / "home", extra)
     with pytest.raises((LoopStopped, AgentUnavailable)) as raised:
         run_loop(repo, program, limit=3)
@@ -230,14 +235,13 @@ def test_real_program_without_a_key_stops_at_once(
         assert rows == []
 
 
-# (cost reported, tokens reported) per experiment: claude and aider price their calls, codex
-# counts tokens only, the others say nothing the presets read.
+# (cost reported, tokens reported) per experiment: codex and gemini count tokens only.
 COSTS = {
     "claude": (True, True),
     "aider": (True, True),
     "codex": (False, True),
-    "gemini": (False, False),
-    "opencode": (False, False),
+    "gemini": (False, True),
+    "opencode": (True, True),
 }
 
 # The program's own words when it has no key.

@@ -158,12 +158,23 @@ PRESETS: dict[str, Preset] = {
     ),
     "gemini": Preset(
         # --skip-trust: headless gemini refuses a folder nobody trusted interactively (exit 55).
-        argv=("gemini", "--skip-trust", "--approval-mode", "auto_edit", "-p", "{prompt}"),
+        # JSON output: its stats carry the call's token counts.
+        argv=(
+            "gemini",
+            "--skip-trust",
+            "--approval-mode",
+            "auto_edit",
+            "--output-format",
+            "json",
+            "-p",
+            "{prompt}",
+        ),
         note="Gemini CLI headless mode; edits are auto-approved, shell commands are not.",
         checked="Gemini CLI 0.40 (geminicli.com/docs: headless mode, CLI reference;"
         " --yolo is deprecated there in favour of --approval-mode)",
         install="npm install -g @google/gemini-cli",
         env={"GEMINI_CLI_TRUST_WORKSPACE": "true"},
+        cost="gemini-json",
         unavailable=(
             "Please set an Auth method",
             "you must specify the GEMINI_API_KEY",
@@ -172,7 +183,8 @@ PRESETS: dict[str, Preset] = {
         ),
     ),
     "opencode": Preset(
-        argv=("opencode", "run", "{prompt}"),
+        # JSON events: each step's cost and tokens.
+        argv=("opencode", "run", "--format", "json", "{prompt}"),
         note="OpenCode non-interactive run; permissions granted through OPENCODE_PERMISSION.",
         checked="OpenCode 1.x (opencode.ai/docs: cli#run, permissions). The run flag for"
         " auto-approval changed name across 1.x (--dangerously-skip-permissions, then --auto);"
@@ -181,6 +193,7 @@ PRESETS: dict[str, Preset] = {
         # Edits only: shell commands and web fetches are refused.
         env={"OPENCODE_PERMISSION": '{"edit": "allow", "bash": "deny", "webfetch": "deny"}'},
         unavailable=AUTH_FAILURES,
+        cost="opencode-jsonl",
         # Without a provider it falls back to a free hosted model and, offline, waits forever.
         check=("opencode", "auth", "list"),
         check_ok=r"[1-9][0-9]* (credential|environment variable)",

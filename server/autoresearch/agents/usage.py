@@ -39,6 +39,10 @@ def parse_cost(kind: str, log: Path) -> Usage:
         return _codex(text)
     if kind == "aider-text":
         return _aider(text)
+    if kind == "opencode-jsonl":
+        return _opencode(text)
+    if kind == "gemini-json":
+        return _gemini(text)
     return Usage()
 
 
@@ -80,6 +84,32 @@ def _codex(text: str) -> Usage:
         if value.get("type") == "turn.completed":
             usage = value.get("usage") or {}
             tokens += int(usage.get("input_tokens") or 0) + int(usage.get("output_tokens") or 0)
+    return Usage(None, tokens or None)
+
+
+def _opencode(text: str) -> Usage:
+    cost: float | None = None
+    tokens = 0
+    for value in _json_lines(text):
+        if value.get("type") == "step_finish":
+            part = value.get("part") or {}
+            tokens += int((part.get("tokens") or {}).get("total") or 0)
+            if part.get("cost") is not None:
+                cost = (cost or 0.0) + float(part["cost"])
+    return Usage(cost, tokens or None)
+
+
+def _gemini(text: str) -> Usage:
+    """Its one JSON object (indented over many lines), after whatever it wrote before."""
+    start = text.rfind('{\n  "session_id"')
+    if start < 0:
+        return Usage()
+    try:
+        value, _ = json.JSONDecoder().raw_decode(text[start:])
+    except ValueError:
+        return Usage()
+    models = ((value.get("stats") or {}).get("models") or {}).values()
+    tokens = sum(int(((m or {}).get("tokens") or {}).get("total") or 0) for m in models)
     return Usage(None, tokens or None)
 
 
