@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint test-python test-extension test-e2e vsix bench clean
+.PHONY: demo test lint agents test-python test-extension test-e2e vsix bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,11 @@ lint: $(STAMP) $(NODE_STAMP)
 	$(VENV)/bin/ruff format --check server tests
 	npm run --silent typecheck
 
-test-python: $(STAMP)
+# The real coding-agent programs the preset tests drive, pinned, in ~/.cache (instant once there).
+agents:
+	bash tests/agents/install.sh >/dev/null
+
+test-python: $(STAMP) agents
 	$(PY) -m pytest -q -p no:cacheprovider tests/server
 
 test-extension: $(STAMP) $(NODE_STAMP)

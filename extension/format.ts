@@ -129,6 +129,28 @@ export function experimentId(tag: string, number: number): string {
   return `experiment:${tag}:${number}`;
 }
 
+/** What the agent's calls cost over `experiments` ("$0.075, 9,450 tokens"); "" when none said. */
+export function formatCost(experiments: readonly Experiment[]): string {
+  let usd = 0;
+  let tokens = 0;
+  let priced = false;
+  let counted = false;
+  for (const e of experiments) {
+    if (typeof e.cost_usd === "number") {
+      usd += e.cost_usd;
+      priced = true;
+    }
+    if (typeof e.tokens === "number") {
+      tokens += e.tokens;
+      counted = true;
+    }
+  }
+  const parts: string[] = [];
+  if (priced) parts.push(`$${Number(usd.toPrecision(4))}`);
+  if (counted) parts.push(`${tokens.toLocaleString("en-US")} tokens`);
+  return parts.join(", ");
+}
+
 /** The full record, as Markdown for the tree's tooltip. */
 export function experimentTooltip(e: Experiment, reference: Reference | undefined, metricName: string): string {
   const lines: string[] = [`**#${e.number} · ${e.status}** · \`${e.commit.slice(0, 7)}\``, ""];
@@ -145,6 +167,7 @@ export function experimentTooltip(e: Experiment, reference: Reference | undefine
   row("exit code", e.exit_code);
   row("runtime", formatDuration(e.runtime_s || null));
   row("agent time", formatDuration(e.agent_s || null));
+  row("agent cost", formatCost([e]));
   row("peak RSS", formatMemoryGb(e.peak_rss_gb));
   row("peak GPU memory", formatMemoryGb(e.peak_gpu_gb));
   if (e.diff && (e.diff.files || e.diff.additions || e.diff.deletions)) {

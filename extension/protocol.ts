@@ -139,9 +139,9 @@ export interface Experiment {
   exit_code?: Int | null;
   runtime_s?: number;
   agent_s?: number;
+  /** What the agent's calls cost, where its program reports it (absent: unknown). */
   cost_usd?: number | null;
-  tokens_in?: Int | null;
-  tokens_out?: Int | null;
+  tokens?: Int | null;
   peak_rss_gb?: number;
   peak_gpu_gb?: number;
   diff?: DiffStats;

@@ -4,7 +4,7 @@
 // (never a copy), and shows the daemon's counts and best (never its own). Never holds a TreeItem per experiment: a session shows its newest HEAD experiments, and
 // older ones in groups of GROUP that load when expanded, so 10,000 experiments stay smooth.
 import { COMPACT_FROM, countsText, tally } from "../counts";
-import { experimentRow, formatMetric, oneLine, runningRow, type Reference, type Row } from "../format";
+import { experimentRow, formatCost, formatMetric, oneLine, runningRow, type Reference, type Row } from "../format";
 import type {
   Counts,
   Experiment,
@@ -349,6 +349,8 @@ export class ResultsModel {
     // first as always. The tooltip has every digit.
     const counts = countsText(s.counts, true);
     const many = tally(s.counts).experiments >= COMPACT_FROM;
+    const loaded = this.loaded(tag);
+    const cost = formatCost(loaded);
     return {
       id: `session:${tag}`,
       label: s.branch || (tag ? `autoresearch/${tag}` : "results.tsv"),
@@ -358,6 +360,7 @@ export class ResultsModel {
         (s.best !== null
           ? `\nbest ${this.state?.metric || "metric"} ${formatMetric(s.best)}${s.bestNumber !== null ? ` (#${s.bestNumber})` : ""}`
           : "") +
+        (cost ? `\nagent cost: ${cost}${loaded.length < s.total + 1 ? " (loaded experiments)" : ""}` : "") +
         (observer ? "\nObserved: written by another tool" : ""),
       icon: observer ? "eye" : active ? "beaker" : "git-branch",
       color: "",

@@ -145,12 +145,3 @@ def _stat(path: Path) -> tuple[int, int, int] | None:
     except FileNotFoundError:
         return None
     return (st.st_ino, st.st_size, st.st_mtime_ns)
-
-
-def count_tokens(exp: Experiment, calls: list[EditOutcome]) -> None:
-    """The editor model's tokens over an experiment's calls (retries and reworks included),
-    where any call reported them."""
-    ins = [c.tokens_in for c in calls if c.tokens_in is not None]
-    outs = [c.tokens_out for c in calls if c.tokens_out is not None]
-    exp.tokens_in = sum(ins) if ins else None
-    exp.tokens_out = sum(outs) if outs else None

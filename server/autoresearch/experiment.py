@@ -34,11 +34,6 @@ class Experiment(msgspec.Struct, omit_defaults=True):
     exit_code: int | None = None
     runtime_s: float = 0.0
     agent_s: float = 0.0
-    # What the agent's calls for this experiment cost, where its program reports it.
-    cost_usd: float | None = None
-    # The editor model's tokens for this experiment (prompt, reply), where the API reports them.
-    tokens_in: int | None = None
-    tokens_out: int | None = None
     peak_rss_gb: float = 0.0
     peak_gpu_gb: float = 0.0
     diff: DiffStats = msgspec.field(default_factory=DiffStats)
@@ -48,6 +43,10 @@ class Experiment(msgspec.Struct, omit_defaults=True):
     events: list[str] = msgspec.field(default_factory=list)
     # Sweep parameters tried, so a resumed sweep can replay its history.
     params: dict[str, float | str] = msgspec.field(default_factory=dict)
+    # What the agent's calls for this experiment cost, where its program reports it (the
+    # editor's model: its tokens only, prompt and reply together).
+    cost_usd: float | None = None
+    tokens: int | None = None
     started: str = ""
     finished: str = ""
     # Columns of a results.tsv written by another tool that we keep but do not interpret.

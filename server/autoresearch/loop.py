@@ -34,6 +34,7 @@ from . import (
     scope,
     stops,
 )
+from .agents import usage
 from .agents.base import AgentUnavailable, EditOutcome, FailureKind, Proposer
 from .agents.manual import ManualProposer
 from .attempt import Attempt, Bench
@@ -126,6 +127,7 @@ class Loop:
         self._next_failure: tuple[str, FailureKind] | None = None
         self._carried: list[str] = []
         self._agent_failures = 0
+        self._failed_call = False  # the last iteration's agent call failed: no experiment
         # Where the loop left HEAD, a person's uncommitted edits from before the edit step, and
         # the out-of-scope edits already reported as left in place (guarded_reset).
         self._head = ""
@@ -195,7 +197,8 @@ class Loop:
                     self._running.wait()
                     continue
                 self._iterate()
-                done += 1
+                # --loop N means N experiments: a failed agent call is none (at most 3 in a row).
+                done += not self._failed_call
                 self._set(remaining=None if self.limit is None else self.limit - done)
             # Done as asked (--loop N): the editor says so (phaseMessage); the hook is told.
             asked = self.limit is not None and done == self.limit and not why
@@ -333,9 +336,10 @@ class Loop:
         parent = self._head
         failure, self._next_failure = self._next_failure, None
         events, self._carried = self._carried, []
+        self._failed_call = False
         strays: list[str] = []
         started, agent_s = _now(), 0.0
-        calls: list[EditOutcome] = []  # every edit call of this experiment, for its tokens
+        costs: list[EditOutcome] = []  # each call's cost, summed into the record
         retries = reworks = 0
         kept_in_tree: set[str] = set()  # a crashed attempt's files, left for the agent to fix
         last: Attempt | None = None
@@ -352,7 +356,7 @@ class Loop:
             edit = self._edit(n, parent, failure, retries + reworks, kept_in_tree)
             outcome, allowed = edit.outcome, edit.enforcement.allowed
             agent_s += outcome.agent_s
-            calls.append(outcome)
+            costs.append(outcome)
             events += edit.enforcement.events
             strays += edit.strays
             if self.cancel.is_set():
@@ -408,7 +412,7 @@ class Loop:
             tries = f"{reworks} rework{'s' if reworks != 1 else ''}"
             last.verdict = policy.Verdict("discard", f"the guard failed after {tries}")
         exp = last.record(n, parent, self.tag, events, agent_s, started, _now())
-        edit_step.count_tokens(exp, calls)
+        exp.cost_usd, exp.tokens = usage.total(costs)
         self._record(exp, parent=parent)
         if strays:
             self._next_failure = (
@@ -493,6 +497,7 @@ class Loop:
         outcome = edit.outcome
         if not outcome.error:
             return
+        self._failed_call = True
         self._agent_failures += 1
         if self._agent_failures >= MAX_AGENT_FAILURES:
             raise LoopStopped(
@@ -500,6 +505,8 @@ class Loop:
                 " Run its command by hand to see why (API key, network, quota, agent.timeout),"
                 f" then start the loop again. Its log: {outcome.log}\n{outcome.output[-1500:]}"
             )
+        said = usage.first_lines(outcome.output)
+        self._say(f"#{n}: the agent said:\n{said}" if said else f"#{n}: the agent said nothing")
         self._say(f"#{n}: calling the agent again in {self.agent_retry_wait_s:g} s")
         self._stop.wait(self.agent_retry_wait_s)
 

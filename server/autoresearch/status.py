@@ -11,6 +11,7 @@ from pathlib import Path
 import msgspec
 
 from . import config as cfg
+from .agents import usage
 from .experiment import Experiment
 from .ledger import Ledger
 from .lock import RepoLock
@@ -106,6 +107,8 @@ def read_status(root: Path) -> Status:
             f" (#{s.best_number}), {s.counts.keep} keeps / {s.counts.discard} discards"
             f" / {s.counts.crash} crashes"
         )
+        if s.tag in ledger.sessions and (cost := usage.describe(ledger.experiments(s.tag))):
+            lines.append(f"    agent cost: {cost}")
     if not sessions:
         lines.append("no session yet: `autoresearch run` starts one")
     current = (

@@ -3,6 +3,8 @@ import { test } from "node:test";
 import {
   countsText,
   experimentRow,
+  experimentTooltip,
+  formatCost,
   gpuMessage,
   gpuWithoutDaemonText,
   formatDelta,
@@ -13,7 +15,7 @@ import {
   loopStatusText,
   phaseMessage,
 } from "../../extension/format";
-import type { GpuInfo } from "../../extension/protocol";
+import type { Experiment, GpuInfo } from "../../extension/protocol";
 
 test("metrics read with six significant digits, tiny and huge ones in exponent form", () => {
   assert.equal(formatMetric(0.9979), "0.9979");
@@ -147,4 +149,15 @@ test("the user hears when the loop fails or stops, once", () => {
   assert.equal(phaseMessage({ root: "/r", phase: "idle", mode: "none" }, stopped), undefined);
   // Stopped by itself ([stop] ...): the loop's notice says why, with the best to open; not twice.
   assert.equal(phaseMessage(running, { ...stopped, message: "stopped: 20 experiments in a row without a keep" }), undefined);
+});
+
+test("the agent's cost: per experiment in its tooltip, summed over a session, absent when unknown", () => {
+  const priced = { number: 1, commit: "a".repeat(40), status: "keep", cost_usd: 0.025, tokens: 3150 } as Experiment;
+  const counted = { number: 2, commit: "b".repeat(40), status: "keep", tokens: 2100 } as Experiment;
+  const silent = { number: 3, commit: "c".repeat(40), status: "keep" } as Experiment;
+  assert.equal(formatCost([priced]), "$0.025, 3,150 tokens");
+  assert.equal(formatCost([priced, counted, silent]), "$0.025, 5,250 tokens");
+  assert.equal(formatCost([silent]), "");
+  assert.match(experimentTooltip(priced, undefined, "val_loss"), /- agent cost: \$0\.025, 3,150 tokens/);
+  assert.doesNotMatch(experimentTooltip(silent, undefined, "val_loss"), /agent cost/);
 });

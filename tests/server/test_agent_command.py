@@ -290,13 +290,22 @@ def test_preset_argv_carries_prompt_files_and_env(
         assert outcome.error is None
         records[preset] = json.loads(out.read_text())
     prompt = (repo / PROMPT_FILE).read_text()
-    assert records["claude"]["argv"] == ["-p", prompt, "--permission-mode", "acceptEdits"]
+    assert records["claude"]["argv"] == [
+        *("-p", prompt, "--permission-mode", "acceptEdits", "--output-format", "json")
+    ]
     aider = records["aider"]["argv"]
     assert aider[aider.index("--message-file") + 1] == str(repo.resolve() / PROMPT_FILE)
-    assert aider[-2:] == ["train.py", "prepare2.py"]
-    assert "--no-auto-commits" in aider
-    assert records["opencode"]["argv"] == ["run", prompt]
-    assert records["opencode"]["env"]["OPENCODE_PERMISSION"] == '{"*": "allow"}'
+    # The description file is in the chat, and aider may write it although it is gitignored.
+    description = str(repo.resolve() / DESCRIPTION_FILE)
+    assert aider[-3:] == ["train.py", "prepare2.py", description]
+    assert "--no-auto-commits" in aider and "--add-gitignore-files" in aider
+    assert records["opencode"]["argv"] == ["run", "--format", "json", prompt]
+    # Edits only: a shell command is never granted.
+    permission = json.loads(records["opencode"]["env"]["OPENCODE_PERMISSION"])
+    assert permission["edit"] == "allow" and permission["bash"] == "deny"
+    assert "*" not in permission
+    # Nothing an agent starts opens a browser.
+    assert records["claude"]["env"]["BROWSER"] == "true"
 
 
 def test_unknown_placeholder_is_a_clear_error() -> None:

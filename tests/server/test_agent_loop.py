@@ -270,7 +270,7 @@ def test_no_change_is_not_an_experiment_and_the_next_call_is_told(repo: Path) ->
 def test_failing_agent_is_no_experiment_and_its_output_reaches_the_next_call(repo: Path) -> None:
     s = run_agent(repo, ["fail"], 2)
     records = assert_nothing_lost(s)
-    assert [e.number for e in records] == [0, 1]
+    assert [e.number for e in records] == [0, 1, 2]  # the failed call is no experiment
     assert (
         "#1: no experiment: agent exited with code 1 (log .autoresearch/agents/1.log)" in s.progress
     )
@@ -290,7 +290,7 @@ def test_hanging_agent_times_out_and_its_processes_are_killed(repo: Path, tmp_pa
     s = run_agent(
         repo,
         ["hang", "good"],
-        2,
+        1,  # the timed-out call is no experiment: `--loop 1` still gets one
         extra=("--pid-file", str(pids), "--ignore-term"),
         agent_timeout=3.0,
         kill_grace_s=0.3,

@@ -114,9 +114,8 @@ async def test_three_experiments_from_the_editors_model(tmp_path: Path) -> None:
         "X back to 2",
     ]
     assert [e["status"] for e in exps[1:]] == ["keep", "keep", "discard"]
-    assert (exps[1].get("tokens_in"), exps[1].get("tokens_out")) == (900, 40)
-    assert (exps[2].get("tokens_in"), exps[2].get("tokens_out")) == (1100, None)
-    assert (exps[3].get("tokens_in"), exps[3].get("tokens_out")) == (None, 30)
+    # Tokens, prompt and reply together, as for the coding agents.
+    assert [e.get("tokens") for e in exps[1:]] == [940, 1100, 30]
     # The off-limits reply wrote nothing and was told back in the next prompt.
     assert (root / "evaluate.py").read_text() == "SECRET = 1\n"
     assert "evaluate.py is off-limits" in asked[2]["prompt"]
@@ -132,7 +131,7 @@ async def test_three_experiments_from_the_editors_model(tmp_path: Path) -> None:
     # The branch holds the kept edits; the records say the same.
     assert "X = 0.7" in git(root, "show", "HEAD:train.py")
     lines = (root / ".autoresearch" / "experiments.jsonl").read_text().splitlines()
-    assert json.loads(lines[1])["tokens_in"] == 900
+    assert json.loads(lines[1])["tokens"] == 940
 
 
 async def stops_with(tmp_path: Path, reply: Any, timeout: float = 60) -> str:

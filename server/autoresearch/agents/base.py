@@ -58,9 +58,9 @@ class EditOutcome(msgspec.Struct):
     events: list[str] = msgspec.field(default_factory=list)
     # Sweep parameter values tried, recorded with the experiment.
     params: dict[str, float | str] = msgspec.field(default_factory=dict)
-    # The editor model's token counts for this call, where the API reports them.
-    tokens_in: int | None = None
-    tokens_out: int | None = None
+    # What the call cost, where the program says (agents/usage.py); None when unknown.
+    cost_usd: float | None = None
+    tokens: int | None = None
 
 
 class Proposer(Protocol):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import os
+import re
 import shlex
 import shutil
 import threading
@@ -26,6 +27,7 @@ from ..scope import expand_paths, matches
 from ..triage import log_tail
 from .base import AgentUnavailable, EditContext, EditOutcome
 from .presets import Resolved, Values, render_argv, render_shell, resolve
+from .usage import parse_cost
 
 AGENTS_DIR = ".autoresearch/agents"
 # Every process the agent starts carries this in its environment: where the tree cannot be
@@ -38,7 +40,11 @@ POLL_S = 0.05
 _CHUNK = 64 * 1024
 _ERROR_TAIL = 2_000
 _MAX_DESCRIPTION = 200
-Ending = Literal["exited", "timeout", "cancelled"]
+Ending = Literal["exited", "timeout", "cancelled", "unavailable"]
+# Lines of the agent's own words quoted when it cannot work.
+_QUOTED_LINES = 8
+# How long a preset's status check may take (it answers in seconds when the program works).
+CHECK_TIMEOUT_S = 60.0
 _SHELL_WORDS = {"cd", "env", "exec", "export", "set", "source", ".", "time", "nice", "nohup"}
 
 
@@ -64,10 +70,58 @@ class CommandProposer:
         self._index_lock: Path | None = None
 
     def preflight(self) -> None:
-        """Raise AgentUnavailable when the agent's binary is not installed."""
+        """Raise AgentUnavailable when the agent's binary is not installed, or when its own
+        status check says it cannot work (not logged in, no key): before any baseline."""
         program = self._program()
         if program and not _findable(program, self.root):
             raise AgentUnavailable(self._not_found(program))
+        check = self.command.check
+        if (
+            check
+            and not self.command.shell
+            and not any(os.environ.get(v) for v in self.command.check_unless)
+        ):
+            self._check(list(check))
+
+    def _check(self, argv: list[str]) -> None:
+        """Run the preset's status check with a short timeout; its words on failure."""
+        env = {**os.environ, **self.command.env, "BROWSER": "true", "NO_COLOR": "1"}
+        env["PWD"] = str(self.root)
+        marker = uuid.uuid4().hex
+        env[MARKER] = marker
+        try:
+            tree = procs.spawn(
+                argv,
+                cwd=self.root,
+                env=env,
+                stdout=procs.PIPE,
+                grace=self.kill_grace_s,
+                marker=(MARKER, marker),
+            )
+        except OSError as exc:
+            raise AgentUnavailable(self._not_found(argv[0], exc)) from exc
+        watch = Watch(self.command.unavailable)
+        reader = threading.Thread(target=_pump, args=(tree, None, watch), daemon=True)
+        reader.start()
+        state = self._wait(tree, threading.Event(), time.monotonic() + CHECK_TIMEOUT_S, watch)
+        code = tree.finish().exit_code
+        reader.join(timeout=2.0)
+        shown = shlex.join(argv)
+        if state == "timeout":
+            raise AgentUnavailable(
+                f'The agent (preset "{self.command.name}") did not answer its status check'
+                f" `{shown}` within {CHECK_TIMEOUT_S:g} s. To fix: run it by hand to see why"
+                f" (network, login), then start the loop again.\n{watch.lines(_QUOTED_LINES)}"
+            )
+        found = not self.command.check_ok or re.search(self.command.check_ok, watch.text)
+        if watch.seen.is_set() or code != 0 or not found:
+            if not watch.seen.is_set():
+                watch.word = f"exit code {code}" if code else "no login and no key"
+            raise AgentUnavailable(
+                f'The agent (preset "{self.command.name}") cannot work here: its status check'
+                f' `{shown}` said "{watch.word}". To fix: log it in or give it an API key,'
+                f" then start the loop again.\n{watch.lines(_QUOTED_LINES)}"
+            )
 
     def propose(self, ctx: EditContext, cancel: threading.Event) -> EditOutcome:
         """Run the agent once. The template comes from the constructor's config; the
@@ -90,8 +144,8 @@ class CommandProposer:
             files=tuple(scope_files(root, ctx.config.scope.files, ctx.config.scope.off_limits)),
             number=ctx.number,
         )
-        log_path = root / AGENTS_DIR / agent_log_name(ctx.number, ctx.attempt)
-        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_path = free_log_path(root / AGENTS_DIR, ctx.number, ctx.attempt)
+        exclude_caches(root, self.command.caches)
         argv = self._argv(values)
         display = self._display(values)
         marker = uuid.uuid4().hex
@@ -113,18 +167,23 @@ class CommandProposer:
                 message = self._not_found(argv[0], exc)
                 log.note(message + "\n")
                 raise AgentUnavailable(message) from exc
-            reader = threading.Thread(target=_pump, args=(tree, log), daemon=True)
+            watch = Watch(self.command.unavailable)
+            reader = threading.Thread(target=_pump, args=(tree, log, watch), daemon=True)
             reader.start()
-            state = self._wait(tree, cancel, started + ctx.config.agent.timeout)
+            state = self._wait(tree, cancel, started + ctx.config.agent.timeout, watch)
             # Ends the agent (on timeout or cancel) and every process it left behind.
             code = tree.finish().exit_code
             # Something outside our reach may still hold the pipe: then leave the reader be
             # (its later writes are dropped once the log is closed).
             reader.join(timeout=2.0)
+        if state == "exited" and code != 0 and watch.seen.is_set():  # said it, then gave up
+            state = "unavailable"
         agent_s = time.monotonic() - started
         # Every process of the agent is gone now: a lock that appeared meanwhile is stale.
         stale = lock is not None and not locked and _remove_stale_lock(lock)
         description = read_description(description_path)
+        if state == "unavailable":
+            raise AgentUnavailable(self._unavailable(watch, log_path, root))
         if state == "timeout":
             error = f"agent timed out after {ctx.config.agent.timeout:g} s (its processes killed)"
         elif state == "cancelled":
@@ -136,6 +195,7 @@ class CommandProposer:
             error = f"agent exited with code {code}"
         else:
             error = None
+        usage = parse_cost(self.command.cost, log_path)
         return EditOutcome(
             description=description,
             agent_s=agent_s,
@@ -143,6 +203,8 @@ class CommandProposer:
             log=str(log_path.relative_to(root)),
             output=log_tail(log_path, _ERROR_TAIL) if error else "",
             events=[STALE_LOCK] if stale else [],
+            cost_usd=usage.cost_usd,
+            tokens=usage.tokens,
         )
 
     def observe(self, experiment: Experiment) -> None:
@@ -157,10 +219,14 @@ class CommandProposer:
             self._index_lock = git_dir / "index.lock"
         return self._index_lock
 
-    def _wait(self, tree: procs.Tree, cancel: threading.Event, deadline: float) -> Ending:
+    def _wait(
+        self, tree: procs.Tree, cancel: threading.Event, deadline: float, watch: Watch
+    ) -> Ending:
         while True:
             if tree.wait(POLL_S):
                 return "exited"
+            if watch.seen.is_set():
+                return "unavailable"
             if cancel.is_set():
                 return "cancelled"
             if time.monotonic() > deadline:
@@ -194,12 +260,26 @@ class CommandProposer:
             "AUTORESEARCH_DESCRIPTION_FILE": values.description_file,
             "AUTORESEARCH_ROOT": values.root,
             "AUTORESEARCH_NUMBER": str(values.number),
+            # The daemon's own PWD would be inherited: OpenCode takes it as its project folder
+            # and refuses the repository's files as "external_directory".
+            "PWD": values.root,
             # An agent that runs `git commit` or `git merge` must not hang in an editor.
             "GIT_EDITOR": "true",
             "GIT_MERGE_AUTOEDIT": "no",
             "GIT_TERMINAL_PROMPT": "0",
             "NO_COLOR": "1",
+            # Nothing the agent starts may open a browser (a login page): nobody is there.
+            "BROWSER": "true",
         }
+
+    def _unavailable(self, watch: Watch, log_path: Path, root: Path) -> str:
+        """The agent's own words on why it cannot work, and the fix."""
+        words = watch.lines(_QUOTED_LINES)
+        return (
+            f'The agent (preset "{self.command.name}") cannot work here: it said "{watch.word}".'
+            " To fix: log it in or give it an API key (run its command once by hand to check),"
+            f" then start the loop again. Its log: {log_path.relative_to(root)}\n{words}"
+        )
 
     def _program(self) -> str | None:
         """The binary the command starts, when it can be told without running it."""
@@ -311,6 +391,80 @@ def _remove_stale_lock(lock: Path, wait_s: float = 1.0) -> bool:
     return True
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+class Watch:
+    """Looks through the agent's output, as it arrives, for words meaning it cannot work."""
+
+    def __init__(self, words: tuple[str, ...]) -> None:
+        self.words = tuple(w.lower() for w in words)
+        self.seen = threading.Event()
+        self.word = ""
+        self._text = ""  # the first output, kept to quote it
+
+    def feed(self, chunk: bytes) -> None:
+        if len(self._text) > 64 * 1024:
+            return
+        self._text += chunk.decode("utf-8", errors="replace")
+        if self.seen.is_set():
+            return
+        lower = self._text.lower()
+        for word in self.words:
+            if word in lower:
+                self.word = word
+                self.seen.set()
+                return
+
+    @property
+    def text(self) -> str:
+        return self._text
+
+    def lines(self, count: int) -> str:
+        """The output's first lines that say something, around the word seen."""
+        text = _ANSI.sub("", self._text)
+        lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+        at = next((i for i, line in enumerate(lines) if self.word in line.lower()), 0)
+        start = max(0, at - count // 2)
+        return "\n".join(line[:300] for line in lines[start : start + count])
+
+
+def exclude_caches(root: Path, caches: tuple[str, ...]) -> None:
+    """Name the program's caches in .git/info/exclude: untracked files the loop must not
+    blame on the agent (they are not its edits), and not the user's to see either."""
+    if not caches:
+        return
+    git_dir = repo.git_dir_of(root)
+    if git_dir is None:
+        return
+    common = git_dir / "commondir"  # a linked worktree: info/exclude lives in the common dir
+    if common.is_file():
+        git_dir = (git_dir / common.read_text().strip()).resolve()
+    exclude = git_dir / "info" / "exclude"
+    try:
+        text = exclude.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = ""
+    missing = [c for c in caches if c not in text.splitlines()]
+    if missing:
+        exclude.parent.mkdir(parents=True, exist_ok=True)
+        sep = "" if not text or text.endswith("\n") else "\n"
+        lines = "".join(f"{c}\n" for c in missing)
+        exclude.write_text(f"{text}{sep}# autoresearch: agent caches\n{lines}", encoding="utf-8")
+
+
+def free_log_path(folder: Path, number: int, attempt: int) -> Path:
+    """Where this call's log goes: `<n>.log` (or `<n>.<k>.log`), then `<n>.call2.log`, ...
+    when an earlier call for the same experiment (one that made none) left its log there."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / agent_log_name(number, attempt)
+    call = 2
+    while path.exists():
+        path = folder / f"{path.name.split('.call')[0].removesuffix('.log')}.call{call}.log"
+        call += 1
+    return path
+
+
 def agent_log_name(number: int, attempt: int) -> str:
     """`<n>.log` for an experiment's first call; `<n>.<k>.log` for its k-th retry or rework."""
     return f"{number}.log" if not attempt else f"{number}.{attempt}.log"
@@ -347,13 +501,15 @@ def _tracked(root: Path) -> list[str]:
     return repo.tracked_files(root)
 
 
-def _pump(tree: procs.Tree, log: BoundedLog) -> None:
+def _pump(tree: procs.Tree, log: BoundedLog | None, watch: Watch) -> None:
     """Copy the agent's output to the log in chunks: never more than one chunk in hand."""
     assert tree.stdout is not None
     with tree.stdout:
         fd = tree.stdout.fileno()
         while chunk := os.read(fd, _CHUNK):
-            log.write(chunk)
+            if log is not None:
+                log.write(chunk)
+            watch.feed(chunk)
 
 
 def _findable(program: str, root: Path) -> bool:

@@ -117,8 +117,7 @@ class EditorProposer:
         outcome = EditOutcome(
             agent_s=time.monotonic() - started,
             log=str(log_path.relative_to(root)),
-            tokens_in=answer.tokens_in,
-            tokens_out=answer.tokens_out,
+            tokens=_tokens(answer.tokens_in, answer.tokens_out),
         )
         parsed = reply_edits.parse(answer.text)
         outcome.description = parsed.description
@@ -207,3 +206,9 @@ def _fence(text: str) -> str:
         longest = max(longest, run)
     ticks = "`" * max(3, longest + 1)
     return f"{ticks}\n{text.rstrip(chr(10))}\n{ticks}"
+
+
+def _tokens(prompt: int | None, reply: int | None) -> int | None:
+    """The call's tokens, prompt and reply together, as the coding agents' are counted."""
+    known = [n for n in (prompt, reply) if n is not None]
+    return sum(known) if known else None

@@ -45,21 +45,65 @@ class Preset(msgspec.Struct, frozen=True):
     install: str
     # Extra environment for the agent process.
     env: dict[str, str] = msgspec.field(default_factory=dict)
+    # What the program writes in the repository for itself (caches): ignored, never blamed.
+    caches: tuple[str, ...] = ()
+    # Words in its output that mean it cannot work here (no login, a rejected key): the call
+    # ends at once and the loop stops with them instead of retrying until the timeout.
+    unavailable: tuple[str, ...] = ()
+    # How its output reports what a call cost (usage.parse_cost): "" when it does not.
+    cost: str = ""
+    # Its own quick status or login check, run before the baseline and watched for the
+    # `unavailable` words (a failing exit says the same); skipped when one of `check_unless`
+    # is set in the environment (a key the check does not know about).
+    check: tuple[str, ...] = ()
+    check_unless: tuple[str, ...] = ()
+    # A pattern the check's output must match (it lists what it found), "" for none.
+    check_ok: str = ""
+
+
+# Said by many programs when the key is missing or rejected.
+AUTH_FAILURES = (
+    "401 Unauthorized",
+    "Invalid API key",
+    "invalid x-api-key",
+    "Incorrect API key",
+    "authentication_error",
+    "API key not valid",
+)
 
 
 PRESETS: dict[str, Preset] = {
     "claude": Preset(
-        argv=("claude", "-p", "{prompt}", "--permission-mode", "acceptEdits"),
+        # JSON output: the result line carries the call's cost (total_cost_usd, usage).
+        argv=(
+            "claude",
+            "-p",
+            "{prompt}",
+            "--permission-mode",
+            "acceptEdits",
+            "--output-format",
+            "json",
+        ),
         note="Claude Code in print mode; file edits are accepted, shell commands are not.",
-        checked="Claude Code 2.1 (code.claude.com/docs: CLI reference, permission modes)",
+        checked="Claude Code 2.1.197, run on a scripted API (tests/server/test_real_agents.py)",
         install="npm install -g @anthropic-ai/claude-code",
+        unavailable=('"loggedIn": false', "Not logged in", "Please run /login", *AUTH_FAILURES),
+        cost="claude-json",
+        check=("claude", "auth", "status"),
     ),
     "codex": Preset(
-        argv=("codex", "exec", "--sandbox", "workspace-write", "{prompt}"),
+        # --json: its events carry each turn's token counts.
+        argv=("codex", "exec", "--json", "--sandbox", "workspace-write", "{prompt}"),
         note="Codex CLI non-interactive mode; may write inside the repository only.",
         checked="Codex CLI 0.5x-0.14x (developers.openai.com/codex/noninteractive;"
         " --full-auto is deprecated there in favour of --sandbox workspace-write)",
         install="npm install -g @openai/codex",
+        # Without network it would wait for it until agent.timeout.
+        unavailable=("Not logged in", "waiting for network", *AUTH_FAILURES),
+        cost="codex-jsonl",
+        # `codex exec` also takes these keys, which `login status` does not report.
+        check=("codex", "login", "status"),
+        check_unless=("CODEX_API_KEY", "OPENAI_API_KEY"),
     ),
     "aider": Preset(
         argv=(
@@ -77,32 +121,82 @@ PRESETS: dict[str, Preset] = {
             "--no-pretty",
             "--no-fancy-input",
             "--no-suggest-shell-commands",
+            "--no-show-model-warnings",
+            # .autoresearch/ is gitignored: without this aider refuses to write the description.
+            "--add-gitignore-files",
             # Its history files would otherwise land in the repository as untracked files.
             "--chat-history-file",
             ".autoresearch/agents/aider.chat.history.md",
             "--input-history-file",
             ".autoresearch/agents/aider.input.history",
             "{files}",
+            "{description_file}",
         ),
         note="aider with the in-scope files in the chat; its own git commits are off.",
-        checked="aider 0.86 (aider.chat/docs/scripting.html, aider --help)",
+        checked="aider 0.86.2, run against a scripted API (tests/server/test_real_agents.py)",
         install="python -m pip install aider-install && aider-install",
+        caches=(".aider.tags.cache.v4/",),
+        cost="aider-text",
+        # Starts up (model, key) and exits; no --yes-always, so no login is ever accepted.
+        check=(
+            "aider",
+            "--exit",
+            "--no-check-update",
+            "--no-show-release-notes",
+            "--no-analytics",
+            "--no-gitignore",
+            "--no-pretty",
+            "--no-fancy-input",
+            "--no-show-model-warnings",
+            "--chat-history-file",
+            ".autoresearch/agents/aider.chat.history.md",
+            "--input-history-file",
+            ".autoresearch/agents/aider.input.history",
+        ),
+        # Without a key aider offers an OpenRouter login (a browser): stop before it.
+        unavailable=("No LLM model was specified and no API keys", *AUTH_FAILURES),
     ),
     "gemini": Preset(
-        argv=("gemini", "--approval-mode", "auto_edit", "-p", "{prompt}"),
+        # --skip-trust: headless gemini refuses a folder nobody trusted interactively (exit 55).
+        # JSON output: its stats carry the call's token counts.
+        argv=(
+            "gemini",
+            "--skip-trust",
+            "--approval-mode",
+            "auto_edit",
+            "--output-format",
+            "json",
+            "-p",
+            "{prompt}",
+        ),
         note="Gemini CLI headless mode; edits are auto-approved, shell commands are not.",
         checked="Gemini CLI 0.40 (geminicli.com/docs: headless mode, CLI reference;"
         " --yolo is deprecated there in favour of --approval-mode)",
         install="npm install -g @google/gemini-cli",
+        env={"GEMINI_CLI_TRUST_WORKSPACE": "true"},
+        cost="gemini-json",
+        unavailable=(
+            "Please set an Auth method",
+            "you must specify the GEMINI_API_KEY",
+            "Invalid auth method selected",
+            *AUTH_FAILURES,
+        ),
     ),
     "opencode": Preset(
-        argv=("opencode", "run", "{prompt}"),
+        # JSON events: each step's cost and tokens.
+        argv=("opencode", "run", "--format", "json", "{prompt}"),
         note="OpenCode non-interactive run; permissions granted through OPENCODE_PERMISSION.",
         checked="OpenCode 1.x (opencode.ai/docs: cli#run, permissions). The run flag for"
         " auto-approval changed name across 1.x (--dangerously-skip-permissions, then --auto);"
         " the environment variable works in all of them",
         install="npm install -g opencode-ai",
-        env={"OPENCODE_PERMISSION": '{"*": "allow"}'},
+        # Edits only: shell commands and web fetches are refused.
+        env={"OPENCODE_PERMISSION": '{"edit": "allow", "bash": "deny", "webfetch": "deny"}'},
+        unavailable=AUTH_FAILURES,
+        cost="opencode-jsonl",
+        # Without a provider it falls back to a free hosted model and, offline, waits forever.
+        check=("opencode", "auth", "list"),
+        check_ok=r"[1-9][0-9]* (credential|environment variable)",
     ),
 }
 
@@ -125,6 +219,13 @@ class Resolved(msgspec.Struct, frozen=True):
     template: tuple[str, ...] | str
     env: dict[str, str]
     install: str = ""
+    # The preset's caches, unavailable words and cost format (none for a custom command).
+    caches: tuple[str, ...] = ()
+    unavailable: tuple[str, ...] = ()
+    cost: str = ""
+    check: tuple[str, ...] = ()
+    check_unless: tuple[str, ...] = ()
+    check_ok: str = ""
 
     @property
     def shell(self) -> bool:
@@ -143,8 +244,17 @@ def resolve(agent: Agent) -> Resolved:
     if agent.command is not None and agent.command.strip():
         # A command overrides the preset's argv but keeps its environment.
         check_placeholders(agent.command, "agent.command")
-        env = dict(preset.env) if preset else {}
-        return Resolved(preset_name, agent.command, env, preset.install if preset else "")
+        if preset is None:
+            return Resolved(preset_name, agent.command, {})
+        return Resolved(
+            preset_name,
+            agent.command,
+            dict(preset.env),
+            preset.install,
+            preset.caches,
+            preset.unavailable or AUTH_FAILURES,
+            preset.cost,
+        )
     if preset is None:
         raise TemplateError(
             'agent.preset is "custom" but agent.command is empty. Write the command that runs'
@@ -152,7 +262,18 @@ def resolve(agent: Agent) -> Resolved:
         )
     for item in preset.argv:
         check_placeholders(item, f"preset {preset_name}")
-    return Resolved(preset_name, preset.argv, dict(preset.env), preset.install)
+    return Resolved(
+        preset_name,
+        preset.argv,
+        dict(preset.env),
+        preset.install,
+        preset.caches,
+        preset.unavailable or AUTH_FAILURES,
+        preset.cost,
+        preset.check,
+        preset.check_unless,
+        preset.check_ok,
+    )
 
 
 def check_placeholders(text: str, where: str) -> list[str]:

@@ -21,6 +21,8 @@ files from it, and acts out one behaviour chosen by `--mode` or $FAKE_AGENT_MODE
   escape          edit, start a setsid'd grandchild that sleeps forever, exit 0
   chatty          print --mb megabytes (default 50), then edit
   fail            print an error and exit 1
+  logged_out      print "Not logged in · Please run /login", then wait as for a login
+  cache           like good, and write a cache in the repository as aider does
   syntax          edit so that the file no longer parses
   noop            change nothing
   args            write argv, the prompt and AUTORESEARCH_* env as JSON to --out
@@ -49,7 +51,27 @@ BROKEN = "\ndef broken(:\n    pass\n"
 CONSTANT = re.compile(r"^([A-Z][A-Z0-9_]*)\s*=\s*([-+]?\d[\d_.eE+-]*)\s*(#.*)?$", re.MULTILINE)
 
 
+# The status checks the presets run before the baseline (claude, codex, aider), answered
+# as a logged-in program would; FAKE_AGENT_STATUS=logged-out answers as one without a key.
+STATUS_CHECKS = (["auth", "status"], ["login", "status"], ["auth", "list"])
+
+
+def status_check() -> int | None:
+    if sys.argv[1:] not in STATUS_CHECKS and "--exit" not in sys.argv[1:]:
+        return None
+    if os.environ.get("FAKE_AGENT_STATUS") == "logged-out":
+        print('{\n  "loggedIn": false,\n  "authMethod": "none"\n}\nNot logged in', flush=True)
+        print("0 credentials", flush=True)
+        return 1 if sys.argv[1:] != ["auth", "list"] else 0
+    print('{"loggedIn": true, "authMethod": "api_key"}', flush=True)
+    print("1 environment variable", flush=True)
+    return 0
+
+
 def main() -> int:
+    checked = status_check()
+    if checked is not None:
+        return checked
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("-p", "--prompt", "--print", dest="prompt")
     parser.add_argument("--message-file", "--prompt-file", dest="prompt_file")
@@ -60,7 +82,7 @@ def main() -> int:
     parser.add_argument("--ignore-term", action="store_true")
     parser.add_argument("--mb", type=float, default=50.0)
     parser.add_argument("--out", default=".autoresearch/agents/fake_args.json")
-    parser.add_argument("--modes-file")
+    parser.add_argument("--modes-file", default=os.environ.get("FAKE_AGENT_MODES_FILE"))
     parser.add_argument("--keep-prompts")
     parser.add_argument("rest", nargs="*")
     args, unknown = parser.parse_known_args()
@@ -84,7 +106,7 @@ def main() -> int:
             "stdin_is_tty": sys.stdin.isatty(),
             "stdin": sys.stdin.read() if not sys.stdin.isatty() else "",
             "env": {k: v for k, v in os.environ.items() if k.startswith(("AUTORESEARCH_", "GIT_"))}
-            | {k: os.environ[k] for k in ("OPENCODE_PERMISSION",) if k in os.environ},
+            | {k: os.environ[k] for k in ("OPENCODE_PERMISSION", "BROWSER") if k in os.environ},
             "unknown": unknown,
         }
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -98,6 +120,15 @@ def main() -> int:
         return 1
     if mode == "hang":
         return hang(args.pid_file, args.ignore_term)
+    if mode == "logged_out":
+        print("Not logged in · Please run /login", flush=True)
+        time.sleep(600)
+        return 1
+    if mode == "cache":
+        cache = Path(".aider.tags.cache.v4")
+        cache.mkdir(exist_ok=True)
+        (cache / "cache.db").write_bytes(b"SQLite format 3\0")
+        mode = "good"
     if mode == "chatty":
         block = (b"thinking about the next experiment... " * 27 + b"\n") * 1024  # ~1 MB
         for _ in range(int(args.mb)):
@@ -144,6 +175,10 @@ def main() -> int:
     description_file.parent.mkdir(parents=True, exist_ok=True)
     description_file.write_text(described + "\n")
     print(f"Done: {described}")
+    if "--output-format" in sys.argv:  # as `claude -p --output-format json` ends
+        usage = {"input_tokens": 1000, "output_tokens": 50}
+        result = {"type": "result", "total_cost_usd": 0.0125, "usage": usage}
+        print(json.dumps(result))
     return 0
 
 
