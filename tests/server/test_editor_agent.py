@@ -94,11 +94,11 @@ async def test_three_experiments_from_the_editors_model(tmp_path: Path) -> None:
     ]
     async with daemon() as client:
         asked = answer_with(client, replies)
-        # Four calls (loop counts iterations): three experiments and the refused reply.
+        # Three experiments (--loop counts experiments), four calls: #2's refused reply too.
         # Asked to detach, an editor loop still runs here: it needs this client.
         state = await client.request(
             Method.START,
-            {"root": str(root), "config": editor_config(), "loop": 4, "detach": True},
+            {"root": str(root), "config": editor_config(), "loop": 3, "detach": True},
         )
         assert state["mode"] == "loop"
         await client.until(
