@@ -108,7 +108,7 @@ def _guidance(ctx: EditContext) -> str:
 def _failure(ctx: EditContext) -> str:
     if not ctx.failure and not ctx.failure_kind:
         return ""
-    detail = _fence(_clip_tail(ctx.failure or "", _CAP_FAILURE)) if ctx.failure else ""
+    detail = fence(_clip_tail(ctx.failure or "", _CAP_FAILURE)) if ctx.failure else ""
     kind = ctx.failure_kind
     if kind == "guard":
         head = (
@@ -277,7 +277,7 @@ def _bullets(items: list[str]) -> str:
     return "\n".join(f"- `{item}`" for item in items) if items else "- (none)"
 
 
-def _fence(text: str) -> str:
+def fence(text: str) -> str:
     # A fence longer than any backtick run inside, so a log cannot close it early.
     longest = run = 0
     for ch in text:

@@ -10,6 +10,7 @@ import "uplot/dist/uPlot.min.css";
 import { exact, tally } from "../../counts";
 import { ChartSeries, ReducedSeries, type ChartPoint, type ChartSummary, type FromWebview, type ToWebview } from "../chartData";
 import "./curveView"; // the learning curves under the chart, with their own messages
+import { css, theme } from "./theme";
 
 interface VsCodeApi {
   postMessage(message: FromWebview): void;
@@ -39,10 +40,6 @@ let hovered: number | null = null;
 let reduced: ReducedSeries | undefined;
 const details = new Map<number, ChartPoint | null>();
 const asked = new Set<number>();
-
-function css(name: string, fallback: string): string {
-  return getComputedStyle(document.body).getPropertyValue(name).trim() || fallback;
-}
 
 function format(value: number | null): string {
   if (value === null || !Number.isFinite(value)) return "—";
@@ -141,10 +138,7 @@ function seriesOptions(): uPlot.Series[] {
 
 function build(): void {
   plot?.destroy();
-  const foreground = css("--vscode-foreground", "#ccc");
-  const grid = css("--vscode-editorWidget-border", "rgba(128,128,128,0.2)");
-  const font = `${css("--vscode-font-size", "12px")} ${css("--vscode-font-family", "sans-serif")}`;
-  const axis: uPlot.Axis = { stroke: foreground, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid }, font };
+  const { axis } = theme();
   const opts: uPlot.Options = {
     width: Math.max(200, root.clientWidth),
     height: Math.max(150, root.clientHeight),

@@ -3,15 +3,12 @@
 // only once a curve exists ([metric] curve set); the label under the chart names the last point.
 import uPlot from "uplot";
 import { aligned, curveLabel, type CurveMessage } from "../curveData";
+import { css, theme } from "./theme";
 
 const box = document.getElementById("curve")!;
 const label = document.getElementById("curve-label")!;
 let plot: uPlot | undefined;
 let last: CurveMessage | undefined;
-
-function css(name: string, fallback: string): string {
-  return getComputedStyle(document.body).getPropertyValue(name).trim() || fallback;
-}
 
 function format(value: number): string {
   if (!Number.isFinite(value)) return String(value);
@@ -21,10 +18,7 @@ function format(value: number): string {
 
 function build(message: CurveMessage): void {
   plot?.destroy();
-  const foreground = css("--vscode-foreground", "#ccc");
-  const grid = css("--vscode-editorWidget-border", "rgba(128,128,128,0.2)");
-  const font = `${css("--vscode-font-size", "12px")} ${css("--vscode-font-family", "sans-serif")}`;
-  const axis: uPlot.Axis = { stroke: foreground, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid }, font };
+  const { axis } = theme();
   const opts: uPlot.Options = {
     width: Math.max(200, box.clientWidth),
     height: Math.max(100, box.clientHeight),

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..config import Config
 from ..experiment import Experiment
-from ..prompt import PROMPT_FILE, build_prompt
+from ..prompt import PROMPT_FILE, build_prompt, fence
 from ..protocol import EditorEditParams, EditorEditResult
 from . import reply_edits
 from .base import AgentUnavailable, EditContext, EditOutcome
@@ -179,7 +179,7 @@ def editor_prompt(ctx: EditContext, root: Path, editable: list[str]) -> str:
             parts.append(f"{rel} ({len(text)} characters: too long to show; leave it alone)")
             continue
         budget -= len(text)
-        parts.append(f"{rel}\n{_fence(text)}")
+        parts.append(f"{rel}\n{fence(text.rstrip(chr(10)))}")
     return "\n\n".join(parts) + "\n"
 
 
@@ -197,15 +197,6 @@ the lines that replace them
 The SEARCH text must match the file exactly (whitespace included). To rewrite a whole file,
 give its path on a line, then the full new contents in a fenced block. Edit only the files
 listed below; any other path makes the whole reply rejected."""
-
-
-def _fence(text: str) -> str:
-    longest = run = 0
-    for ch in text:
-        run = run + 1 if ch == "`" else 0
-        longest = max(longest, run)
-    ticks = "`" * max(3, longest + 1)
-    return f"{ticks}\n{text.rstrip(chr(10))}\n{ticks}"
 
 
 def _tokens(prompt: int | None, reply: int | None) -> int | None:
