@@ -214,9 +214,9 @@ class Observer:
             self._resolved.update(resolve_commits(self.root, missing))
 
 
-def observe(root: Path, metric_name: str | None) -> Snapshot | None:
-    """One snapshot of the table, read as the daemon's observer reads it (for the CLI)."""
-    records = Records(root, persist=False)
+def observe(root: Path, metric_name: str | None, records: Records) -> Snapshot | None:
+    """One snapshot of the table, read as the daemon's observer reads it (for the CLI, whose
+    `records` then answer the rest of its request: the jsonl is read once)."""
     return Observer(root, records, lambda: metric_name, lambda *_: None).snapshot()
 
 
