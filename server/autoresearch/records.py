@@ -185,6 +185,9 @@ class Records:
         self._stale = True
         self._ino: int | None = None
         self._size = 0  # bytes indexed: whole lines only
+        # The last line indexed and the file's mtime then: what tells an append from a rewrite.
+        self._tail = b""
+        self._mtime_ns = 0
         self._lineno = 0  # lines indexed, for the line numbers of warnings
         self._sessions: dict[str, _Session] = {}
         self._warnings: list[str] = []
@@ -251,10 +254,14 @@ class Records:
             return
         try:
             st = os.fstat(fd)
+            # An append leaves the indexed lines where they were; a rewrite in place (a hand
+            # edit) or a file deleted and made again (its inode reused) moves or changes them.
+            tail = self._tail
             appended = (
                 st.st_ino == self._ino
+                and (st.st_size > self._size or st.st_mtime_ns == self._mtime_ns)
                 and st.st_size >= self._size
-                and (self._size == 0 or os.pread(fd, 1, self._size - 1) == b"\n")
+                and os.pread(fd, len(tail), self._size - len(tail)) == tail
             )
             if not appended:  # replaced, truncated or rewritten: read it all again
                 self._ino, self._size, self._lineno = st.st_ino, 0, 0
@@ -262,6 +269,7 @@ class Records:
             start = self._size
             data = os.pread(fd, st.st_size - start, start) if st.st_size > start else b""
             self._index(data, start)
+            self._tail, self._mtime_ns = _last_line(fd, self._size), st.st_mtime_ns
             if start == 0 and self._persist:
                 with self._lock:
                     sessions = [s.saved() for s in self._sessions.values()]
@@ -337,3 +345,9 @@ class Records:
                         s.tally.add(line.number, line.status, line.metric)
             pos = end + 1
         return warnings, lineno, base + end_all
+
+
+def _last_line(fd: int, size: int) -> bytes:
+    """The line that ends at `size` (its last 4 KiB, if longer); b"" at 0."""
+    chunk = os.pread(fd, min(size, 4096), max(0, size - 4096))
+    return chunk[chunk.rfind(b"\n", 0, len(chunk) - 1) + 1 :]
