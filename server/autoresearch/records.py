@@ -21,7 +21,7 @@ import logging
 import os
 import threading
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import overload
 
@@ -97,9 +97,17 @@ class SessionView(Sequence[Experiment]):
     """One session's experiments, oldest first, decoded on access. Its length is fixed when it
     is made: experiments recorded later are not in it (a page stays one consistent page)."""
 
-    def __init__(self, path: Path, starts: Sequence[int], ends: Sequence[int], n: int) -> None:
+    def __init__(
+        self,
+        path: Path,
+        starts: Sequence[int],
+        ends: Sequence[int],
+        n: int,
+        stale: Callable[[], None] = lambda: None,
+    ) -> None:
         self._path = path
         self._starts, self._ends, self._n = starts, ends, n
+        self._stale = stale  # the file changed under the index: the next view reads it again
 
     def __len__(self) -> int:
         return self._n
@@ -131,6 +139,7 @@ class SessionView(Sequence[Experiment]):
         try:
             fd = os.open(self._path, os.O_RDONLY)
         except FileNotFoundError:
+            self._stale()
             raise RecordsError(f"{self._path} was deleted: reopen the view.") from None
         try:
             for first in range(0, self._n, 4096):
@@ -143,6 +152,7 @@ class SessionView(Sequence[Experiment]):
                     try:
                         x = _light.decode(view[self._starts[i] - base : self._ends[i] - base])
                     except msgspec.DecodeError:
+                        self._stale()
                         raise RecordsError(
                             f"{self._path} was rewritten while it was read: ask again."
                         ) from None
@@ -157,6 +167,7 @@ class SessionView(Sequence[Experiment]):
         try:
             fd = os.open(self._path, os.O_RDONLY)
         except FileNotFoundError:
+            self._stale()
             raise RecordsError(f"{self._path} was deleted: reopen the view.") from None
         try:
             for i in positions:
@@ -165,6 +176,7 @@ class SessionView(Sequence[Experiment]):
                 try:
                     out.append(_decoder.decode(data))
                 except msgspec.DecodeError:
+                    self._stale()
                     raise RecordsError(
                         f"{self._path} was rewritten while it was read: ask again."
                     ) from None
@@ -199,7 +211,7 @@ class Records:
             s = self._sessions.get(tag)
             if s is None:
                 return SessionView(self.path, [], [], 0)
-            return SessionView(self.path, s.starts, s.ends, len(s.starts))
+            return SessionView(self.path, s.starts, s.ends, len(s.starts), self.invalidate)
 
     def tags(self) -> list[str]:
         """Session tags, oldest first, as the file lists them."""

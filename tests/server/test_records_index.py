@@ -14,7 +14,7 @@ import pytest
 from autoresearch.experiment import Experiment
 from autoresearch.jsonl_index import INDEX_FILE, MIN_LINES
 from autoresearch.ledger import Ledger
-from autoresearch.records import Records
+from autoresearch.records import Records, RecordsError
 
 N = MIN_LINES + 1000
 _encode = msgspec.json.Encoder().encode
@@ -119,3 +119,21 @@ def test_a_daemons_index_follows_a_rewrite_in_place_not_only_appends(tmp_path: P
         time.sleep(0.01)
     records.invalidate()
     assert records.summaries()[0].best_number == 5
+
+
+def test_a_page_that_finds_its_lines_rewritten_says_ask_again_and_the_next_ask_reads_anew(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / ".autoresearch").mkdir()
+    jsonl = tmp_path / ".autoresearch" / "experiments.jsonl"
+    jsonl.write_bytes(b"".join(even(n) for n in range(4)))
+    records = Records(tmp_path)
+    view = records.session("t")
+    # Rewritten in place, shorter lines, with no stat poll in between (a loop of this daemon
+    # runs: its observer is paused).
+    with open(jsonl, "r+b") as f:
+        f.truncate(0)
+        f.write(b"".join(even(n, size=120) for n in range(4)))
+    with pytest.raises(RecordsError, match="ask again"):
+        view[2]
+    assert records.session("t")[2].number == 2
