@@ -42,12 +42,12 @@ class Snapshot(msgspec.Struct):
     experiments: Sequence[Experiment]
     # True when the rows are not all a finished session of this tool: someone else writes them.
     external: bool
+    # The session's counts and best, kept as its records (or rows) were read.
+    tally: Tally
     # Who holds the loop lock, when another process runs our loop here.
     holder: str | None = None
     # Rows of results.tsv that cannot be read, one line each with its line number.
     warnings: list[str] = msgspec.field(default_factory=list)
-    # The session's counts and best, kept as its records were read.
-    tally: Tally | None = None
 
 
 # Called with the new snapshot and the rows appended since the last one (None: not an append,
@@ -159,7 +159,7 @@ class Observer:
         rows: list[Experiment] = []
         warnings: list[str] = []
         metric = name or "metric"
-        ours = self._records.session(tag)
+        ours, tally = self._records.tallied(tag)
         holder = RepoLock(self.root).held_elsewhere()
         if path.exists() and _mirrors(path, ours, name):
             # The table is our own session's, row for row: show the records, parse nothing.
@@ -170,7 +170,7 @@ class Observer:
                 experiments=ours,
                 external=holder is not None,
                 holder=holder,
-                tally=self._records.tally(tag),
+                tally=tally,
             )
         if path.exists():
             rows = results_tsv.read(path, name, strict=False, warnings=warnings)
@@ -222,8 +222,7 @@ def observe(root: Path, metric_name: str | None, records: Records) -> Snapshot |
 
 def summary_of(snap: Snapshot) -> SessionSummary:
     """The observed session's summary, as session_records.Tally keeps every session's."""
-    tally = snap.tally or tally_of(snap.tag, snap.experiments)
-    return tally.summary(snap.branch)
+    return snap.tally.summary(snap.branch)
 
 
 def observed_state(state: LoopState, snap: Snapshot) -> LoopState:
@@ -241,7 +240,7 @@ def observed_state(state: LoopState, snap: Snapshot) -> LoopState:
         counts=summary.counts,
         best=summary.best,
         best_number=summary.best_number,
-        baseline=snap.tally.baseline if snap.tally else None,
+        baseline=snap.tally.baseline,
         message=f"watching results.tsv on {snap.branch}, written by {who}{unread}",
         sessions=[summary, *[s for s in state.sessions if s.tag != snap.tag]],
     )

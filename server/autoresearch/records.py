@@ -206,12 +206,17 @@ class Records:
 
     def session(self, tag: str) -> SessionView:
         """This session's experiments, oldest first, as far as the file has them now."""
+        return self.tallied(tag)[0]
+
+    def tallied(self, tag: str) -> tuple[SessionView, Tally]:
+        """This session's experiments and their tally, taken at one moment (the same total)."""
         self._refresh()
         with self._lock:
             s = self._sessions.get(tag)
             if s is None:
-                return SessionView(self.path, [], [], 0)
-            return SessionView(self.path, s.starts, s.ends, len(s.starts), self.invalidate)
+                return SessionView(self.path, [], [], 0), Tally(tag=tag)
+            view = SessionView(self.path, s.starts, s.ends, len(s.starts), self.invalidate)
+            return view, s.tally.copy()
 
     def tags(self) -> list[str]:
         """Session tags, oldest first, as the file lists them."""
