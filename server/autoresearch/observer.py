@@ -161,7 +161,7 @@ class Observer:
         metric = name or "metric"
         ours, tally = self._records.tallied(tag)
         holder = RepoLock(self.root).held_elsewhere()
-        if path.exists() and _mirrors(path, ours, name):
+        if path.exists() and _mirrors(path, ours):
             # The table is our own session's, row for row: show the records, parse nothing.
             return Snapshot(
                 tag=tag,
@@ -211,7 +211,7 @@ class Observer:
     def _resolve(self, commits: list[str]) -> None:
         missing = sorted({c for c in commits if c not in self._resolved})
         if missing:
-            self._resolved.update(resolve_commits(self.root, missing))
+            self._resolved.update(repo.short_commits(self.root, missing))
 
 
 def observe(root: Path, metric_name: str | None, records: Records) -> Snapshot | None:
@@ -251,7 +251,7 @@ def _covered(row: Experiment, ours: Sequence[Experiment]) -> bool:
     return record is not None and record.commit.startswith(row.commit)
 
 
-def _mirrors(path: Path, ours: Sequence[Experiment], metric_name: str | None) -> bool:
+def _mirrors(path: Path, ours: Sequence[Experiment]) -> bool:
     """results.tsv holds exactly our records' rows, as our loop writes it: as many whole rows,
     the same first and last commits. Costs a count of lines, not a parse of 100,000 rows."""
     if not ours:
@@ -281,11 +281,6 @@ def _mirrors(path: Path, ours: Sequence[Experiment], metric_name: str | None) ->
         if not commit or not exp.commit.startswith(commit):
             return False
     return True
-
-
-def resolve_commits(root: Path, commits: list[str]) -> Resolved:
-    """Full shas and first parents of abbreviated commits, in two git processes."""
-    return repo.short_commits(root, commits)
 
 
 def _metric_column(path: Path, metric_name: str | None) -> str:
