@@ -81,7 +81,9 @@ class _Session:
         i = bisect.bisect_left(self.numbers, line.number)
         if i < len(self.numbers) and self.numbers[i] == line.number:
             self.starts[i], self.ends[i] = start, end
-        else:
+        else:  # into copies: a view handed out before keeps the lines it had
+            self.starts, self.ends = array("q", self.starts), array("q", self.ends)
+            self.numbers = array("q", self.numbers)
             self.starts.insert(i, start)
             self.ends.insert(i, end)
             self.numbers.insert(i, line.number)

@@ -137,3 +137,18 @@ def test_a_page_that_finds_its_lines_rewritten_says_ask_again_and_the_next_ask_r
     with pytest.raises(RecordsError, match="ask again"):
         view[2]
     assert records.session("t")[2].number == 2
+
+
+def test_a_view_handed_out_keeps_its_experiments_when_an_earlier_number_arrives_late(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / ".autoresearch").mkdir()
+    jsonl = tmp_path / ".autoresearch" / "experiments.jsonl"
+    jsonl.write_bytes(even(0, "keep") + even(1) + even(3))
+    records = Records(tmp_path)
+    page = records.session("t")  # a snapshot's experiments, or a page being read
+    with open(jsonl, "ab") as f:
+        f.write(even(2))  # out of order: it goes between #1 and #3
+    records.invalidate()
+    assert [e.number for e in records.session("t")] == [0, 1, 2, 3]
+    assert [e.number for e in page] == [0, 1, 3]
