@@ -10,8 +10,8 @@ silently. The ledger refuses to resume over it; here it is left out of the view 
 by its line number (`warnings`), and every other experiment keeps its own number.
 
 A request never sees a half-read file: reads are serialized (`_load_lock`) and the index is
-swapped or extended under `_lock` in one step. New data only marks the index stale (`add`,
-`invalidate`); the next reader brings it up to date.
+swapped or extended under `_lock` in one step. New data only marks the index stale
+(`invalidate`); the next reader brings it up to date.
 """
 
 from __future__ import annotations
@@ -244,12 +244,9 @@ class Records:
         with self._lock:
             return list(self._warnings)
 
-    def add(self, exp: Experiment) -> None:
-        """The loop recorded `exp` (the ledger wrote it first): read it on next use."""
-        self._stale = True
-
     def invalidate(self) -> None:
-        """The file changed (another process, a resume's repair): follow it on next use."""
+        """The file changed (a record appended, another process, a resume's repair): follow it
+        on next use."""
         self._stale = True
 
     def _refresh(self) -> None:
