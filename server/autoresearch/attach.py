@@ -107,7 +107,7 @@ class Attachment:
             self._client.post(Method.STATE_CHANGED, self.state)
         elif event.event == Method.EXPERIMENT_RECORDED:
             recorded = msgspec.convert(event.payload, ExperimentRecorded)
-            self._records.add(recorded.experiment)
+            self._records.invalidate()  # the detached loop wrote it: read on next use
             self._client.post(Method.EXPERIMENT_RECORDED, recorded)
         elif event.event == Method.LOCKS_CHANGED:
             self._client.post(Method.LOCKS_CHANGED, msgspec.convert(event.payload, LocksChanged))

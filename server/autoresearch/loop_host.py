@@ -170,7 +170,7 @@ class LoopHost:
             if isinstance(event, LoopState):
                 self._on_state(event)
             elif isinstance(event, ExperimentRecorded):
-                self._records.add(event.experiment)
+                self._records.invalidate()  # the ledger wrote it: read on next use
                 self._client.post(Method.EXPERIMENT_RECORDED, event)
             elif isinstance(event, LocksChanged):
                 self._client.post(Method.LOCKS_CHANGED, event)

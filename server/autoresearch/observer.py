@@ -42,12 +42,12 @@ class Snapshot(msgspec.Struct):
     experiments: Sequence[Experiment]
     # True when the rows are not all a finished session of this tool: someone else writes them.
     external: bool
+    # The session's counts and best, kept as its records (or rows) were read.
+    tally: Tally
     # Who holds the loop lock, when another process runs our loop here.
     holder: str | None = None
     # Rows of results.tsv that cannot be read, one line each with its line number.
     warnings: list[str] = msgspec.field(default_factory=list)
-    # The session's counts and best, kept as its records were read.
-    tally: Tally | None = None
 
 
 # Called with the new snapshot and the rows appended since the last one (None: not an append,
@@ -159,9 +159,9 @@ class Observer:
         rows: list[Experiment] = []
         warnings: list[str] = []
         metric = name or "metric"
-        ours = self._records.session(tag)
+        ours, tally = self._records.tallied(tag)
         holder = RepoLock(self.root).held_elsewhere()
-        if path.exists() and _mirrors(path, ours, name):
+        if path.exists() and _mirrors(path, ours):
             # The table is our own session's, row for row: show the records, parse nothing.
             return Snapshot(
                 tag=tag,
@@ -170,7 +170,7 @@ class Observer:
                 experiments=ours,
                 external=holder is not None,
                 holder=holder,
-                tally=self._records.tally(tag),
+                tally=tally,
             )
         if path.exists():
             rows = results_tsv.read(path, name, strict=False, warnings=warnings)
@@ -211,19 +211,18 @@ class Observer:
     def _resolve(self, commits: list[str]) -> None:
         missing = sorted({c for c in commits if c not in self._resolved})
         if missing:
-            self._resolved.update(resolve_commits(self.root, missing))
+            self._resolved.update(repo.short_commits(self.root, missing))
 
 
-def observe(root: Path, metric_name: str | None) -> Snapshot | None:
-    """One snapshot of the table, read as the daemon's observer reads it (for the CLI)."""
-    records = Records(root, persist=False)
+def observe(root: Path, metric_name: str | None, records: Records) -> Snapshot | None:
+    """One snapshot of the table, read as the daemon's observer reads it (for the CLI, whose
+    `records` then answer the rest of its request: the jsonl is read once)."""
     return Observer(root, records, lambda: metric_name, lambda *_: None).snapshot()
 
 
 def summary_of(snap: Snapshot) -> SessionSummary:
     """The observed session's summary, as session_records.Tally keeps every session's."""
-    tally = snap.tally or tally_of(snap.tag, snap.experiments)
-    return tally.summary(snap.branch)
+    return snap.tally.summary(snap.branch)
 
 
 def observed_state(state: LoopState, snap: Snapshot) -> LoopState:
@@ -241,7 +240,7 @@ def observed_state(state: LoopState, snap: Snapshot) -> LoopState:
         counts=summary.counts,
         best=summary.best,
         best_number=summary.best_number,
-        baseline=snap.tally.baseline if snap.tally else None,
+        baseline=snap.tally.baseline,
         message=f"watching results.tsv on {snap.branch}, written by {who}{unread}",
         sessions=[summary, *[s for s in state.sessions if s.tag != snap.tag]],
     )
@@ -252,7 +251,7 @@ def _covered(row: Experiment, ours: Sequence[Experiment]) -> bool:
     return record is not None and record.commit.startswith(row.commit)
 
 
-def _mirrors(path: Path, ours: Sequence[Experiment], metric_name: str | None) -> bool:
+def _mirrors(path: Path, ours: Sequence[Experiment]) -> bool:
     """results.tsv holds exactly our records' rows, as our loop writes it: as many whole rows,
     the same first and last commits. Costs a count of lines, not a parse of 100,000 rows."""
     if not ours:
@@ -282,11 +281,6 @@ def _mirrors(path: Path, ours: Sequence[Experiment], metric_name: str | None) ->
         if not commit or not exp.commit.startswith(commit):
             return False
     return True
-
-
-def resolve_commits(root: Path, commits: list[str]) -> Resolved:
-    """Full shas and first parents of abbreviated commits, in two git processes."""
-    return repo.short_commits(root, commits)
 
 
 def _metric_column(path: Path, metric_name: str | None) -> str:

@@ -10,8 +10,8 @@ silently. The ledger refuses to resume over it; here it is left out of the view 
 by its line number (`warnings`), and every other experiment keeps its own number.
 
 A request never sees a half-read file: reads are serialized (`_load_lock`) and the index is
-swapped or extended under `_lock` in one step. New data only marks the index stale (`add`,
-`invalidate`); the next reader brings it up to date.
+swapped or extended under `_lock` in one step. New data only marks the index stale
+(`invalidate`); the next reader brings it up to date.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import logging
 import os
 import threading
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import overload
 
@@ -81,7 +81,9 @@ class _Session:
         i = bisect.bisect_left(self.numbers, line.number)
         if i < len(self.numbers) and self.numbers[i] == line.number:
             self.starts[i], self.ends[i] = start, end
-        else:
+        else:  # into copies: a view handed out before keeps the lines it had
+            self.starts, self.ends = array("q", self.starts), array("q", self.ends)
+            self.numbers = array("q", self.numbers)
             self.starts.insert(i, start)
             self.ends.insert(i, end)
             self.numbers.insert(i, line.number)
@@ -97,9 +99,17 @@ class SessionView(Sequence[Experiment]):
     """One session's experiments, oldest first, decoded on access. Its length is fixed when it
     is made: experiments recorded later are not in it (a page stays one consistent page)."""
 
-    def __init__(self, path: Path, starts: Sequence[int], ends: Sequence[int], n: int) -> None:
+    def __init__(
+        self,
+        path: Path,
+        starts: Sequence[int],
+        ends: Sequence[int],
+        n: int,
+        stale: Callable[[], None] = lambda: None,
+    ) -> None:
         self._path = path
         self._starts, self._ends, self._n = starts, ends, n
+        self._stale = stale  # the file changed under the index: the next view reads it again
 
     def __len__(self) -> int:
         return self._n
@@ -131,6 +141,7 @@ class SessionView(Sequence[Experiment]):
         try:
             fd = os.open(self._path, os.O_RDONLY)
         except FileNotFoundError:
+            self._stale()
             raise RecordsError(f"{self._path} was deleted: reopen the view.") from None
         try:
             for first in range(0, self._n, 4096):
@@ -143,6 +154,7 @@ class SessionView(Sequence[Experiment]):
                     try:
                         x = _light.decode(view[self._starts[i] - base : self._ends[i] - base])
                     except msgspec.DecodeError:
+                        self._stale()
                         raise RecordsError(
                             f"{self._path} was rewritten while it was read: ask again."
                         ) from None
@@ -157,6 +169,7 @@ class SessionView(Sequence[Experiment]):
         try:
             fd = os.open(self._path, os.O_RDONLY)
         except FileNotFoundError:
+            self._stale()
             raise RecordsError(f"{self._path} was deleted: reopen the view.") from None
         try:
             for i in positions:
@@ -165,6 +178,7 @@ class SessionView(Sequence[Experiment]):
                 try:
                     out.append(_decoder.decode(data))
                 except msgspec.DecodeError:
+                    self._stale()
                     raise RecordsError(
                         f"{self._path} was rewritten while it was read: ask again."
                     ) from None
@@ -185,18 +199,26 @@ class Records:
         self._stale = True
         self._ino: int | None = None
         self._size = 0  # bytes indexed: whole lines only
+        # The last line indexed and the file's mtime then: what tells an append from a rewrite.
+        self._tail = b""
+        self._mtime_ns = 0
         self._lineno = 0  # lines indexed, for the line numbers of warnings
         self._sessions: dict[str, _Session] = {}
         self._warnings: list[str] = []
 
     def session(self, tag: str) -> SessionView:
         """This session's experiments, oldest first, as far as the file has them now."""
+        return self.tallied(tag)[0]
+
+    def tallied(self, tag: str) -> tuple[SessionView, Tally]:
+        """This session's experiments and their tally, taken at one moment (the same total)."""
         self._refresh()
         with self._lock:
             s = self._sessions.get(tag)
             if s is None:
-                return SessionView(self.path, [], [], 0)
-            return SessionView(self.path, s.starts, s.ends, len(s.starts))
+                return SessionView(self.path, [], [], 0), Tally(tag=tag)
+            view = SessionView(self.path, s.starts, s.ends, len(s.starts), self.invalidate)
+            return view, s.tally.copy()
 
     def tags(self) -> list[str]:
         """Session tags, oldest first, as the file lists them."""
@@ -222,12 +244,9 @@ class Records:
         with self._lock:
             return list(self._warnings)
 
-    def add(self, exp: Experiment) -> None:
-        """The loop recorded `exp` (the ledger wrote it first): read it on next use."""
-        self._stale = True
-
     def invalidate(self) -> None:
-        """The file changed (another process, a resume's repair): follow it on next use."""
+        """The file changed (a record appended, another process, a resume's repair): follow it
+        on next use."""
         self._stale = True
 
     def _refresh(self) -> None:
@@ -251,10 +270,14 @@ class Records:
             return
         try:
             st = os.fstat(fd)
+            # An append leaves the indexed lines where they were; a rewrite in place (a hand
+            # edit) or a file deleted and made again (its inode reused) moves or changes them.
+            tail = self._tail
             appended = (
                 st.st_ino == self._ino
+                and (st.st_size > self._size or st.st_mtime_ns == self._mtime_ns)
                 and st.st_size >= self._size
-                and (self._size == 0 or os.pread(fd, 1, self._size - 1) == b"\n")
+                and os.pread(fd, len(tail), self._size - len(tail)) == tail
             )
             if not appended:  # replaced, truncated or rewritten: read it all again
                 self._ino, self._size, self._lineno = st.st_ino, 0, 0
@@ -262,6 +285,7 @@ class Records:
             start = self._size
             data = os.pread(fd, st.st_size - start, start) if st.st_size > start else b""
             self._index(data, start)
+            self._tail, self._mtime_ns = _last_line(fd, self._size), st.st_mtime_ns
             if start == 0 and self._persist:
                 with self._lock:
                     sessions = [s.saved() for s in self._sessions.values()]
@@ -337,3 +361,9 @@ class Records:
                         s.tally.add(line.number, line.status, line.metric)
             pos = end + 1
         return warnings, lineno, base + end_all
+
+
+def _last_line(fd: int, size: int) -> bytes:
+    """The line that ends at `size` (its last 4 KiB, if longer); b"" at 0."""
+    chunk = os.pread(fd, min(size, 4096), max(0, size - 4096))
+    return chunk[chunk.rfind(b"\n", 0, len(chunk) - 1) + 1 :]

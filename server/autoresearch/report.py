@@ -30,17 +30,16 @@ class Improvement(msgspec.Struct):
 
 
 def improvements(experiments: list[Experiment], direction: str) -> list[Improvement]:
-    """Each keep after the first, with how much it gained on the keep before it (the best the
-    session had: the branch's last keep, as everywhere); the biggest first."""
+    """Each keep after the first, with how much it gained on the best before it (the session's
+    Tally as it stood then: the branch's last keep); the biggest first."""
     out: list[Improvement] = []
-    prev: float | None = None
+    running = Tally(tag="")
     for exp in experiments:
-        if exp.status != "keep" or exp.metric is None:
-            continue
-        if prev is not None:
+        prev = running.best
+        running.add_experiment(exp)
+        if exp.status == "keep" and exp.metric is not None and prev is not None:
             gain = prev - exp.metric if direction == "lower" else exp.metric - prev
             out.append(Improvement(exp.number, exp.metric, gain, exp.description))
-        prev = exp.metric
     return sorted(out, key=lambda i: -i.gain)
 
 
@@ -83,10 +82,10 @@ def draw(experiments: list[Experiment], direction: str, metric: str, path: Path)
     title = ImageFont.load_default(size=20)
     measured = [e for e in experiments if e.metric is not None]
     keeps = [e for e in measured if e.status == "keep"]
+    tally = tally_of(experiments[0].tag if experiments else "", experiments)
     pen.text(
         (LEFT, 20),
-        f"Autoresearch progress: {len(experiments)} experiments, {max(len(keeps) - 1, 0)}"
-        " kept improvements",
+        f"Autoresearch progress: {tally.total} experiments, {tally.keep} kept improvements",
         fill=INK,
         font=title,
     )
@@ -132,15 +131,14 @@ def draw(experiments: list[Experiment], direction: str, metric: str, path: Path)
         elif e.status != "keep":
             cx, cy = x(e.number), y(e.metric)
             pen.ellipse((cx - 4, cy - 4, cx + 4, cy + 4), fill=DISCARD)
-    best: float | None = None  # the last keep's metric: where the branch sat
+    running = Tally(tag="")  # its best after each experiment: where the branch sat
     points: list[tuple[float, float]] = []
     for e in experiments:
-        if e.status == "keep" and e.metric is not None:
-            best = e.metric
-        if best is not None:
+        running.add_experiment(e)
+        if running.best is not None:
             if points:
                 points.append((x(e.number), points[-1][1]))
-            points.append((x(e.number), y(best)))
+            points.append((x(e.number), y(running.best)))
     if len(points) > 1:
         pen.line(points, fill=BEST, width=2)
     for e in keeps:

@@ -134,10 +134,10 @@ def _read(
     metric_name: str | None,
     strict: bool,
     warnings: list[str] | None,
-    first: int = 0,
-    out: list[Experiment] | None = None,
+    first: int,
+    rows: list[Experiment],
 ) -> int:
-    """Appends the rows from number `first` on to `out`; returns how many rows there are."""
+    """Appends the rows from number `first` on to `rows`; returns how many rows there are."""
     text = path.read_text(encoding="utf-8", errors="replace")
     lines = text.split("\n")
     if lines and lines[-1] == "":
@@ -149,7 +149,6 @@ def _read(
         return 0
     header = lines[0].rstrip("\r").split("\t")
     layout = _Layout(header, _columns(header, metric_name, path))
-    rows = out if out is not None else []
     number = -1  # a row left out keeps its number: the rows after it are not renumbered
     for lineno, line in enumerate(lines[1:], start=2):
         if not line.strip():

@@ -13,14 +13,14 @@ import msgspec
 from . import config as cfg
 from .agents import usage
 from .experiment import Experiment
-from .ledger import Ledger
 from .lock import RepoLock
 from .observer import Snapshot, observe, summary_of
 from .protocol import SessionSummary
+from .records import Records
 from .repo import BRANCH_PREFIX, Repo
 from .report import progress_line
 from .results_tsv import format_metric
-from .session_records import tally_of
+from .session_records import Tally
 
 
 class Status(msgspec.Struct):
@@ -32,7 +32,8 @@ class Status(msgspec.Struct):
     direction: str
     sessions: list[SessionSummary]
     text: str = ""
-    # Rows of results.tsv that cannot be read, each with its line number.
+    # Rows of results.tsv (or lines of experiments.jsonl) that cannot be read, each with its
+    # line number.
     warnings: list[str] = msgspec.field(default_factory=list)
 
 
@@ -52,43 +53,46 @@ def _current_tag(root: Path) -> tuple[str, str]:
     return branch, tag
 
 
-def _observed(snap: Snapshot | None, ledger: Ledger) -> Snapshot | None:
+def _observed(snap: Snapshot | None, tags: list[str]) -> Snapshot | None:
     """The table to show instead of the records, chosen as the daemon's workspace does."""
-    if snap is not None and (snap.external or snap.tag not in ledger.sessions):
+    if snap is not None and (snap.external or snap.tag not in tags):
         return snap if snap.experiments else None
     return None
 
 
+def _read(root: Path, metric_name: str | None) -> tuple[Records, list[str], Snapshot | None]:
+    """The records (experiments.jsonl read once, never written: a loop may be running) and the
+    observed table, if that is what to show."""
+    records = Records(root, persist=False)
+    snap = observe(root, metric_name, records)
+    tags = records.tags()
+    return records, tags, _observed(snap, tags)
+
+
 def read_experiments(root: Path, tag: str | None) -> Table:
     config = cfg.load(root) if (root / cfg.CONFIG_FILE).exists() else None
-    name = config.metric.name if config else None
-    ledger = Ledger(root, name)
-    ledger.load(repair=False)
-    snap = _observed(observe(root, name), ledger)
+    records, tags, snap = _read(root, config.metric.name if config else None)
     if snap is not None and tag in (None, snap.tag):
         return Table(tag=snap.tag, experiments=list(snap.experiments), warnings=snap.warnings)
-    if tag is not None and tag not in ledger.sessions:
-        known = ", ".join([*ledger.sessions, *([snap.tag] if snap else [])]) or "none yet"
+    if tag is not None and tag not in tags:
+        known = ", ".join([*tags, *([snap.tag] if snap else [])]) or "none yet"
         raise ValueError(f"No session {tag!r} in {root}. Sessions: {known}.")
     if tag is None:
         _, tag = _current_tag(root)
     if not tag:
-        tags = list(ledger.sessions)
         if not tags:
             raise ValueError(
                 f"No autoresearch session in {root}. Start one with `autoresearch run`."
             )
         tag = tags[-1]
-    return Table(tag=tag, experiments=ledger.experiments(tag), warnings=[])
+    return Table(tag=tag, experiments=list(records.session(tag)), warnings=records.warnings())
 
 
 def read_status(root: Path) -> Status:
     config = cfg.load(root)
     branch, tag = _current_tag(root)
-    ledger = Ledger(root, config.metric.name)
-    ledger.load(repair=False)
-    sessions = ledger.summaries()
-    snap = _observed(observe(root, config.metric.name), ledger)
+    records, tags, snap = _read(root, config.metric.name)
+    sessions = records.summaries()[::-1]  # oldest first
     if snap is not None:  # another tool's table: shown as the daemon shows it
         tag = snap.tag
         observed = summary_of(snap)
@@ -107,14 +111,13 @@ def read_status(root: Path) -> Status:
             f" (#{s.best_number}), {s.counts.keep} keeps / {s.counts.discard} discards"
             f" / {s.counts.crash} crashes"
         )
-        if s.tag in ledger.sessions and (cost := usage.describe(ledger.experiments(s.tag))):
+        if s.tag in tags and (cost := usage.describe(list(records.session(s.tag)))):
             lines.append(f"    agent cost: {cost}")
     if not sessions:
         lines.append("no session yet: `autoresearch run` starts one")
-    current = (
-        snap.experiments if snap else ledger.experiments(tag) if tag in ledger.sessions else []
-    )
-    progress = progress_line(tally_of(tag or "", current), config.metric.name)
+    # The current session's tally, as kept while its records (or the table) were read.
+    current = snap.tally if snap else records.tally(tag)
+    progress = progress_line(current or Tally(tag=tag), config.metric.name)
     if progress:  # the current session's baseline, best and delta
         lines.append(progress)
     return Status(
@@ -126,5 +129,5 @@ def read_status(root: Path) -> Status:
         direction=config.metric.direction,
         sessions=sessions,
         text="\n".join(lines),
-        warnings=snap.warnings if snap else [],
+        warnings=[*(snap.warnings if snap else []), *records.warnings()],
     )

@@ -5,6 +5,7 @@ rewritten, replaced or the index itself is damaged."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import msgspec
@@ -13,7 +14,7 @@ import pytest
 from autoresearch.experiment import Experiment
 from autoresearch.jsonl_index import INDEX_FILE, MIN_LINES
 from autoresearch.ledger import Ledger
-from autoresearch.records import Records
+from autoresearch.records import Records, RecordsError
 
 N = MIN_LINES + 1000
 _encode = msgspec.json.Encoder().encode
@@ -79,3 +80,75 @@ def test_a_damaged_or_foreign_index_is_ignored(root: Path) -> None:
     replaced.write_bytes(b"".join(line(n) for n in range(N // 2)))
     os.replace(replaced, jsonl)  # another file under the same name
     assert summary(root)[0] == N // 2
+
+
+def even(n: int, status: str = "", size: int = 160) -> bytes:
+    """A record padded to `size` bytes: lines of one length put a newline wherever an old one
+    was, so only the lines themselves tell a rewrite from an append."""
+    exp = Experiment(number=n, commit=f"{n:040x}", status=status or "discard", metric=0.5, tag="t")  # type: ignore[arg-type]
+    exp.description = "x" * (size - len(_encode(exp)) - 1)
+    return _encode(exp) + b"\n"
+
+
+def test_a_daemons_index_follows_a_rewrite_in_place_not_only_appends(tmp_path: Path) -> None:
+    (tmp_path / ".autoresearch").mkdir()
+    jsonl = tmp_path / ".autoresearch" / "experiments.jsonl"
+    jsonl.write_bytes(
+        even(0, "keep") + b"".join(even(n, "keep" if n == 3 else "") for n in (1, 2, 3))
+    )
+    records = Records(tmp_path)
+    assert records.summaries()[0].best_number == 3
+    # A hand edit deletes #3's line in place (same inode), then the loop records #4 and #5:
+    # the file is one line longer, with a newline where the index's last one was.
+    with open(jsonl, "r+b") as f:
+        f.truncate(0)
+        f.write(b"".join(even(n, "keep" if n == 0 else "") for n in (0, 1, 2, 4, 5)))
+    records.invalidate()  # as the observer does when the file's stat changes
+    s = records.summaries()[0]
+    assert (s.total, s.counts.keep, s.best_number) == (5, 0, 0)
+    assert [e.number for e in records.session("t")] == [0, 1, 2, 4, 5]
+
+    # The same size, rewritten: #5 kept after all.
+    before = jsonl.stat().st_mtime_ns
+    data = jsonl.read_bytes().replace(even(5), even(5, "keep"))
+    while True:  # a later mtime than the index saw (timestamps are coarse)
+        with open(jsonl, "r+b") as f:
+            f.write(data)
+        if jsonl.stat().st_mtime_ns != before:
+            break
+        time.sleep(0.01)
+    records.invalidate()
+    assert records.summaries()[0].best_number == 5
+
+
+def test_a_page_that_finds_its_lines_rewritten_says_ask_again_and_the_next_ask_reads_anew(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / ".autoresearch").mkdir()
+    jsonl = tmp_path / ".autoresearch" / "experiments.jsonl"
+    jsonl.write_bytes(b"".join(even(n) for n in range(4)))
+    records = Records(tmp_path)
+    view = records.session("t")
+    # Rewritten in place, shorter lines, with no stat poll in between (a loop of this daemon
+    # runs: its observer is paused).
+    with open(jsonl, "r+b") as f:
+        f.truncate(0)
+        f.write(b"".join(even(n, size=120) for n in range(4)))
+    with pytest.raises(RecordsError, match="ask again"):
+        view[2]
+    assert records.session("t")[2].number == 2
+
+
+def test_a_view_handed_out_keeps_its_experiments_when_an_earlier_number_arrives_late(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / ".autoresearch").mkdir()
+    jsonl = tmp_path / ".autoresearch" / "experiments.jsonl"
+    jsonl.write_bytes(even(0, "keep") + even(1) + even(3))
+    records = Records(tmp_path)
+    page = records.session("t")  # a snapshot's experiments, or a page being read
+    with open(jsonl, "ab") as f:
+        f.write(even(2))  # out of order: it goes between #1 and #3
+    records.invalidate()
+    assert [e.number for e in records.session("t")] == [0, 1, 2, 3]
+    assert [e.number for e in page] == [0, 1, 3]

@@ -131,3 +131,28 @@ def _cli(root: Path, *args: str) -> str:
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+
+def test_status_and_results_read_past_an_unreadable_record_and_name_it(tmp_path: Path) -> None:
+    """The CLI reads the records as the daemon does (one read of experiments.jsonl): a line it
+    cannot read is left out with a warning naming it, and every other number stays."""
+    root = make_repo(tmp_path / "repo")
+    loop = session(root)
+    (root / "results.tsv").unlink()  # the records alone
+    jsonl = root / ".autoresearch" / "experiments.jsonl"
+    lines = jsonl.read_bytes().splitlines(keepends=True)
+    lines[1] = b'{"number": 1, "commit": "cut off by a hand edit\n'
+    jsonl.write_bytes(b"".join(lines))
+    for args in (("results", "--json"), ("status", "--json")):
+        done = subprocess.run(
+            [sys.executable, "-m", "autoresearch", *args, "--dir", str(root)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "experiments.jsonl line 2 is not an experiment record" in done.stderr, args
+    listed = _cli(root, "results", "--json")
+    assert [json.loads(line)["number"] for line in listed.splitlines()] == [0, 2, 3, 4]
+    summary = json.loads(_cli(root, "status", "--json"))["sessions"][0]
+    assert (summary["tag"], summary["total"], summary["best_number"]) == (loop.tag, 4, 2)
