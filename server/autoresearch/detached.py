@@ -84,6 +84,10 @@ def check_can_detach(
             else "Stop it first (Ctrl-C in its terminal, or Stop Loop in VS Code)."
         )
         raise DetachError(f"A loop is already running in {root} ({holder}). {how}")
+    try:
+        control.check_socket_free(root)
+    except control.ControlError as exc:
+        raise DetachError(str(exc)) from None
     return config
 
 
@@ -374,8 +378,7 @@ def main(root: Path, limit: int | None, tag: str | None) -> int:
         hub.ending = True  # its clients go now: no pause for that
         # The socket goes before the lock: whoever sees the lock free finds no socket either;
         # the lock goes before the attached clients hear the end, so they find it free.
-        with contextlib.suppress(OSError):
-            control.socket_path(root).unlink()
+        control.remove_stale(control.socket_path(root))
         server.close()
         monitor.stop()
         hub.session.release()
