@@ -27,7 +27,7 @@ import msgspec
 
 from . import config as cfg
 from . import control, preflight, procs
-from .agents.manual import ManualProposer, not_waiting
+from .agents.manual import ManualProposer, run_experiment
 from .confine import check_state_paths
 from .gpu import GpuMonitor, open_source
 from .lock import RepoLock
@@ -311,7 +311,9 @@ class Hub:
             path.write_text(request.text.strip() + "\n" if request.text.strip() else "")
             message = "the edit step reads it from the next experiment on"
         elif request.op == "run_experiment":
-            ok, message = self._run_experiment(loop, request.text)
+            proposer = self.session.proposer if self.session else None
+            kind = loop.config.agent.kind
+            ok, message = run_experiment(proposer, kind, loop.state.phase, request.text)
         elif request.op not in ("hello", "state", "subscribe"):
             ok = False
             message = f"unknown op {request.op!r}; one of {', '.join(control.OPS)}"
@@ -319,17 +321,6 @@ class Hub:
             ok=ok, message=message, pid=os.getpid(), started=self.started, state=loop.state
         )
         return reply, request
-
-    def _run_experiment(self, loop: Loop, description: str) -> tuple[bool, str]:
-        proposer = self.session.proposer if self.session else None
-        if not isinstance(proposer, ManualProposer):
-            return False, (
-                f"The loop's agent is {loop.config.agent.kind}: it edits by itself. Run"
-                " Experiment is for the manual agent."
-            )
-        if proposer.submit(description):
-            return True, "running the experiment"
-        return False, not_waiting(loop.state.phase)
 
 
 def main(root: Path, limit: int | None, tag: str | None) -> int:

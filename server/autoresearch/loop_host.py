@@ -19,7 +19,7 @@ import msgspec
 
 from . import config as cfg
 from .agents.base import Proposer
-from .agents.manual import ManualProposer, not_waiting
+from .agents.manual import run_experiment
 from .lock import RepoLock
 from .loop import Event, Loop, Progress
 from .measure import RUN_LOG, log_path
@@ -129,15 +129,7 @@ class LoopHost:
         loop, proposer = self.loop, self._proposer
         if loop is None or not self.live:
             return Ack(False, f"No loop is running in {self.root}. Start one with agent manual.")
-        if not isinstance(proposer, ManualProposer):
-            return Ack(
-                False,
-                f"The loop's agent is {loop.config.agent.kind}: it edits by itself. Run"
-                " Experiment is for the manual agent.",
-            )
-        if proposer.submit(description):
-            return Ack(True, "running the experiment")
-        return Ack(False, not_waiting(loop.state.phase))
+        return Ack(*run_experiment(proposer, loop.config.agent.kind, loop.state.phase, description))
 
     def close(self) -> None:
         """Client gone: abandon the running experiment (recorded as interrupted), then wait."""
