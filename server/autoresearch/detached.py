@@ -31,13 +31,8 @@ from .agents.manual import ManualProposer, run_experiment
 from .confine import check_state_paths
 from .gpu import GpuMonitor, open_source
 from .lock import RepoLock
-from .loop import GUIDANCE_FILE, Event, Loop, Progress
+from .loop import GUIDANCE_FILE, NOTIFICATIONS, Event, Loop, Progress
 from .protocol import (
-    CurvePoints,
-    ExperimentRecorded,
-    LocksChanged,
-    LoopNotice,
-    LoopState,
     Method,
     to_wire,
 )
@@ -234,16 +229,9 @@ class Hub:
         if isinstance(event, Progress):
             log.info("%s", event.text)
             self.publish("progress", {"text": event.text})
-        elif isinstance(event, LoopState):
-            self.publish(Method.STATE_CHANGED, to_wire(event))
-        elif isinstance(event, ExperimentRecorded):
-            self.publish(Method.EXPERIMENT_RECORDED, to_wire(event))
-        elif isinstance(event, LocksChanged):
-            self.publish(Method.LOCKS_CHANGED, to_wire(event), keep=True)
-        elif isinstance(event, CurvePoints):
-            self.publish(Method.CURVE_POINTS, to_wire(event))
-        elif isinstance(event, LoopNotice):
-            self.publish(Method.NOTICE, to_wire(event))
+        else:
+            name = NOTIFICATIONS[type(event)]
+            self.publish(name, to_wire(event), keep=name == Method.LOCKS_CHANGED)
 
     def publish(self, name: str, payload: Any, keep: bool = False) -> None:
         data = msgspec.json.encode(control.ControlEvent(event=name, payload=payload)) + b"\n"

@@ -21,16 +21,13 @@ from . import config as cfg
 from .agents.base import Proposer
 from .agents.manual import run_experiment
 from .lock import RepoLock
-from .loop import Event, Loop, Progress
+from .loop import NOTIFICATIONS, Event, Loop, Progress
 from .measure import RUN_LOG, log_path
 from .protocol import (
     Ack,
-    CurvePoints,
     ExperimentRecorded,
     GpuStatus,
-    LocksChanged,
     LogAppended,
-    LoopNotice,
     LoopState,
     Method,
 )
@@ -161,18 +158,13 @@ class LoopHost:
         try:
             if isinstance(event, LoopState):
                 self._on_state(event)
-            elif isinstance(event, ExperimentRecorded):
-                self._records.add(event.experiment)
-                self._client.post(Method.EXPERIMENT_RECORDED, event)
-            elif isinstance(event, LocksChanged):
-                self._client.post(Method.LOCKS_CHANGED, event)
             elif isinstance(event, Progress):
                 self._log.info("%s", event.text)
                 self._client.say(f"{self.root.name}: {event.text}")
-            elif isinstance(event, CurvePoints):
-                self._client.post(Method.CURVE_POINTS, event)
-            elif isinstance(event, LoopNotice):
-                self._client.post(Method.NOTICE, event)
+            else:
+                if isinstance(event, ExperimentRecorded):
+                    self._records.add(event.experiment)
+                self._client.post(NOTIFICATIONS[type(event)], event)
         except Exception:
             self._log.exception("forwarding a loop event failed")
 
