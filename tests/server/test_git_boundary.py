@@ -234,3 +234,19 @@ def test_a_persons_edit_during_the_last_kept_run_stays_in_the_tree(repo: Path) -
     assert "LR = 0.35" in text and text.endswith("# mine\n")
     assert "# mine" not in git(repo, "show", "HEAD:train.py")
     assert git(repo, "status", "--porcelain", "--", "train.py") == "M train.py"
+
+
+def test_a_changed_file_with_a_space_in_its_name_is_named_whole(repo: Path) -> None:
+    """The description of an edit that came without one names its files: a space in a name
+    split it in two ("edit my, model.py"), and git quoted names it thinks unusual."""
+    (repo / "my model.py").write_text("W = 1\n")
+    (repo / "naïve.py").write_text("W = 1\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "files")
+    r = Repo(repo)
+    parent = r.head()
+    (repo / "my model.py").write_text("W = 2\n")
+    (repo / "naïve.py").write_text("W = 2\n")
+    files, stat = r.changed_since(parent)
+    r.close()
+    assert files == ["my model.py", "naïve.py"] and stat.startswith("2 files changed")
