@@ -16,20 +16,15 @@ from pathlib import Path
 import msgspec
 
 from . import control
+from .loop import NOTIFICATIONS
 from .loop_host import Client, sessions_newest_first
 from .measure import RUN_LOG
-from .protocol import (
-    Ack,
-    CurvePoints,
-    ExperimentRecorded,
-    LocksChanged,
-    LogAppended,
-    LoopNotice,
-    LoopState,
-    Method,
-)
+from .protocol import Ack, ExperimentRecorded, LogAppended, LoopState, Method
 from .records import Records
 from .tailer import LogTailer
+
+# The event each relayed notification carries, by name.
+_EVENT_TYPES = {name: kind for kind, name in NOTIFICATIONS.items()}
 
 
 class Attachment:
@@ -102,21 +97,19 @@ class Attachment:
             self._on_end(self)
 
     def _forward(self, event: control.ControlEvent) -> None:
-        if event.event == Method.STATE_CHANGED:
-            self._state = msgspec.convert(event.payload, LoopState)
-            self._client.post(Method.STATE_CHANGED, self.state)
-        elif event.event == Method.EXPERIMENT_RECORDED:
-            recorded = msgspec.convert(event.payload, ExperimentRecorded)
-            self._records.invalidate()  # the detached loop wrote it: read on next use
-            self._client.post(Method.EXPERIMENT_RECORDED, recorded)
-        elif event.event == Method.LOCKS_CHANGED:
-            self._client.post(Method.LOCKS_CHANGED, msgspec.convert(event.payload, LocksChanged))
-        elif event.event == Method.CURVE_POINTS:
-            self._client.post(Method.CURVE_POINTS, msgspec.convert(event.payload, CurvePoints))
-        elif event.event == Method.NOTICE:
-            self._client.post(Method.NOTICE, msgspec.convert(event.payload, LoopNotice))
-        elif event.event == "progress":
+        if event.event == "progress":
             self._client.say(f"{self.root.name}: {event.payload.get('text', '')}")
+            return
+        kind = _EVENT_TYPES.get(event.event)
+        if kind is None:
+            return
+        payload = msgspec.convert(event.payload, kind)
+        if isinstance(payload, LoopState):
+            self._state = payload
+            payload = self.state
+        elif isinstance(payload, ExperimentRecorded):
+            self._records.invalidate()  # the detached loop wrote it: read on next use
+        self._client.post(event.event, payload)
 
     def _log_appended(self, inode: int, text: str) -> None:
         event = LogAppended(root=str(self.root), number=self._state.current, text=text)

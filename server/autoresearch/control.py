@@ -5,7 +5,7 @@ it also reads `ControlEvent`s (the loop's notifications, as the daemon sends the
 until it hangs up. The socket is the user's alone (mode 0600 in a 0700 folder, never a TCP
 port). Whether a loop runs is the loop lock's answer (flock: gone with its process, so a kill -9
 or a reboot leaves nothing that blocks a start); a socket file without a lock holder is stale
-and is removed by whoever finds it.
+and is removed by whoever finds it; any other file at that path is a person's, never removed.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import os
 import socket
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -84,12 +85,34 @@ def private_dir(path: Path) -> None:
         os.chmod(path.parent, 0o700)
 
 
+def check_socket_free(root: Path) -> None:
+    """Nothing but a socket (a stale one) is at the loop's socket path: a file or folder a
+    person put there is in the way, and is theirs to move, never removed by the loop."""
+    path = socket_path(root)
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise ControlError(
+            f"{path} is in the way of the detached loop's socket and is not one (nothing was"
+            " changed). Move it elsewhere, then start again."
+        )
+
+
+def remove_stale(path: Path) -> None:
+    """Remove the socket file a loop left at `path`; anything else there is left alone."""
+    with contextlib.suppress(OSError):
+        if stat.S_ISSOCK(path.lstat().st_mode):
+            path.unlink()
+
+
 def listen(root: Path) -> socket.socket:
-    """Bind the loop's socket (its holder must hold the loop lock: any old file is stale)."""
+    """Bind the loop's socket (its holder must hold the loop lock: an old socket is stale)."""
     path = socket_path(root)
     private_dir(path)
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
+    check_socket_free(root)
+    remove_stale(path)
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     old = os.umask(0o177)  # born 0600: no window in which another user could connect
     try:
@@ -108,8 +131,7 @@ def running(root: Path) -> bool:
     if not path.exists():
         return False
     if RepoLock(root).held_elsewhere() is None:
-        with contextlib.suppress(OSError):
-            path.unlink()
+        remove_stale(path)
         return False
     return True
 
@@ -130,8 +152,7 @@ class Connection:
         except OSError as exc:
             self._sock.close()
             if isinstance(exc, ConnectionRefusedError):  # nobody listens: a dead loop's file
-                with contextlib.suppress(OSError):
-                    socket_path(root).unlink()
+                remove_stale(socket_path(root))
             raise ControlError(
                 f"The detached loop in {root} does not answer on its socket ({exc.strerror})."
                 " It may be ending; try again in a moment."

@@ -27,17 +27,12 @@ import msgspec
 
 from . import config as cfg
 from . import control, preflight, procs
-from .agents.manual import ManualProposer, not_waiting
+from .agents.manual import ManualProposer, run_experiment
 from .confine import check_state_paths
 from .gpu import GpuMonitor, open_source
 from .lock import RepoLock
-from .loop import GUIDANCE_FILE, Event, Loop, Progress
+from .loop import GUIDANCE_FILE, NOTIFICATIONS, Event, Loop, Progress
 from .protocol import (
-    CurvePoints,
-    ExperimentRecorded,
-    LocksChanged,
-    LoopNotice,
-    LoopState,
     Method,
     to_wire,
 )
@@ -84,6 +79,10 @@ def check_can_detach(
             else "Stop it first (Ctrl-C in its terminal, or Stop Loop in VS Code)."
         )
         raise DetachError(f"A loop is already running in {root} ({holder}). {how}")
+    try:
+        control.check_socket_free(root)
+    except control.ControlError as exc:
+        raise DetachError(str(exc)) from None
     return config
 
 
@@ -230,16 +229,9 @@ class Hub:
         if isinstance(event, Progress):
             log.info("%s", event.text)
             self.publish("progress", {"text": event.text})
-        elif isinstance(event, LoopState):
-            self.publish(Method.STATE_CHANGED, to_wire(event))
-        elif isinstance(event, ExperimentRecorded):
-            self.publish(Method.EXPERIMENT_RECORDED, to_wire(event))
-        elif isinstance(event, LocksChanged):
-            self.publish(Method.LOCKS_CHANGED, to_wire(event), keep=True)
-        elif isinstance(event, CurvePoints):
-            self.publish(Method.CURVE_POINTS, to_wire(event))
-        elif isinstance(event, LoopNotice):
-            self.publish(Method.NOTICE, to_wire(event))
+        else:
+            name = NOTIFICATIONS[type(event)]
+            self.publish(name, to_wire(event), keep=name == Method.LOCKS_CHANGED)
 
     def publish(self, name: str, payload: Any, keep: bool = False) -> None:
         data = msgspec.json.encode(control.ControlEvent(event=name, payload=payload)) + b"\n"
@@ -307,7 +299,9 @@ class Hub:
             path.write_text(request.text.strip() + "\n" if request.text.strip() else "")
             message = "the edit step reads it from the next experiment on"
         elif request.op == "run_experiment":
-            ok, message = self._run_experiment(loop, request.text)
+            proposer = self.session.proposer if self.session else None
+            kind = loop.config.agent.kind
+            ok, message = run_experiment(proposer, kind, loop.state.phase, request.text)
         elif request.op not in ("hello", "state", "subscribe"):
             ok = False
             message = f"unknown op {request.op!r}; one of {', '.join(control.OPS)}"
@@ -315,17 +309,6 @@ class Hub:
             ok=ok, message=message, pid=os.getpid(), started=self.started, state=loop.state
         )
         return reply, request
-
-    def _run_experiment(self, loop: Loop, description: str) -> tuple[bool, str]:
-        proposer = self.session.proposer if self.session else None
-        if not isinstance(proposer, ManualProposer):
-            return False, (
-                f"The loop's agent is {loop.config.agent.kind}: it edits by itself. Run"
-                " Experiment is for the manual agent."
-            )
-        if proposer.submit(description):
-            return True, "running the experiment"
-        return False, not_waiting(loop.state.phase)
 
 
 def main(root: Path, limit: int | None, tag: str | None) -> int:
@@ -374,8 +357,7 @@ def main(root: Path, limit: int | None, tag: str | None) -> int:
         hub.ending = True  # its clients go now: no pause for that
         # The socket goes before the lock: whoever sees the lock free finds no socket either;
         # the lock goes before the attached clients hear the end, so they find it free.
-        with contextlib.suppress(OSError):
-            control.socket_path(root).unlink()
+        control.remove_stale(control.socket_path(root))
         server.close()
         monitor.stop()
         hub.session.release()

@@ -52,6 +52,7 @@ from .protocol import (
     LocksChanged,
     LoopNotice,
     LoopState,
+    Method,
     NoticeKind,
     Phase,
     SessionSummary,
@@ -85,6 +86,15 @@ class Progress(msgspec.Struct):
 
 
 Event = LoopState | ExperimentRecorded | LocksChanged | Progress | CurvePoints | LoopNotice
+# The notification each event but Progress (a line for people) goes to the editor as: the one
+# table the in-process host, the detached loop and the daemon attached to it all go by.
+NOTIFICATIONS: dict[type[msgspec.Struct], str] = {
+    LoopState: Method.STATE_CHANGED,
+    ExperimentRecorded: Method.EXPERIMENT_RECORDED,
+    LocksChanged: Method.LOCKS_CHANGED,
+    CurvePoints: Method.CURVE_POINTS,
+    LoopNotice: Method.NOTICE,
+}
 
 
 class Loop:

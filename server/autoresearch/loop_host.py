@@ -19,18 +19,15 @@ import msgspec
 
 from . import config as cfg
 from .agents.base import Proposer
-from .agents.manual import ManualProposer, not_waiting
+from .agents.manual import run_experiment
 from .lock import RepoLock
-from .loop import Event, Loop, Progress
+from .loop import NOTIFICATIONS, Event, Loop, Progress
 from .measure import RUN_LOG, log_path
 from .protocol import (
     Ack,
-    CurvePoints,
     ExperimentRecorded,
     GpuStatus,
-    LocksChanged,
     LogAppended,
-    LoopNotice,
     LoopState,
     Method,
 )
@@ -129,15 +126,7 @@ class LoopHost:
         loop, proposer = self.loop, self._proposer
         if loop is None or not self.live:
             return Ack(False, f"No loop is running in {self.root}. Start one with agent manual.")
-        if not isinstance(proposer, ManualProposer):
-            return Ack(
-                False,
-                f"The loop's agent is {loop.config.agent.kind}: it edits by itself. Run"
-                " Experiment is for the manual agent.",
-            )
-        if proposer.submit(description):
-            return Ack(True, "running the experiment")
-        return Ack(False, not_waiting(loop.state.phase))
+        return Ack(*run_experiment(proposer, loop.config.agent.kind, loop.state.phase, description))
 
     def close(self) -> None:
         """Client gone: abandon the running experiment (recorded as interrupted), then wait."""
@@ -169,18 +158,13 @@ class LoopHost:
         try:
             if isinstance(event, LoopState):
                 self._on_state(event)
-            elif isinstance(event, ExperimentRecorded):
-                self._records.invalidate()  # the ledger wrote it: read on next use
-                self._client.post(Method.EXPERIMENT_RECORDED, event)
-            elif isinstance(event, LocksChanged):
-                self._client.post(Method.LOCKS_CHANGED, event)
             elif isinstance(event, Progress):
                 self._log.info("%s", event.text)
                 self._client.say(f"{self.root.name}: {event.text}")
-            elif isinstance(event, CurvePoints):
-                self._client.post(Method.CURVE_POINTS, event)
-            elif isinstance(event, LoopNotice):
-                self._client.post(Method.NOTICE, event)
+            else:
+                if isinstance(event, ExperimentRecorded):
+                    self._records.invalidate()  # the ledger wrote it: read on next use
+                self._client.post(NOTIFICATIONS[type(event)], event)
         except Exception:
             self._log.exception("forwarding a loop event failed")
 

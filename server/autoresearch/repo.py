@@ -481,7 +481,8 @@ class Repo:
         ("2 files changed, 3 insertions(+)"; "" when none)."""
         only = ["--", *paths] if paths else []
         stat = self.git.diff("--shortstat", parent, *only)
-        return self.git.diff("--name-only", parent, *only).split(), stat.strip()
+        names = self.git.diff("--name-only", "-z", parent, *only).split("\0")
+        return [p for p in names if p], stat.strip()
 
     def diff_text(self, parent: str, sha: str) -> str:
         """The whole diff between two commits."""

@@ -245,6 +245,23 @@ def test_a_bad_config_is_refused_before_any_process_starts(tmp_path: Path) -> No
     assert not (root / ".autoresearch").exists()
 
 
+def test_a_persons_file_at_the_socket_path_is_never_removed(tmp_path: Path) -> None:
+    """Only a socket there is a loop's (a stale one is removed); a file someone put at that
+    path is theirs: status and stop leave it, and a start is refused, naming it."""
+    root = sweep_repo(tmp_path)
+    path = control.socket_path(root)
+    path.parent.mkdir()
+    path.write_text("mine\n")
+    assert "loop: not running" in cli(root, "status").stdout
+    stop = cli(root, "stop")
+    assert stop.returncode == 2 and "No loop is running" in stop.stderr
+    done = cli(root, "run", "--detach")
+    assert done.returncode == 2 and "pid" not in done.stdout
+    assert f"{path} is in the way" in done.stderr and "Move it elsewhere" in done.stderr
+    assert path.read_text() == "mine\n"
+    assert not (root / "results.tsv").exists()  # nothing started
+
+
 def test_stop_names_a_loop_that_is_not_detached(tmp_path: Path) -> None:
     root = sweep_repo(tmp_path, timeout=600)
     run = subprocess.Popen(

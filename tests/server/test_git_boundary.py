@@ -201,3 +201,52 @@ def test_a_persons_edit_during_a_kept_run_is_stashed_not_committed(repo: Path) -
     assert ref.endswith("/1")
     committed = git(repo, "show", "--format=", ref, "--", "train.py")
     assert "LR = 0.4" in committed and "# mine" not in committed
+
+
+# Experiment #1's run (the second run) edits the file in scope, as a person would meanwhile.
+PERSON_SECOND_RUN = """\
+import pathlib, runpy
+runs = pathlib.Path(".git/person-runs")
+n = int(runs.read_text()) if runs.exists() else 0
+runs.write_text(str(n + 1))
+if n == 1:
+    train = pathlib.Path("train.py")
+    train.write_text(train.read_text() + "# mine\\n")
+runpy.run_path("train.py")
+"""
+
+
+def test_a_persons_edit_during_the_last_kept_run_stays_in_the_tree(repo: Path) -> None:
+    """The loop stops after a keep (no next edit step to stash it): the person's in-scope
+    edit is neither committed, reset nor stashed; it is in the tree as they left it."""
+    (repo / "person_run.py").write_text(PERSON_SECOND_RUN)
+    git(repo, "add", "person_run.py")
+    git(repo, "commit", "-qm", "the run")
+    config = make_config(
+        agent__kind="manual",
+        decision__noise_repeats=0,
+        run__command=f"{sys.executable} person_run.py",
+    )
+    history = Loop(repo, config, ScriptedProposer([set_lr("0.35")]), limit=1).run()
+    assert [e.status for e in history] == ["keep", "keep"], [e.reason for e in history]
+    assert git(repo, "stash", "list") == ""
+    text = (repo / "train.py").read_text()
+    assert "LR = 0.35" in text and text.endswith("# mine\n")
+    assert "# mine" not in git(repo, "show", "HEAD:train.py")
+    assert git(repo, "status", "--porcelain", "--", "train.py") == "M train.py"
+
+
+def test_a_changed_file_with_a_space_in_its_name_is_named_whole(repo: Path) -> None:
+    """The description of an edit that came without one names its files: a space in a name
+    split it in two ("edit my, model.py"), and git quoted names it thinks unusual."""
+    (repo / "my model.py").write_text("W = 1\n")
+    (repo / "naïve.py").write_text("W = 1\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "files")
+    r = Repo(repo)
+    parent = r.head()
+    (repo / "my model.py").write_text("W = 2\n")
+    (repo / "naïve.py").write_text("W = 2\n")
+    files, stat = r.changed_since(parent)
+    r.close()
+    assert files == ["my model.py", "naïve.py"] and stat.startswith("2 files changed")

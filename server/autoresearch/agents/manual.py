@@ -67,6 +67,19 @@ class ManualProposer:
         pass
 
 
+def run_experiment(proposer: object, kind: str, phase: str, description: str) -> tuple[bool, str]:
+    """Run Experiment sent to a loop (its proposer, agent kind and phase): whether it was
+    taken, and what to tell the person."""
+    if not isinstance(proposer, ManualProposer):
+        return False, (
+            f"The loop's agent is {kind}: it edits by itself. Run Experiment is for the manual"
+            " agent."
+        )
+    if proposer.submit(description):
+        return True, "running the experiment"
+    return False, not_waiting(phase)
+
+
 def not_waiting(phase: str) -> str:
     """Why Run Experiment is refused in this phase, and what to do."""
     if phase == "paused":
