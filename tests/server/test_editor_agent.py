@@ -119,6 +119,10 @@ async def test_three_experiments_from_the_editors_model(tmp_path: Path) -> None:
     # The off-limits reply wrote nothing and was told back in the next prompt.
     assert (root / "evaluate.py").read_text() == "SECRET = 1\n"
     assert "evaluate.py is off-limits" in asked[2]["prompt"]
+    # Each call keeps its own log: the refused reply's is not overwritten by the next one's.
+    logs = root / ".autoresearch" / "agents"
+    assert "DESCRIPTION: cheat" in (logs / "2.log").read_text()
+    assert "DESCRIPTION: whole file" in (logs / "2.call2.log").read_text()
     # Each request carries the model, the prompt with the file's current contents, the number.
     assert [(a["vendor"], a["family"], a["number"]) for a in asked] == [
         ("test", "scripted", 1),

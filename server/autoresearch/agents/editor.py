@@ -21,7 +21,7 @@ from ..prompt import PROMPT_FILE, build_prompt, fence
 from ..protocol import EditorEditParams, EditorEditResult
 from . import reply_edits
 from .base import AgentUnavailable, EditContext, EditOutcome
-from .command import AGENTS_DIR, agent_log_name, scope_files
+from .command import AGENTS_DIR, free_log_path, scope_files
 
 # ask(params, timeout_s, cancel) -> the client's answer, or None when cancelled. Raises
 # EditorUnreachable when no answer can come (no client, timeout, an error answer).
@@ -110,8 +110,8 @@ class EditorProposer:
                 f"The editor's model ({model}) cannot edit: {what}{detail}. To fix: "
                 + _fix(answer.problem)
             )
-        log_path = root / AGENTS_DIR / agent_log_name(ctx.number, ctx.attempt)
-        log_path.parent.mkdir(parents=True, exist_ok=True)
+        # A refused reply's log stays beside the next call's, as a failed agent call's does.
+        log_path = free_log_path(root / AGENTS_DIR, ctx.number, ctx.attempt)
         log_path.write_text(
             f"model: {answer.model or model}\n\n{answer.text}", encoding="utf-8", errors="replace"
         )
