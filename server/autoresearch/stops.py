@@ -88,22 +88,23 @@ def stop_reason(
 ) -> str | None:
     """Why the loop stops now (after the experiment just recorded), or None to go on.
     `history` is the session's records, the baseline (#0) first."""
-    runs = list(history[1:])
-    keeps = [e for e in history if e.status == "keep" and e.metric is not None]
-    if stop.target is not None and keeps:
-        best = keeps[-1]
-        assert best.metric is not None
-        if gain(best.metric, stop.target, direction) >= 0:
+    # Asked after every experiment of a session that may hold 100,000: each condition looks
+    # back only as far as it needs (the last keep), the whole history only for the cost.
+    if stop.target is not None:
+        keeps = (e for e in reversed(history) if e.status == "keep" and e.metric is not None)
+        best = next(keeps, None)
+        if best and best.metric is not None and gain(best.metric, stop.target, direction) >= 0:
             return (
                 f"the target was reached: #{best.number} has {best.metric:.6g}"
                 f" (stop.target {stop.target:g})"
             )
-    if stop.max_experiments is not None and len(runs) >= stop.max_experiments:
-        return f"{len(runs)} experiments were run (stop.max_experiments {stop.max_experiments})"
+    runs = len(history) - 1
+    if stop.max_experiments is not None and runs >= stop.max_experiments:
+        return f"{runs} experiments were run (stop.max_experiments {stop.max_experiments})"
     if stop.plateau is not None:
         without = 0
-        for exp in reversed(runs):
-            if exp.status == "keep":
+        for i in range(len(history) - 1, 0, -1):  # the baseline (#0) is no experiment
+            if history[i].status == "keep":
                 break
             without += 1
         if without >= stop.plateau:

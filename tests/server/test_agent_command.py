@@ -332,7 +332,7 @@ def test_unknown_preset_and_empty_custom_are_clear_errors() -> None:
 def test_command_overrides_a_preset_but_keeps_its_environment() -> None:
     resolved = resolve(Agent(kind="command", preset="opencode", command="my-opencode {prompt}"))
     assert resolved.template == "my-opencode {prompt}"
-    assert "OPENCODE_PERMISSION" in resolved.env
+    assert "OPENCODE_PERMISSION" in resolved.preset.env
 
 
 def test_every_preset_is_documented_and_gets_the_prompt() -> None:

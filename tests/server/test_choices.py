@@ -4,6 +4,7 @@ constraint (N_EMBD a multiple of N_HEAD) and a metric that moves with the seed."
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from wrapper_target import make_target
 
 from autoresearch import config as cfg
 from autoresearch import results_tsv
+from autoresearch.agents.space import Constraint
 from autoresearch.agents.sweep import SweepProposer
 from autoresearch.loop import Loop, LoopStopped
 
@@ -136,6 +138,26 @@ def test_unsafe_constraints_are_refused_naming_what_is_allowed(expr: str) -> Non
         wrapper_config(constraints=[expr])
     message = str(info.value)
     assert repr(expr) in message and "allowed" in message and "comparisons" in message
+
+
+@pytest.mark.parametrize(
+    ("expr", "what"),
+    [
+        ("N_EMBD ** 2 > 8", "uses a power (**)"),
+        ("N_EMBD in (1, 2)", "uses in,"),
+        ("'x' * 99999999999 == N_EMBD", "uses arithmetic on text"),
+    ],
+)
+def test_a_refused_constraint_names_the_operator(expr: str, what: str) -> None:
+    with pytest.raises(cfg.ConfigError, match=re.escape(what)):
+        wrapper_config(constraints=[expr])
+
+
+def test_arithmetic_on_a_text_constant_is_never_evaluated() -> None:
+    # OPTIM = "adam" in the file: repeating it 10**11 times would fill the memory.
+    rule = Constraint("OPTIM * 99999999999 == N_EMBD")
+    assert rule.holds({"OPTIM": "adam", "N_EMBD": 1.0}) is False
+    assert Constraint("OPTIM == 'adam'").holds({"OPTIM": "adam"})
 
 
 def test_bad_param_declarations_name_the_fix() -> None:

@@ -60,6 +60,8 @@ def test_the_follower_reads_only_what_was_appended_and_stores_the_curve(tmp_path
     log.write_bytes(b"step 0: train loss 4.0, val loss 4.1\nstep 1")
     follower = curves.Follower(tmp_path, log, NANOGPT, "t", 3)
     assert follower.poll() == [(0, 4.1)]
+    with open(log, "r+b") as f:  # bytes already read are never read again (not every tick)
+        f.write(b"step 9")
     with open(log, "ab") as f:  # the rest of a line arrives later
         f.write(b"00: train loss 2.0, val loss 2.2\n")
     assert follower.poll() == [(100, 2.2)]

@@ -119,6 +119,10 @@ async def test_three_experiments_from_the_editors_model(tmp_path: Path) -> None:
     # The off-limits reply wrote nothing and was told back in the next prompt.
     assert (root / "evaluate.py").read_text() == "SECRET = 1\n"
     assert "evaluate.py is off-limits" in asked[2]["prompt"]
+    # Each call keeps its own log: the refused reply's is not overwritten by the next one's.
+    logs = root / ".autoresearch" / "agents"
+    assert "DESCRIPTION: cheat" in (logs / "2.log").read_text()
+    assert "DESCRIPTION: whole file" in (logs / "2.call2.log").read_text()
     # Each request carries the model, the prompt with the file's current contents, the number.
     assert [(a["vendor"], a["family"], a["number"]) for a in asked] == [
         ("test", "scripted", 1),
@@ -132,6 +136,31 @@ async def test_three_experiments_from_the_editors_model(tmp_path: Path) -> None:
     assert "X = 0.7" in git(root, "show", "HEAD:train.py")
     lines = (root / ".autoresearch" / "experiments.jsonl").read_text().splitlines()
     assert json.loads(lines[1])["tokens"] == 940
+
+
+async def test_a_persons_edit_while_the_model_answers_is_not_written_over(
+    tmp_path: Path,
+) -> None:
+    # The reply rewrites train.py whole; a person saved train.py (outside VS Code, whose lock
+    # only makes its own editor read-only) while the model answered: their line must survive.
+    root = make_repo(tmp_path / "repo", None)
+    whole = (root / "train.py").read_text().replace("X = 1.0", "X = 0.5")
+    async with daemon() as client:
+
+        @client.feature(Method.EDITOR_EDIT)
+        async def edit(params: Any) -> Any:
+            train = root / "train.py"
+            train.write_text(train.read_text() + "PERSON = 1\n")
+            return {"text": "DESCRIPTION: X = 0.5\ntrain.py\n```python\n" + whole + "```\n"}
+
+        await client.request(
+            Method.START, {"root": str(root), "config": editor_config(), "loop": 1}
+        )
+        await client.until(
+            lambda: any(p["phase"] in ("stopped", "failed") for p in client.of(STATE)), 120
+        )
+    # Kept in an experiment's commit (its attempt ref at least), never overwritten unsaved.
+    assert "+PERSON = 1" in git(root, "log", "--all", "-p")
 
 
 async def stops_with(tmp_path: Path, reply: Any, timeout: float = 60) -> str:

@@ -152,3 +152,19 @@ def test_a_new_file_the_scope_names_is_created(root: Path) -> None:
     assert result.problems == []
     write(root, result.contents)
     assert (root / "notes.txt").read_text() == "hello\n"
+
+
+def test_a_file_changed_since_the_model_saw_it_is_not_written_over(root: Path) -> None:
+    # The model was shown TRAIN; a person saved train.py while it answered.
+    (root / "train.py").write_text(TRAIN + "PERSON = 1\n")
+    reply = "train.py\n```python\nLR = 0.5\n```\n" + "pkg/model.py\n```python\nN = 8\n```\n"
+    shown: dict[str, str | None] = {"train.py": TRAIN, "pkg/model.py": "N = 4\n"}
+    result = plan(root, parse(reply), EDITABLE, OFF, shown)
+    assert result.problems == [
+        "train.py changed while the model was answering (someone else's edit): the reply is"
+        " not applied over it"
+    ]
+    # A file absent when shown and present now is someone else's too.
+    (root / "new.py").write_text("MINE = 1\n")
+    result = plan(root, parse("new.py\n```\nX = 1\n```\n"), ["new.py"], [], {"new.py": None})
+    assert "new.py changed while the model was answering" in result.problems[0]

@@ -75,17 +75,17 @@ class CommandProposer:
         program = self._program()
         if program and not _findable(program, self.root):
             raise AgentUnavailable(self._not_found(program))
-        check = self.command.check
+        check = self.command.preset.check
         if (
             check
             and not self.command.shell
-            and not any(os.environ.get(v) for v in self.command.check_unless)
+            and not any(os.environ.get(v) for v in self.command.preset.check_unless)
         ):
             self._check(list(check))
 
     def _check(self, argv: list[str]) -> None:
         """Run the preset's status check with a short timeout; its words on failure."""
-        env = {**os.environ, **self.command.env, "BROWSER": "true", "NO_COLOR": "1"}
+        env = {**os.environ, **self.command.preset.env, "BROWSER": "true", "NO_COLOR": "1"}
         env["PWD"] = str(self.root)
         marker = uuid.uuid4().hex
         env[MARKER] = marker
@@ -100,7 +100,7 @@ class CommandProposer:
             )
         except OSError as exc:
             raise AgentUnavailable(self._not_found(argv[0], exc)) from exc
-        watch = Watch(self.command.unavailable)
+        watch = Watch(self.command.preset.unavailable)
         reader = threading.Thread(target=_pump, args=(tree, None, watch), daemon=True)
         reader.start()
         state = self._wait(tree, threading.Event(), time.monotonic() + CHECK_TIMEOUT_S, watch)
@@ -113,7 +113,9 @@ class CommandProposer:
                 f" `{shown}` within {CHECK_TIMEOUT_S:g} s. To fix: run it by hand to see why"
                 f" (network, login), then start the loop again.\n{watch.lines(_QUOTED_LINES)}"
             )
-        found = not self.command.check_ok or re.search(self.command.check_ok, watch.text)
+        found = not self.command.preset.check_ok or re.search(
+            self.command.preset.check_ok, watch.text
+        )
         if watch.seen.is_set() or code != 0 or not found:
             if not watch.seen.is_set():
                 watch.word = f"exit code {code}" if code else "no login and no key"
@@ -145,7 +147,7 @@ class CommandProposer:
             number=ctx.number,
         )
         log_path = free_log_path(root / AGENTS_DIR, ctx.number, ctx.attempt)
-        exclude_caches(root, self.command.caches)
+        exclude_caches(root, self.command.preset.caches)
         argv = self._argv(values)
         display = self._display(values)
         marker = uuid.uuid4().hex
@@ -167,7 +169,7 @@ class CommandProposer:
                 message = self._not_found(argv[0], exc)
                 log.note(message + "\n")
                 raise AgentUnavailable(message) from exc
-            watch = Watch(self.command.unavailable)
+            watch = Watch(self.command.preset.unavailable)
             reader = threading.Thread(target=_pump, args=(tree, log, watch), daemon=True)
             reader.start()
             state = self._wait(tree, cancel, started + ctx.config.agent.timeout, watch)
@@ -195,7 +197,7 @@ class CommandProposer:
             error = f"agent exited with code {code}"
         else:
             error = None
-        usage = parse_cost(self.command.cost, log_path)
+        usage = parse_cost(self.command.preset.cost, log_path)
         return EditOutcome(
             description=description,
             agent_s=agent_s,
@@ -255,7 +257,7 @@ class CommandProposer:
 
     def _env(self, values: Values) -> dict[str, str]:
         return {
-            **self.command.env,
+            **self.command.preset.env,
             "AUTORESEARCH_PROMPT_FILE": values.prompt_file,
             "AUTORESEARCH_DESCRIPTION_FILE": values.description_file,
             "AUTORESEARCH_ROOT": values.root,
@@ -302,7 +304,11 @@ class CommandProposer:
         )
         if tail:
             what = "could not start (exit 126/127)"
-        how = f"install it ({self.command.install})" if self.command.install else "install it"
+        how = (
+            f"install it ({self.command.preset.install})"
+            if self.command.preset.install
+            else "install it"
+        )
         message = (
             f'The agent command "{program}" {what} (agent preset "{self.command.name}").'
             f" To fix: {how}, make sure it is on PATH for the daemon, or choose another"

@@ -21,7 +21,7 @@ from ..prompt import PROMPT_FILE, build_prompt, fence
 from ..protocol import EditorEditParams, EditorEditResult
 from . import reply_edits
 from .base import AgentUnavailable, EditContext, EditOutcome
-from .command import AGENTS_DIR, agent_log_name, scope_files
+from .command import AGENTS_DIR, free_log_path, scope_files
 
 # ask(params, timeout_s, cancel) -> the client's answer, or None when cancelled. Raises
 # EditorUnreachable when no answer can come (no client, timeout, an error answer).
@@ -74,7 +74,8 @@ class EditorProposer:
         root = ctx.root.resolve()
         agent = ctx.config.agent
         editable = scope_files(root, ctx.config.scope.files, ctx.config.scope.off_limits)
-        prompt = editor_prompt(ctx, root, editable)
+        shown: dict[str, str | None] = {}
+        prompt = editor_prompt(ctx, root, editable, shown)
         (root / PROMPT_FILE).parent.mkdir(parents=True, exist_ok=True)
         (root / PROMPT_FILE).write_text(prompt, encoding="utf-8")
         params = EditorEditParams(
@@ -109,8 +110,8 @@ class EditorProposer:
                 f"The editor's model ({model}) cannot edit: {what}{detail}. To fix: "
                 + _fix(answer.problem)
             )
-        log_path = root / AGENTS_DIR / agent_log_name(ctx.number, ctx.attempt)
-        log_path.parent.mkdir(parents=True, exist_ok=True)
+        # A refused reply's log stays beside the next call's, as a failed agent call's does.
+        log_path = free_log_path(root / AGENTS_DIR, ctx.number, ctx.attempt)
         log_path.write_text(
             f"model: {answer.model or model}\n\n{answer.text}", encoding="utf-8", errors="replace"
         )
@@ -121,7 +122,7 @@ class EditorProposer:
         )
         parsed = reply_edits.parse(answer.text)
         outcome.description = parsed.description
-        plan = reply_edits.plan(root, parsed, editable, ctx.config.scope.off_limits)
+        plan = reply_edits.plan(root, parsed, editable, ctx.config.scope.off_limits, shown)
         if plan.problems:
             outcome.error = "the model's reply was not applied (" + "; ".join(plan.problems) + ")"
             outcome.output = answer.text[-_OUTPUT_TAIL:]
@@ -156,8 +157,13 @@ def _fix(problem: str) -> str:
     return "check the model provider (sign-in, quota, network), then start the loop again."
 
 
-def editor_prompt(ctx: EditContext, root: Path, editable: list[str]) -> str:
-    """The coding agents' prompt, then the files' contents and how to reply with edits."""
+def editor_prompt(
+    ctx: EditContext, root: Path, editable: list[str], shown: dict[str, str | None] | None = None
+) -> str:
+    """The coding agents' prompt, then the files' contents and how to reply with edits.
+    `shown` gets what the model is shown of each file (None: absent), so a file changed while
+    the model answers (a person's edit) is not overwritten by the reply."""
+    shown = {} if shown is None else shown
     base = build_prompt(ctx)
     parts = [
         base.rstrip(),
@@ -170,6 +176,7 @@ def editor_prompt(ctx: EditContext, root: Path, editable: list[str]) -> str:
         try:
             text = (root / rel).read_text(encoding="utf-8")
         except FileNotFoundError:
+            shown[rel] = None
             parts.append(f"{rel} (does not exist yet: create it with a whole-file block)")
             continue
         except (OSError, UnicodeDecodeError):
@@ -179,6 +186,7 @@ def editor_prompt(ctx: EditContext, root: Path, editable: list[str]) -> str:
             parts.append(f"{rel} ({len(text)} characters: too long to show; leave it alone)")
             continue
         budget -= len(text)
+        shown[rel] = text
         parts.append(f"{rel}\n{fence(text.rstrip(chr(10)))}")
     return "\n\n".join(parts) + "\n"
 

@@ -213,23 +213,21 @@ class Values(msgspec.Struct, frozen=True):
 
 
 class Resolved(msgspec.Struct, frozen=True):
-    """The command an Agent config stands for: an argv template or a shell string."""
+    """The command an Agent config stands for: an argv template or a shell string, and the
+    preset it comes from (its environment, caches, unavailable words, cost format, check)."""
 
     name: str
     template: tuple[str, ...] | str
-    env: dict[str, str]
-    install: str = ""
-    # The preset's caches, unavailable words and cost format (none for a custom command).
-    caches: tuple[str, ...] = ()
-    unavailable: tuple[str, ...] = ()
-    cost: str = ""
-    check: tuple[str, ...] = ()
-    check_unless: tuple[str, ...] = ()
-    check_ok: str = ""
+    # An empty preset for a custom command.
+    preset: Preset
 
     @property
     def shell(self) -> bool:
         return isinstance(self.template, str)
+
+
+# A custom command's: nothing known about the program.
+_NO_PRESET = Preset(argv=(), note="", checked="", install="")
 
 
 def resolve(agent: Agent) -> Resolved:
@@ -240,40 +238,20 @@ def resolve(agent: Agent) -> Resolved:
             f'agent.preset "{preset_name}" is not a known preset. Use one of'
             f" {', '.join([*PRESETS, CUSTOM])} (custom needs agent.command)."
         )
-    preset = PRESETS.get(preset_name)
+    preset = PRESETS.get(preset_name, _NO_PRESET)
     if agent.command is not None and agent.command.strip():
-        # A command overrides the preset's argv but keeps its environment.
+        # A command overrides the preset's argv but keeps the rest (a shell string runs no
+        # status check: the command may not be the preset's program).
         check_placeholders(agent.command, "agent.command")
-        if preset is None:
-            return Resolved(preset_name, agent.command, {})
-        return Resolved(
-            preset_name,
-            agent.command,
-            dict(preset.env),
-            preset.install,
-            preset.caches,
-            preset.unavailable or AUTH_FAILURES,
-            preset.cost,
-        )
-    if preset is None:
+        return Resolved(preset_name, agent.command, preset)
+    if preset_name == CUSTOM:
         raise TemplateError(
             'agent.preset is "custom" but agent.command is empty. Write the command that runs'
             ' your agent, e.g. command = "my-agent --prompt-file {prompt_file}".'
         )
     for item in preset.argv:
         check_placeholders(item, f"preset {preset_name}")
-    return Resolved(
-        preset_name,
-        preset.argv,
-        dict(preset.env),
-        preset.install,
-        preset.caches,
-        preset.unavailable or AUTH_FAILURES,
-        preset.cost,
-        preset.check,
-        preset.check_unless,
-        preset.check_ok,
-    )
+    return Resolved(preset_name, preset.argv, preset)
 
 
 def check_placeholders(text: str, where: str) -> list[str]:

@@ -107,13 +107,22 @@ def parse(reply: str) -> Parsed:
     return Parsed(description, edits, problems)
 
 
-def plan(root: Path, parsed: Parsed, editable: list[str], off_limits: list[str]) -> Plan:
+def plan(
+    root: Path,
+    parsed: Parsed,
+    editable: list[str],
+    off_limits: list[str],
+    shown: dict[str, str | None] | None = None,
+) -> Plan:
     """New contents for every edit, checked: each path must be one of `editable` (the scope's
-    expansion), never off-limits, absolute or climbing out; each SEARCH must match."""
+    expansion), never off-limits, absolute or climbing out; each SEARCH must match. `shown`:
+    the files as the model saw them (None: absent); one that differs now was edited meanwhile
+    (by a person) and is never written over."""
     problems = list(parsed.problems)
     allowed = set(editable)
     contents: dict[str, str] = {}
     original: dict[str, str | None] = {}
+    stale: set[str] = set()  # changed since the model saw them: never written
     for edit in parsed.edits:
         rel = _normal(edit.path)
         why = _refused(edit.path, rel, allowed, off_limits)
@@ -127,8 +136,16 @@ def plan(root: Path, parsed: Parsed, editable: list[str], off_limits: list[str])
                 problems.append(why)
                 continue
             original[rel] = text
-            if text is not None:
+            if shown is not None and rel in shown and shown[rel] != text:
+                stale.add(rel)
+                problems.append(
+                    f"{rel} changed while the model was answering (someone else's edit):"
+                    " the reply is not applied over it"
+                )
+            elif text is not None:
                 contents[rel] = text
+        if rel in stale:
+            continue  # said once above
         current = contents.get(rel)
         if isinstance(edit, WholeFile):
             contents[rel] = edit.text

@@ -175,7 +175,7 @@ def check_constraint(text: str) -> ast.Expression:
         ) from None
     for node in ast.walk(tree):
         if not _allowed(node):
-            what = _WORDS.get(type(node).__name__, type(node).__name__)
+            what = _what(node)
             raise SpaceError(
                 f"agent.constraints: {text!r} uses {what}, which is not allowed; a constraint"
                 f" may use only {ALLOWED}. Rewrite it with those."
@@ -183,11 +183,27 @@ def check_constraint(text: str) -> ast.Expression:
     return tree
 
 
+def _what(node: ast.AST) -> str:
+    """The refused part in words: the operator of an operation, not the operation."""
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+        return "arithmetic on text"
+    if isinstance(node, ast.BinOp | ast.UnaryOp):
+        node = node.op
+    elif isinstance(node, ast.Compare):
+        node = next(op for op in node.ops if type(op) not in _COMPARE)
+    return _WORDS.get(type(node).__name__, type(node).__name__)
+
+
+def _text(node: ast.AST) -> bool:
+    return isinstance(node, ast.Constant) and isinstance(node.value, str)
+
+
 def _allowed(node: ast.AST) -> bool:
     if isinstance(node, ast.Constant):
         return isinstance(node.value, int | float | str) and not isinstance(node.value, bool)
     if isinstance(node, ast.BinOp):
-        return type(node.op) in _BINARY
+        # "x" * 10**12 would fill the memory: arithmetic is for numbers only.
+        return type(node.op) in _BINARY and not (_text(node.left) or _text(node.right))
     if isinstance(node, ast.Compare):
         return all(type(op) in _COMPARE for op in node.ops)
     if isinstance(node, ast.UnaryOp):
@@ -214,7 +230,10 @@ def _eval(node: ast.AST, values: dict[str, Value]) -> object:
     if isinstance(node, ast.Name):
         return values[node.id]
     if isinstance(node, ast.BinOp):
-        return _BINARY[type(node.op)](_eval(node.left, values), _eval(node.right, values))
+        left, right = _eval(node.left, values), _eval(node.right, values)
+        if isinstance(left, str) or isinstance(right, str):  # a text constant's value
+            raise TypeError("arithmetic on text")
+        return _BINARY[type(node.op)](left, right)
     if isinstance(node, ast.UnaryOp):
         inner = _eval(node.operand, values)
         if isinstance(node.op, ast.Not):

@@ -33,17 +33,13 @@ def parse_cost(kind: str, log: Path) -> Usage:
         text = log.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return Usage()
-    if kind == "claude-json":
-        return _claude(text)
-    if kind == "codex-jsonl":
-        return _codex(text)
-    if kind == "aider-text":
-        return _aider(text)
-    if kind == "opencode-jsonl":
-        return _opencode(text)
-    if kind == "gemini-json":
-        return _gemini(text)
-    return Usage()
+    parser = _PARSERS.get(kind)
+    try:
+        return parser(text) if parser else Usage()
+    except (ValueError, TypeError, AttributeError):
+        # The log is the program's output, and whatever it ran printed: a line shaped like
+        # its usage report but holding something else leaves the cost unknown, never a crash.
+        return Usage()
 
 
 def _json_lines(text: str) -> list[dict]:
@@ -122,6 +118,15 @@ def _aider(text: str) -> Usage:
         if m.group(5) is not None:
             cost = (cost or 0.0) + float(m.group(5))
     return Usage(cost, tokens or None)
+
+
+_PARSERS = {
+    "claude-json": _claude,
+    "codex-jsonl": _codex,
+    "aider-text": _aider,
+    "opencode-jsonl": _opencode,
+    "gemini-json": _gemini,
+}
 
 
 def total(outcomes: list) -> tuple[float | None, int | None]:
