@@ -1,7 +1,6 @@
 // How numbers, durations, phases and experiments read in the UI. Pure: no vscode import, so the
 // tree, the status bar, the chart and the e2e state dump all word things the same way.
 import type { Experiment, GpuInfo, GpuStatus, LoopState, Phase, Status } from "./protocol";
-import { agentKind } from "./contextKeys";
 import { countsText } from "./counts";
 
 // The counts' words live in counts.ts (the chart's webview shares them); re-exported here.
@@ -193,7 +192,7 @@ export function experimentTooltip(e: Experiment, reference: Reference | undefine
  * in scope and then runs Run Experiment.
  */
 export function waitsForUserEdit(state: LoopState | undefined): boolean {
-  return !!state && state.mode === "loop" && state.phase === "editing" && agentKind(state.agent) === "manual";
+  return !!state && state.mode === "loop" && state.phase === "editing" && state.agent === "manual";
 }
 
 const USER_EDIT_HINT = "edit the files in scope, save, then Autoresearch: Run Experiment";
