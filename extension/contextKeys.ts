@@ -20,11 +20,6 @@ export interface ContextKeys {
   "autoresearch.hasSessions": boolean;
 }
 
-/** The state's agent is the config's agent.kind ("sweep", "manual", "command", "editor"); "" before a loop. */
-export function agentKind(agent: string | undefined): string {
-  return agent ?? "";
-}
-
 export function contextKeys(
   state: LoopState | undefined,
   daemon: string,
@@ -33,7 +28,7 @@ export function contextKeys(
   const phase = state?.phase ?? "idle";
   const mode = daemon === "ready" ? (state?.mode ?? "none") : "none";
   const running = mode === "loop" && ACTIVE_PHASES.includes(phase);
-  const agent = agentKind(state?.agent);
+  const agent = state?.agent ?? "";
   return {
     "autoresearch.daemon": daemon,
     "autoresearch.phase": phase,

@@ -1,7 +1,6 @@
 // How numbers, durations, phases and experiments read in the UI. Pure: no vscode import, so the
 // tree, the status bar, the chart and the e2e state dump all word things the same way.
-import type { Experiment, GpuInfo, GpuStatus, LoopState, Phase, Status } from "./protocol";
-import { agentKind } from "./contextKeys";
+import { ACTIVE_PHASES, type Experiment, type GpuInfo, type GpuStatus, type LoopState, type Phase, type Status } from "./protocol";
 import { countsText } from "./counts";
 
 // The counts' words live in counts.ts (the chart's webview shares them); re-exported here.
@@ -193,7 +192,7 @@ export function experimentTooltip(e: Experiment, reference: Reference | undefine
  * in scope and then runs Run Experiment.
  */
 export function waitsForUserEdit(state: LoopState | undefined): boolean {
-  return !!state && state.mode === "loop" && state.phase === "editing" && agentKind(state.agent) === "manual";
+  return !!state && state.mode === "loop" && state.phase === "editing" && state.agent === "manual";
 }
 
 const USER_EDIT_HINT = "edit the files in scope, save, then Autoresearch: Run Experiment";
@@ -395,5 +394,18 @@ export function phaseMessage(
         : "";
     return { severity: "info", text: `Autoresearch: the loop stopped after ${countsText(after.counts)}${best}.` };
   }
+  return undefined;
+}
+
+/**
+ * What restarting the daemon would do to the loop, to ask before doing it (undefined: nothing, no
+ * need to ask). An editor loop runs inside the daemon (its model is this window's) and stops; every
+ * other loop runs detached and the daemon attaches to it again, though a manual one pauses while
+ * no editor is attached and waits for Resume.
+ */
+export function restartCost(state: LoopState | undefined): string | undefined {
+  if (state?.mode !== "loop" || !ACTIVE_PHASES.includes(state.phase)) return undefined;
+  if (state.agent === "editor") return "The running loop stops";
+  if (state.agent === "manual" && state.phase !== "paused") return "The loop pauses until you resume it";
   return undefined;
 }

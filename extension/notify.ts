@@ -14,7 +14,10 @@ export class Notifier implements vscode.Disposable {
   private readonly emitter = new vscode.EventEmitter<{ severity: Severity; text: string }>();
   readonly onDidNotify = this.emitter.event;
 
-  readonly notify: Notify = (severity, text) => {
+  readonly notify: Notify = (severity, text) => void this.show(severity, text);
+
+  /** Show one message (and tell the hook); resolves with the action picked, if any. */
+  private show(severity: Severity, text: string, ...actions: string[]): Thenable<string | undefined> {
     this.emitter.fire({ severity, text });
     const show =
       severity === "error"
@@ -22,8 +25,8 @@ export class Notifier implements vscode.Disposable {
         : severity === "warning"
           ? vscode.window.showWarningMessage
           : vscode.window.showInformationMessage;
-    void show(text);
-  };
+    return show(text, ...actions);
+  }
 
   /** Say when the loop stopped or failed (phaseMessage words it). */
   followLoop(session: Session): vscode.Disposable {
@@ -42,11 +45,9 @@ export class Notifier implements vscode.Disposable {
       if (!session.isMine(notice.root) || !noticeWanted(notice, newBestWanted())) return;
       const text = `Autoresearch: ${notice.text}`;
       const severity: Severity = notice.kind === "crashes" ? "warning" : "info";
-      this.emitter.fire({ severity, text });
-      const show = severity === "warning" ? vscode.window.showWarningMessage : vscode.window.showInformationMessage;
       const number = notice.number;
       const action = number !== null && number !== undefined ? `Open Experiment #${number}` : undefined;
-      void show(text, ...(action ? [action] : [])).then((picked) => {
+      void this.show(severity, text, ...(action ? [action] : [])).then((picked) => {
         if (picked && action && number !== null && number !== undefined) void open(notice.tag ?? "", number);
       });
     });

@@ -6,7 +6,7 @@
 // the results model's events (the tree's): a new current session, its numbers, a record.
 import { randomBytes } from "node:crypto";
 import * as vscode from "vscode";
-import { ChartSeries, SMALL_SESSION, toPoint, type ChartSummary, type FromWebview, type ToWebview } from "./chartData";
+import { SMALL_SESSION, toPoint, type ChartSummary, type FromWebview, type ToWebview } from "./chartData";
 import type { CurveMessage } from "./curveData";
 import type { ChartSeries as Reduction, Experiment } from "../protocol";
 import type { ResultsModel } from "../tree/treeModel";
@@ -23,9 +23,9 @@ export class ChartPanel implements vscode.Disposable {
   private tag: string | undefined;
   private epoch = -1; // the model's, when the webview was last sent everything
   private resets = 0;
-  /** What the webview has now (kept here to count points and to notice a new session). */
-  private series = new ChartSeries("lower");
-  /** Experiments charted when the session is reduced (undefined: sent whole, `series` has them). */
+  /** The numbers the webview was sent whole (it holds the points; only their numbers are kept
+   * here, to count them once each), or, reduced, how many experiments its reduction holds. */
+  private charted = new Set<number>();
   private reducedTotal: number | undefined;
   private columns = 1000;
   /** The reduction asked for when the panel opened, before the webview was ready. */
@@ -60,7 +60,7 @@ export class ChartPanel implements vscode.Disposable {
   }
 
   get points(): number {
-    return this.reducedTotal ?? this.series.size;
+    return this.reducedTotal ?? this.charted.size;
   }
 
   get reduced(): boolean {
@@ -85,7 +85,7 @@ export class ChartPanel implements vscode.Disposable {
     panel.onDidDispose(() => {
       this.panel = undefined;
       this.ready = false;
-      this.series = new ChartSeries("lower");
+      this.charted = new Set();
       this.reducedTotal = undefined;
       this.early = undefined;
       this.changed.fire();
@@ -161,14 +161,16 @@ export class ChartPanel implements vscode.Disposable {
     const direction = state?.direction || "lower";
     this.panel.title = `Autoresearch Chart${state?.metric ? `: ${state.metric}` : ""}`;
     if (reduction) {
-      this.series = new ChartSeries(direction);
+      this.charted = new Set();
       this.reducedTotal = reduction.total;
       this.post({ type: "reduced", metric: state?.metric ?? "", direction, reduction, summary: this.summary() });
       return;
     }
+    // The webview orders them and builds its columns (ChartSeries.from).
+    const points = experiments.map(toPoint);
+    this.charted = new Set(points.map((p) => p.number));
     this.reducedTotal = undefined;
-    this.series = ChartSeries.from(direction, experiments.map(toPoint));
-    this.post({ type: "reset", metric: state?.metric ?? "", direction, points: this.series.points, summary: this.summary() });
+    this.post({ type: "reset", metric: state?.metric ?? "", direction, points, summary: this.summary() });
   }
 
   /** The daemon's counts and best for the charted session (the tree's numbers). */
@@ -191,12 +193,10 @@ export class ChartPanel implements vscode.Disposable {
       if (tag === this.model.currentTag) void this.reset();
       return;
     }
-    const point = toPoint(experiment);
+    // One the reset already had (the page was read after it was recorded) is not counted twice.
     if (this.reducedTotal !== undefined) this.reducedTotal += 1;
-    else if (!this.series.append([point])) {
-      this.series = ChartSeries.from(this.series.direction, [...this.series.points, point]);
-    }
-    this.post({ type: "append", points: [point], summary: this.summary() });
+    else this.charted.add(experiment.number);
+    this.post({ type: "append", points: [toPoint(experiment)], summary: this.summary() });
   }
 
   /** The learning curves, drawn under the chart (curveView.ts). */

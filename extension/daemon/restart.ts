@@ -1,9 +1,9 @@
 // Restart the daemon when the settings it was started with change (debounced), or the Python
-// extension's interpreter does (when autoresearch.python is not set); never abandon a running
-// experiment without asking.
+// extension's interpreter does (when autoresearch.python is not set); never stop or pause a
+// running loop without asking.
 import * as vscode from "vscode";
 import type { Notify } from "../notify";
-import { ACTIVE_PHASES } from "../protocol";
+import { restartCost } from "../format";
 import type { Session } from "../session";
 import type { Daemon } from "./daemon";
 import { onInterpreterChange } from "./python";
@@ -23,13 +23,14 @@ export async function restartOnSettings(
     timer = setTimeout(() => void restartUnlessLooping(), 500);
   };
 
-  /** A restart abandons a running experiment: never do that without asking. */
+  /** A restart that would stop or pause the loop is never done without asking. */
   async function restartUnlessLooping(): Promise<void> {
-    const state = session.state;
-    if (state?.mode === "loop" && ACTIVE_PHASES.includes(state.phase)) {
-      const now = "Restart Now (stops the loop)";
+    // A detached loop runs on through a restart; only what it would cost is asked about.
+    const cost = restartCost(session.state);
+    if (cost) {
+      const now = "Restart Now";
       const answer = await vscode.window.showWarningMessage(
-        "Autoresearch: the daemon settings changed. Restart the daemon now? The running loop stops; " +
+        `Autoresearch: the daemon settings changed. Restart the daemon now? ${cost}; ` +
           "otherwise the new settings apply at the next restart (Autoresearch: Restart Daemon).",
         now,
         "Later",

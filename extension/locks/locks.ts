@@ -1,11 +1,12 @@
 // File locks while the loop runs: the daemon sends concrete paths (it expands the scope); each
 // goes into the workspace's files.readonlyInclude as a literal glob (the user's value saved in
-// workspaceState and restored on stop, on a daemon crash and at the next activation after a
-// crash), and lock / shield badges on exactly those locked / off-limits files.
+// .autoresearch/ (lockFile.ts) and restored on stop, on a daemon crash and at the next activation
+// after a crash, in any window), and lock / shield badges on exactly those locked / off-limits files.
 import { existsSync, readFileSync, readdirSync, renameSync, rmdirSync, unlinkSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import * as vscode from "vscode";
 import { excludeCreated, removeExcludes } from "./gitExclude";
+import { fileLockStore } from "./lockFile";
 import { LockBook, literalGlob, PathSet, restoredText, type LockChange, type ReadonlyInclude, type SavedLocks } from "./lockState";
 import type { LocksChanged } from "../protocol";
 
@@ -32,10 +33,12 @@ export class Locks implements vscode.FileDecorationProvider, vscode.Disposable {
     private readonly folder: () => vscode.WorkspaceFolder | undefined,
     private readonly log: vscode.LogOutputChannel,
   ) {
-    this.book = new LockBook({
-      get: () => memento.get<SavedLocks>(STATE_KEY),
-      set: async (value) => memento.update(STATE_KEY, value),
-    });
+    this.book = new LockBook(
+      fileLockStore(() => folder()?.uri.fsPath, {
+        get: () => memento.get<SavedLocks>(STATE_KEY),
+        set: async (value) => memento.update(STATE_KEY, value),
+      }),
+    );
   }
 
   get lockedPaths(): readonly string[] {

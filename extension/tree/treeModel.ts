@@ -360,7 +360,7 @@ export class ResultsModel {
         (s.best !== null
           ? `\nbest ${this.state?.metric || "metric"} ${formatMetric(s.best)}${s.bestNumber !== null ? ` (#${s.bestNumber})` : ""}`
           : "") +
-        (cost ? `\nagent cost: ${cost}${loaded.length < s.total + 1 ? " (loaded experiments)" : ""}` : "") +
+        (cost ? `\nagent cost: ${cost}${loaded.length < s.total ? " (loaded experiments)" : ""}` : "") +
         (observer ? "\nObserved: written by another tool" : ""),
       icon: observer ? "eye" : active ? "beaker" : "git-branch",
       color: "",

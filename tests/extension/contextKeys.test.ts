@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { agentKind, contextKeys } from "../../extension/contextKeys";
+import { contextKeys } from "../../extension/contextKeys";
 
 test("no daemon: nothing runs", () => {
   const keys = contextKeys({ root: "/r", phase: "running", mode: "loop" }, "crashed", false);
@@ -29,9 +29,7 @@ test("Run Experiment only in manual mode's edit phase", () => {
   );
 });
 
-test("agent kind is the state's agent.kind, empty before a loop", () => {
-  assert.equal(agentKind("sweep"), "sweep");
-  assert.equal(agentKind("manual"), "manual");
-  assert.equal(agentKind("command"), "command");
-  assert.equal(agentKind(undefined), "");
+test("the agent key is the state's agent.kind (Steer the Agent's when clause reads it), empty before a loop", () => {
+  assert.equal(contextKeys({ root: "/r", phase: "editing", mode: "loop", agent: "editor" }, "ready", true)["autoresearch.agent"], "editor");
+  assert.equal(contextKeys(undefined, "ready", false)["autoresearch.agent"], "");
 });

@@ -14,8 +14,9 @@ import {
   gpuStatusText,
   loopStatusText,
   phaseMessage,
+  restartCost,
 } from "../../extension/format";
-import type { Experiment, GpuInfo } from "../../extension/protocol";
+import type { Experiment, GpuInfo, LoopState } from "../../extension/protocol";
 
 test("metrics read with six significant digits, tiny and huge ones in exponent form", () => {
   assert.equal(formatMetric(0.9979), "0.9979");
@@ -160,4 +161,19 @@ test("the agent's cost: per experiment in its tooltip, summed over a session, ab
   assert.equal(formatCost([silent]), "");
   assert.match(experimentTooltip(priced, undefined, "val_loss"), /- agent cost: \$0\.025, 3,150 tokens/);
   assert.doesNotMatch(experimentTooltip(silent, undefined, "val_loss"), /agent cost/);
+});
+
+test("a daemon restart asks first only when it would stop or pause the loop", () => {
+  const loop = (agent: string, phase: LoopState["phase"] = "running"): LoopState => ({ root: "/r", mode: "loop", phase, agent });
+  // The editor agent's loop runs inside the daemon: a restart stops it.
+  assert.match(restartCost(loop("editor")) ?? "", /loop stops/);
+  // A manual loop runs detached but pauses with no editor attached.
+  assert.match(restartCost(loop("manual", "editing")) ?? "", /pauses until you resume/);
+  assert.equal(restartCost(loop("manual", "paused")), undefined);
+  // Every other loop runs detached: the daemon attaches to it again, nothing to ask.
+  assert.equal(restartCost(loop("sweep")), undefined);
+  assert.equal(restartCost(loop("command")), undefined);
+  assert.equal(restartCost(loop("editor", "stopped")), undefined);
+  assert.equal(restartCost({ root: "/r", mode: "observer", phase: "running", agent: "editor" }), undefined);
+  assert.equal(restartCost(undefined), undefined);
 });

@@ -190,3 +190,20 @@ test("new counts or a new best alone refresh the session (its header, the chart'
   setState(state({ phase: "stopped", current: null, counts: { keep: 1, discard: 1 }, best: 1.5, best_number: 1, sessions: [summary] }));
   assert.deepEqual(seen, ["nov25", "nov25"]);
 });
+
+test("the session's agent cost says 'loaded experiments' only while some are not loaded", async () => {
+  const priced = (rows: Experiment[]) => rows.map((e) => ({ ...e, cost_usd: 0.5 }));
+  const whole = fakeDaemon(priced(ledger(5)));
+  const small = modelOver(whole.fetch);
+  small.setState(state({ current: null, sessions: [{ tag: "nov25", branch: "autoresearch/nov25", total: 5, counts: {} }] }));
+  await small.model.sessionChildren("nov25"); // all 5 ledger rows, the baseline included
+  const all = small.model.sessionRow("nov25").tooltip;
+  assert.match(all, /agent cost: \$2\.5\b/);
+  assert.doesNotMatch(all, /loaded experiments/);
+
+  const n = HEAD + 10;
+  const partial = modelOver(fakeDaemon(priced(ledger(n))).fetch);
+  partial.setState(state({ current: null, sessions: [{ tag: "nov25", branch: "autoresearch/nov25", total: n, counts: {} }] }));
+  await partial.model.sessionChildren("nov25"); // the newest HEAD only
+  assert.match(partial.model.sessionRow("nov25").tooltip, /agent cost: .* \(loaded experiments\)/);
+});

@@ -8,6 +8,7 @@
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import { exact, tally } from "../../counts";
+import { formatMetric as format } from "../../format";
 import { ChartSeries, ReducedSeries, type ChartPoint, type ChartSummary, type FromWebview, type ToWebview } from "../chartData";
 import "./curveView"; // the learning curves under the chart, with their own messages
 import { css, theme } from "./theme";
@@ -40,12 +41,6 @@ let hovered: number | null = null;
 let reduced: ReducedSeries | undefined;
 const details = new Map<number, ChartPoint | null>();
 const asked = new Set<number>();
-
-function format(value: number | null): string {
-  if (value === null || !Number.isFinite(value)) return "—";
-  const abs = Math.abs(value);
-  return abs !== 0 && (abs >= 1e6 || abs < 1e-4) ? value.toExponential(3) : String(Number(value.toPrecision(6)));
-}
 
 function data(): uPlot.AlignedData {
   if (reduced) {

@@ -2,6 +2,7 @@
 // the running experiment's curve (or a clicked one's) over the best experiment's, step on x. Shown
 // only once a curve exists ([metric] curve set); the label under the chart names the last point.
 import uPlot from "uplot";
+import { formatMetric as format } from "../../format";
 import { aligned, curveLabel, type CurveMessage } from "../curveData";
 import { css, theme } from "./theme";
 
@@ -9,12 +10,6 @@ const box = document.getElementById("curve")!;
 const label = document.getElementById("curve-label")!;
 let plot: uPlot | undefined;
 let last: CurveMessage | undefined;
-
-function format(value: number): string {
-  if (!Number.isFinite(value)) return String(value);
-  const abs = Math.abs(value);
-  return abs !== 0 && (abs >= 1e6 || abs < 1e-4) ? value.toExponential(3) : String(Number(value.toPrecision(6)));
-}
 
 function build(message: CurveMessage): void {
   plot?.destroy();

@@ -59,6 +59,11 @@ test('detached loop: code-server stopped and started again, the loop ran on', { 
       await runCommand(page, 'Autoresearch: Stop Loop');
       await waitForState(stateFile, (s) => s.phase === 'stopped' && s.locks.locked.length === 0,
         { timeoutMs: 90_000, message: 'the loop stopped and unlocked' });
+      // Locked by two windows, the first one gone while locked: the setting is the user's again
+      // (unset, as before the loop), and the settings file made for the locks is gone.
+      await waitForState(stateFile, (s) => s.locks.readonlyInclude === null, { message: 'files.readonlyInclude unset again' });
+      await waitFor(() => !fs.existsSync(path.join(workspace, '.vscode', 'settings.json')),
+        { timeoutMs: 30_000, message: 'the .vscode/settings.json made for the locks removed' });
       await waitFor(() => !alive(pid), { timeoutMs: 30_000, message: 'the detached loop process to end' });
       const final = readResults(results);
       const tree = experimentRows(await waitForExperiments(page, (ex) => ex.length === final.length, { timeoutMs: 30_000 }));
