@@ -108,19 +108,33 @@ def remove_stale(path: Path) -> None:
 
 
 def listen(root: Path) -> socket.socket:
-    """Bind the loop's socket (its holder must hold the loop lock: an old socket is stale)."""
+    """Bind the loop's socket (its holder must hold the loop lock: an old socket is stale).
+
+    The socket is bound and listening under a private name first and renamed into place: a
+    client that finds the socket path always finds it listening. (Bound in place, a client
+    connecting between bind and listen was refused, took the file for a dead loop's and
+    removed it under the starting loop.)"""
     path = socket_path(root)
     private_dir(path)
     check_socket_free(root)
     remove_stale(path)
+    # No longer than "loop.sock", so it fits wherever the socket's own path fits.
+    staging = path.with_name(f".{os.getpid():x}.s")
+    remove_stale(staging)
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     old = os.umask(0o177)  # born 0600: no window in which another user could connect
     try:
-        server.bind(str(path))
+        server.bind(str(staging))
     finally:
         os.umask(old)
-    os.chmod(path, 0o600)
-    server.listen(8)
+    try:
+        os.chmod(staging, 0o600)
+        server.listen(8)
+        os.rename(staging, path)
+    except OSError:
+        server.close()
+        remove_stale(staging)
+        raise
     return server
 
 
@@ -151,7 +165,9 @@ class Connection:
             self._sock.connect(str(socket_path(root)))
         except OSError as exc:
             self._sock.close()
-            if isinstance(exc, ConnectionRefusedError):  # nobody listens: a dead loop's file
+            # Nobody listens and nobody holds the lock: a dead loop's file. (While a loop holds
+            # the lock, a refusal means it is ending; it removes its own socket.)
+            if isinstance(exc, ConnectionRefusedError) and RepoLock(root).held_elsewhere() is None:
                 remove_stale(socket_path(root))
             raise ControlError(
                 f"The detached loop in {root} does not answer on its socket ({exc.strerror})."

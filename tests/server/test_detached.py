@@ -26,6 +26,7 @@ from lsp_fixtures import config, make_repo, write_config
 
 from autoresearch import control
 from autoresearch.ledger import Ledger
+from autoresearch.lock import RepoLock
 
 STARTED: list[int] = []
 
@@ -260,6 +261,60 @@ def test_a_persons_file_at_the_socket_path_is_never_removed(tmp_path: Path) -> N
     assert f"{path} is in the way" in done.stderr and "Move it elsewhere" in done.stderr
     assert path.read_text() == "mine\n"
     assert not (root / "results.tsv").exists()  # nothing started
+
+
+def test_a_client_polling_while_the_socket_is_made_never_removes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that connects while the loop makes its socket (the daemon polls for it right
+    after the detached start) finds no socket, or a listening one: it never finds one that
+    refuses and removes it as a dead loop's, which failed the start (exit 2, ENOENT)."""
+    root = sweep_repo(tmp_path)
+    path = control.socket_path(root)
+    answers: list[str] = []
+    real_chmod = os.chmod
+
+    def chmod_then_poll(target: object, mode: int) -> None:
+        real_chmod(target, mode)  # type: ignore[arg-type]
+        if str(target).endswith(".s") or Path(str(target)) == path:  # bound, not yet listening
+            try:
+                control.Connection(root, timeout=1).close()
+                answers.append("connected")
+            except control.ControlError as exc:
+                answers.append(str(exc))
+
+    monkeypatch.setattr(control.os, "chmod", chmod_then_poll)
+    with RepoLock(root):
+        server = control.listen(root)
+        try:
+            assert answers and "connected" not in answers[0]
+            assert stat.S_ISSOCK(path.lstat().st_mode)
+            with control.Connection(root, timeout=1):
+                pass  # the path answers now that it is in place
+            assert [p.name for p in path.parent.iterdir() if p.name.endswith(".s")] == []
+        finally:
+            server.close()
+            control.remove_stale(path)
+
+
+def test_a_refusing_socket_is_left_while_its_loop_holds_the_lock(tmp_path: Path) -> None:
+    """A loop that is ending closes its socket before it removes it: a client refused then
+    must not take the file for a dead loop's (only the lock's holder removes it)."""
+    root = sweep_repo(tmp_path)
+    path = control.socket_path(root)
+    path.parent.mkdir(exist_ok=True)
+    closed = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    closed.bind(str(path))  # bound, never listening: every connect is refused
+    try:
+        with RepoLock(root):
+            with pytest.raises(control.ControlError, match="does not answer"):
+                control.Connection(root, timeout=1)
+            assert stat.S_ISSOCK(path.lstat().st_mode)
+        with pytest.raises(control.ControlError, match="No detached loop runs"):
+            control.Connection(root, timeout=1)  # nobody holds the lock: a dead loop's file
+        assert not path.exists()
+    finally:
+        closed.close()
 
 
 def test_stop_names_a_loop_that_is_not_detached(tmp_path: Path) -> None:
