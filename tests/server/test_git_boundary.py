@@ -18,6 +18,7 @@ import pytest
 from conftest import ScriptedProposer, git, make_config, set_lr
 
 from autoresearch import extract
+from autoresearch.config import Config
 from autoresearch.loop import Loop
 from autoresearch.protocol import ExperimentRecorded
 from autoresearch.repo import Repo
@@ -182,17 +183,22 @@ print("score: 0.01")
 """
 
 
-def test_a_persons_edit_during_a_kept_run_is_stashed_not_committed(repo: Path) -> None:
-    """A keep moves no HEAD, so nothing is set aside at its decision: the next edit step's
-    status finds the in-scope edit and stashes it before the edit, out of that commit."""
-    (repo / "person_run.py").write_text(PERSON_RUN)
+def _person_runs(repo: Path, script: str) -> Config:
+    """A run command that edits train.py as a person would meanwhile (committed beforehand)."""
+    (repo / "person_run.py").write_text(script)
     git(repo, "add", "person_run.py")
     git(repo, "commit", "-qm", "the run")
-    config = make_config(
+    return make_config(
         agent__kind="manual",
         decision__noise_repeats=0,
         run__command=f"{sys.executable} person_run.py",
     )
+
+
+def test_a_persons_edit_during_a_kept_run_is_stashed_not_committed(repo: Path) -> None:
+    """A keep moves no HEAD, so nothing is set aside at its decision: the next edit step's
+    status finds the in-scope edit and stashes it before the edit, out of that commit."""
+    config = _person_runs(repo, PERSON_RUN)
     Loop(repo, config, ScriptedProposer([set_lr("0.4")]), limit=1).run()
     stashes = git(repo, "stash", "list").splitlines()
     assert len(stashes) == 1 and "your edit of train.py before #1" in stashes[0], stashes
@@ -219,14 +225,7 @@ runpy.run_path("train.py")
 def test_a_persons_edit_during_the_last_kept_run_stays_in_the_tree(repo: Path) -> None:
     """The loop stops after a keep (no next edit step to stash it): the person's in-scope
     edit is neither committed, reset nor stashed; it is in the tree as they left it."""
-    (repo / "person_run.py").write_text(PERSON_SECOND_RUN)
-    git(repo, "add", "person_run.py")
-    git(repo, "commit", "-qm", "the run")
-    config = make_config(
-        agent__kind="manual",
-        decision__noise_repeats=0,
-        run__command=f"{sys.executable} person_run.py",
-    )
+    config = _person_runs(repo, PERSON_SECOND_RUN)
     history = Loop(repo, config, ScriptedProposer([set_lr("0.35")]), limit=1).run()
     assert [e.status for e in history] == ["keep", "keep"], [e.reason for e in history]
     assert git(repo, "stash", "list") == ""

@@ -122,7 +122,7 @@ def test_results_and_status_of_a_session_whose_loop_runs_in_another_process(
     assert shown["running"]
 
 
-def _cli(root: Path, *args: str) -> str:
+def _run_cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
         [sys.executable, "-m", "autoresearch", *args, "--dir", str(root)],
         capture_output=True,
@@ -130,7 +130,11 @@ def _cli(root: Path, *args: str) -> str:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    return done.stdout
+    return done
+
+
+def _cli(root: Path, *args: str) -> str:
+    return _run_cli(root, *args).stdout
 
 
 def test_status_and_results_read_past_an_unreadable_record_and_name_it(tmp_path: Path) -> None:
@@ -144,13 +148,7 @@ def test_status_and_results_read_past_an_unreadable_record_and_name_it(tmp_path:
     lines[1] = b'{"number": 1, "commit": "cut off by a hand edit\n'
     jsonl.write_bytes(b"".join(lines))
     for args in (("results", "--json"), ("status", "--json")):
-        done = subprocess.run(
-            [sys.executable, "-m", "autoresearch", *args, "--dir", str(root)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert done.returncode == 0, done.stderr
+        done = _run_cli(root, *args)
         assert "experiments.jsonl line 2 is not an experiment record" in done.stderr, args
     listed = _cli(root, "results", "--json")
     assert [json.loads(line)["number"] for line in listed.splitlines()] == [0, 2, 3, 4]
