@@ -20,7 +20,7 @@ from .agents.base import EditContext, EditOutcome, FailureKind, Proposer
 from .config import Config
 from .experiment import Experiment
 from .ledger import Ledger
-from .repo import Repo
+from .repo import REF_PREFIX, Repo
 
 GUIDANCE_FILE = ".autoresearch/guidance.md"
 
@@ -70,7 +70,15 @@ class EditStep:
         files = ctx.config.scope.files
         stashed = self.stash.stashed(stash)
         enforcement = scope.enforce(
-            repo, branch, parent, files, off_limits, untracked, stashed, dirt or {}
+            repo,
+            branch,
+            parent,
+            files,
+            off_limits,
+            untracked,
+            stashed,
+            dirt or {},
+            save_as=self._free_ref(ctx.number),
         )
         enforcement.events[:0] = outcome.events
         if _stat(self.ledger.results) != results:
@@ -81,6 +89,16 @@ class EditStep:
                 " .autoresearch/experiments.jsonl"
             )
         return Edit(outcome, enforcement)
+
+
+    def _free_ref(self, n: int) -> str:
+        """`refs/autoresearch/<tag>/<n>-reverted` (-2, -3, ... after a retry or a resume)."""
+        base = f"{REF_PREFIX}{self.tag}/{n}-reverted"
+        ref, i = base, 1
+        while self.repo.resolve(ref) is not None:
+            i += 1
+            ref = f"{base}-{i}"
+        return ref
 
 
 def context(

@@ -274,6 +274,20 @@ class Repo:
         """Put a person's changes of `paths` aside under a named stash entry."""
         self.git.stash("push", "-q", "-m", message, "--", *paths)
 
+    def save_changes(self, paths: list[str], message: str) -> str:
+        """A commit on top of HEAD holding `paths` as the working tree has them (a deleted one
+        deleted), made through a private index: the working tree, the index and the stash
+        stay as they are. What the loop is about to revert stays reachable through it."""
+        index = Path(self._repo.git_dir) / f"autoresearch-save-{os.getpid()}.index"
+        env = {"GIT_INDEX_FILE": str(index)}
+        try:
+            self.git.read_tree("HEAD", env=env)
+            self.git.add("-A", "--", *paths, env=env)
+            tree = self.git.write_tree(env=env)
+            return str(self.git.commit_tree(tree, "-p", "HEAD", "-m", message, env=env))
+        finally:
+            index.unlink(missing_ok=True)
+
     def _read_ref(self, name: str, depth: int = 0) -> str | None:
         """The sha `name` (HEAD or refs/...) points at, read from the ref files; None when
         anything is unusual, and the caller asks git."""

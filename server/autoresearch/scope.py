@@ -21,7 +21,7 @@ import pathspec
 
 from .config import Config
 from .confine import link_in_path, put_back, read_own
-from .repo import EDITOR_FILES, GitError, Repo
+from .repo import EDITOR_FILES, GitError, Repo, RepoError
 
 # Files the loop itself writes; never the edit step's business, never reverted by it.
 LOOP_FILES = ("results.tsv", "run.log", ".autoresearch/", *EDITOR_FILES)
@@ -191,10 +191,13 @@ def enforce(
     untracked_before: set[str],
     stashed: bool = False,
     dirt: dict[str, bytes | None] | None = None,
+    save_as: str | None = None,
 ) -> Enforcement:
     """Put the repository back as the loop expects it after an edit; `stashed`: the edit left
     a new stash entry (StashWatch), to bring back and drop. `dirt`: a person's uncommitted
-    edits of tracked files outside the scope before the edit (path: content), left alone."""
+    edits of tracked files outside the scope before the edit (path: content), left alone.
+    `save_as`: a free ref under which the edits about to be reverted are kept first (a person
+    may have made them while the edit step ran: nobody can tell, so nothing is thrown away)."""
     dirt = dirt or {}
     events: list[str] = []
     if repo.in_progress():
@@ -220,6 +223,8 @@ def enforce(
     reverted: list[str] = []
     restore: list[str] = []
     remove: list[str] = []
+    put_backs: list[str] = []  # a person's edited file, changed further by the edit
+    keep: dict[str, int] = {}  # reverted for being out of scope (saved first): its event
     for change in changes:
         path = change.path
         if matches(path, list(LOOP_FILES)):
@@ -229,13 +234,11 @@ def enforce(
         if path in dirt and not matches(path, scope):
             if read_own(repo.root, path) != dirt[path]:  # the edit changed it further
                 reverted.append(path)
-                if put_back(repo.root, path, dirt[path]):
-                    events.append(f"{path} is outside the scope: put back as you had left it")
-                else:
-                    events.append(f"{path} lies under a link the edit made: not put back")
+                put_backs.append(path)
             continue  # the user's own uncommitted edit, there before the edit
         if matches(path, off_limits) or (change.old_path and matches(change.old_path, off_limits)):
             off.append(path)
+            keep[path] = len(events)
             events.append(f"off-limits file {path} was edited: reverted")
         elif matches(path, scope) and (change.old_path is None or matches(change.old_path, scope)):
             link = link_in_path(repo.root, path)
@@ -256,6 +259,7 @@ def enforce(
             )
         else:
             reverted.append(path)
+            keep[path] = len(events)
             events.append(f"{path} is outside the scope: reverted")
         if change.untracked:
             remove.append(path)
@@ -263,9 +267,50 @@ def enforce(
             restore.append(path)
             if change.old_path:
                 restore.append(change.old_path)
+    savable = [p for p in [*keep, *put_backs] if _savable(repo.root, p)]
+    if save_as and savable:
+        kept = _keep_reverted(repo, save_as, savable)
+        if kept is None:  # no copy: a person's work may be among them, so it stays (but an
+            # off-limits file is put back regardless: the next run must not use an edited one)
+            left = {p for p in savable if p not in off}
+            for path in left & keep.keys():
+                events[keep[path]] = (
+                    f"{path} is outside the scope: left as the edit made it (git could not"
+                    " keep a copy to revert it)"
+                )
+            restore = [p for p in restore if p not in left]
+            remove = [p for p in remove if p not in left]
+            reverted = [p for p in reverted if p not in left]
+            put_backs = [p for p in put_backs if p not in left]
+        else:
+            events.append(kept)
+    for path in put_backs:
+        if put_back(repo.root, path, dirt[path]):
+            events.append(f"{path} is outside the scope: put back as you had left it")
+        else:
+            events.append(f"{path} lies under a link the edit made: not put back")
     _restore(repo, restore)
     repo.remove_untracked(remove)
     return Enforcement(allowed=allowed, events=events, off_limits=off, reverted=reverted)
+
+
+def _savable(root: Path, rel: str) -> bool:
+    """A file git can keep as it is: not behind a link, and not over the size limit (a 10 GB
+    checkpoint the edit wrote is not copied into .git)."""
+    link = link_in_path(root, rel)
+    return (link is None or link == rel) and _size(root / rel) <= MAX_FILE_BYTES
+
+
+def _keep_reverted(repo: Repo, ref: str, paths: list[str]) -> str | None:
+    """Keep `paths` as the edit left them under `ref`; the event that says how to get them
+    back, or None when git could not save them."""
+    try:
+        sha = repo.save_changes(paths, f"autoresearch: {', '.join(paths)} as found after an edit")
+        repo.set_ref(ref, sha)
+    except (GitError, RepoError, OSError):
+        return None
+    shown = " ".join(shlex.quote(p) for p in paths[:3])
+    return f"what was reverted is kept in {ref} (git checkout {ref} -- {shown} brings it back)"
 
 
 def _unstash(repo: Repo) -> str:

@@ -249,3 +249,62 @@ def test_a_changed_file_with_a_space_in_its_name_is_named_whole(repo: Path) -> N
     files, stat = r.changed_since(parent)
     r.close()
     assert files == ["my model.py", "naïve.py"] and stat.startswith("2 files changed")
+
+
+def _edit_and_a_persons_saves(root: Path) -> str:
+    """The edit step's change, and saves that land while it runs (a person's, or the agent's
+    strays: the loop cannot tell them apart): NOTES.md edited, todo.txt made, evaluate.py
+    (off limits) edited."""
+    set_lr("0.4")(root)
+    (root / "NOTES.md").write_text("my notes, second draft\n")
+    (root / "todo.txt").write_text("write the paper\n")
+    with open(root / "evaluate.py", "a") as f:
+        f.write("# my fix\n")
+    return "LR -> 0.4"
+
+
+def test_what_is_reverted_after_an_edit_step_is_kept_under_a_ref(repo: Path) -> None:
+    """Out-of-scope changes made while the edit step ran are reverted (the run uses only the
+    experiment's commit), but never thrown away: a person may have made them. They are kept
+    under refs/autoresearch/<tag>/<n>-reverted, and the event says how to bring them back."""
+    (repo / "NOTES.md").write_text("my notes\n")
+    git(repo, "add", "NOTES.md")
+    git(repo, "commit", "-qm", "notes")
+    config = make_config(agent__kind="manual", decision__noise_repeats=0)
+    history = Loop(repo, config, ScriptedProposer([_edit_and_a_persons_saves]), limit=1).run()
+    first = history[1]
+    assert (repo / "NOTES.md").read_text() == "my notes\n"  # reverted in the tree
+    assert not (repo / "todo.txt").exists()
+    assert "# my fix" not in (repo / "evaluate.py").read_text()
+    ref = f"refs/autoresearch/{first.tag}/1-reverted"
+    kept = next(e for e in first.events if "is kept in" in e)
+    assert ref in kept and f"git checkout {ref} -- " in kept, first.events
+    assert git(repo, "show", f"{ref}:NOTES.md") == "my notes, second draft"
+    assert git(repo, "show", f"{ref}:todo.txt") == "write the paper"
+    assert git(repo, "show", f"{ref}:evaluate.py").endswith("# my fix")
+    assert "LR = 0.4" not in git(repo, "show", f"{ref}:train.py")  # only what was reverted
+    assert git(repo, "stash", "list") == ""  # the person's stash is theirs alone
+    assert not list((repo / ".git").glob("autoresearch-save-*"))  # its private index is gone
+    git(repo, "checkout", ref, "--", "NOTES.md")  # as the event says: it comes back
+    assert (repo / "NOTES.md").read_text() == "my notes, second draft\n"
+
+
+def test_an_edit_git_cannot_keep_is_left_in_place_not_thrown_away(repo: Path) -> None:
+    """When git cannot save them (here its private index path is taken by a folder), the
+    out-of-scope changes stay as they are, said so; an off-limits file is put back all the
+    same (the next run must not use an edited one)."""
+    (repo / "NOTES.md").write_text("my notes\n")
+    git(repo, "add", "NOTES.md")
+    git(repo, "commit", "-qm", "notes")
+    (repo / ".git" / f"autoresearch-save-{os.getpid()}.index").mkdir()
+    config = make_config(agent__kind="manual", decision__noise_repeats=0)
+    history = Loop(repo, config, ScriptedProposer([_edit_and_a_persons_saves]), limit=1).run()
+    first = history[1]
+    assert (repo / "NOTES.md").read_text() == "my notes, second draft\n"
+    assert (repo / "todo.txt").read_text() == "write the paper\n"
+    assert "# my fix" not in (repo / "evaluate.py").read_text()
+    assert any(
+        e.startswith("NOTES.md is outside the scope: left as the edit made it")
+        for e in first.events
+    ), first.events
+    assert not any("is kept in" in e for e in first.events)
