@@ -308,9 +308,13 @@ new ResizeObserver(() => plot?.setSize({ width: Math.max(200, root.clientWidth),
 // Theme changes switch the body's class: rebuild with the new colours.
 new MutationObserver(() => build()).observe(document.body, { attributes: true, attributeFilter: ["class"] });
 
-// The session embedded in the page (chartHtml.ts): drawn at once, without asking for it.
-const embedded = document.getElementById("first")?.textContent;
-const first = embedded ? (JSON.parse(embedded) as { id: number; message: ToWebview }) : undefined;
-if (first) receive(first.message);
-// About one bucket per pixel of the plot (its width less the y axis).
-vscode.postMessage({ type: "ready", columns: Math.max(50, root.clientWidth - 80), first: first?.id });
+// The session embedded in the page (chartHtml.ts): drawn without asking for it, in a task of its
+// own (the page's parsing and this script's compiling are one task of VS Code's frame already,
+// and the webview shares the window's main thread: one long task would be a visible freeze).
+setTimeout(() => {
+  const embedded = document.getElementById("first")?.textContent;
+  const first = embedded ? (JSON.parse(embedded) as { id: number; message: ToWebview }) : undefined;
+  if (first) receive(first.message);
+  // About one bucket per pixel of the plot (its width less the y axis).
+  vscode.postMessage({ type: "ready", columns: Math.max(50, root.clientWidth - 80), first: first?.id });
+});
