@@ -55,6 +55,9 @@ export class ChartPanel implements vscode.Disposable {
   private early: { tag: string; epoch: number; reduction: Promise<Reduction | undefined> } | undefined;
   /** A large session's reduction asked for before the chart was opened (prefetch). */
   private ahead: { tag: string; epoch: number; reduction: Promise<Reduction | undefined> } | undefined;
+  /** The reduction last charted: kept for the next opening once the panel is closed (it is asked
+   * again if experiments were recorded since). */
+  private last: { tag: string; epoch: number; reduction: Promise<Reduction | undefined> } | undefined;
   private embedded: Embedded | undefined;
   private pages = 0;
   /** Experiments recorded since the extension started: an embedded session older than the last
@@ -123,6 +126,8 @@ export class ChartPanel implements vscode.Disposable {
       this.reducedTotal = undefined;
       this.early = undefined;
       this.embedded = undefined;
+      this.ahead = this.last;
+      this.last = undefined;
       this.changed.fire();
     });
     this.panel = panel;
@@ -258,6 +263,7 @@ export class ChartPanel implements vscode.Disposable {
       if (reduction && tag !== undefined && reduction.total < this.model.summary(tag).total) reduction = undefined;
       if (!reduction && tag !== undefined) reduction = await this.source.series(tag, this.columns);
       if (reduction) this.log.info(`chart: ${reduction.total} experiments in ${reduction.buckets.length} columns, ${Date.now() - started} ms`);
+      if (reduction && tag !== undefined) this.last = { tag, epoch: this.model.epoch, reduction: Promise.resolve(reduction) };
     } catch (error) {
       this.log.warn(`chart: the session's reduction: ${String(error)}`);
     }

@@ -164,6 +164,21 @@ test('100,000 experiments: activated before the click, tree, a reduced chart wit
     figures.deepDiffMs = Date.now() - t3;
     figures.hoverClickMaxFrameGapMs = await maxGap(page);
     await screenshot(page, 'large-session-diff');
+
+    // Closed and opened again: what each later opening costs (the first in a fresh browser
+    // profile includes VS Code registering its webview service worker, up to 3 s on this box).
+    await page.locator('.tabs-container .tab', { hasText: 'Autoresearch Chart' }).click({ button: 'middle' });
+    await page.locator('iframe.webview').first().waitFor({ state: 'detached', timeout: 30_000 });
+    await page.waitForTimeout(1000);
+    await markBeat(page);
+    await button.click();
+    await chart.locator('#summary').filter({ hasText: /^99,999 experiments/ }).waitFor({ timeout: 120_000 });
+    await chart.locator('body[data-timing*="painted"]').waitFor({ timeout: 120_000 });
+    await page.waitForTimeout(1000);
+    figures.reopenMaxFrameGapMs = await maxGap(page);
+    const reopened = await webviewSteps(page, chart);
+    figures.reopenClickToPaintedMs = reopened.steps.painted;
+    console.log(`# chart reopened, steps after the click (ms): ${JSON.stringify(reopened.steps)}; frame gaps [after the click, ms]: ${JSON.stringify(reopened.gaps)}`);
     // The daemon's share of the first render, as the extension logged it.
     console.log(`# ${logs('Autoresearch').split('\n').filter((l) => / chart: /.test(l)).join('\n# ')}`);
   });
