@@ -1,10 +1,10 @@
 // The chart panel: a webview running dist/chart.js (uPlot, bundled: no CDN) inline under a strict
 // content security policy with a nonce (chartHtml.ts). The current session comes embedded in the
 // page when the daemon answers in time (else as a message once the webview is ready), then each
-// new experiment as it is recorded; a click on a point opens that experiment's changes. A small session is sent
-// whole; a large one as the daemon's reduction (every keep, the rest per column), its details
-// asked for on hover (#21: 100,000 experiments in one message froze the window). It follows
-// the results model's events (the tree's): a new current session, its numbers, a record.
+// new experiment as it is recorded; a click on a point opens that experiment's changes. A small
+// session is sent whole; a large one as the daemon's reduction (every keep, the rest per column),
+// its details asked for on hover (#21: 100,000 experiments in one message froze the window). It
+// follows the results model's events (the tree's): a new current session, its numbers, a record.
 import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import * as vscode from "vscode";

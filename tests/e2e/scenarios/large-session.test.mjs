@@ -11,7 +11,7 @@
 // for a busy machine over the targets (first render under 1 s, no frame gap over 100 ms). The first
 // render is measured twice: by this test (the click sent to the plot seen by Playwright's polling
 // of the frame, which adds its own delay) and in the page (the click's event to the frame after
-// the plot was drawn, on the browser's clock), with the steps between (chartSteps).
+// the plot was drawn, on the browser's clock: chartClickToPaintedMs), with the steps between.
 // AUTORESEARCH_E2E_BASELINE=1 (a one-off): first an empty webview panel opened the same way
 // (fixtures/baseline-webview: VS Code's own share), closed, then the chart.
 import { test } from 'node:test';
