@@ -66,7 +66,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     session.onDidReset(() => model.reset()),
     // A session in the workspace (it activated us): its newest page is loaded before the view is
     // opened, so the first click shows rows at once (#21 item 5). After the model's own listener.
-    preloadNewestPage(session, model, log),
+    preloadNewestPage(session, model, log, () => chart.prefetch()),
     tree,
     ...createResultsView(tree, session, daemon, stage.event),
     chart,
@@ -135,12 +135,16 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   void daemon.start(true);
 }
 
-function preloadNewestPage(session: Session, model: ResultsModel, log: vscode.LogOutputChannel): vscode.Disposable {
+function preloadNewestPage(session: Session, model: ResultsModel, log: vscode.LogOutputChannel, then: () => void): vscode.Disposable {
   const once = session.onDidChangeState(() => {
     const tag = model.currentTag;
     if (tag === undefined) return;
     once.dispose();
-    model.sessionChildren(tag).catch((error: unknown) => log.warn(`preloading ${tag}: ${String(error)}`));
+    // Then the chart's data for a large session (after the page: not to slow the tree's rows).
+    model
+      .sessionChildren(tag)
+      .then(then)
+      .catch((error: unknown) => log.warn(`preloading ${tag}: ${String(error)}`));
   });
   return once;
 }

@@ -30,9 +30,10 @@ export type ToWebview =
   | { type: "reduced"; metric: string; direction: string; reduction: Reduction; summary: ChartSummary }
   | { type: "detail"; number: number; point: ChartPoint | null };
 
-/** Messages from the webview to the extension; `columns`: the plot's width, one bucket each. */
+/** Messages from the webview to the extension; `columns`: the plot's width, one bucket each;
+ * `first`: the id of the session embedded in the page (chartHtml.ts), drawn already. */
 export type FromWebview =
-  | { type: "ready"; columns?: number }
+  | { type: "ready"; columns?: number; first?: number }
   | { type: "open"; number: number }
   | { type: "detail"; number: number };
 
