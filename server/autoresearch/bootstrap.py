@@ -382,14 +382,14 @@ def _foreign_results(ledger: Ledger, tag: str) -> bool:
     """results.tsv's first row is not this session's baseline (it is another session's)."""
     if not ledger.results.exists():
         return False
-    rows = results_tsv.read(ledger.results, ledger.metric_name, strict=False)
+    first = results_tsv.first_row(ledger.results, ledger.metric_name)
     ours = ledger.experiments(tag)
-    if not rows:
+    if first is None:
         return False
     if ours:
-        return not ours[0].commit.startswith(rows[0].commit)
+        return not ours[0].commit.startswith(first.commit)
     return any(
-        exps and exps[0].commit.startswith(rows[0].commit)
+        exps and exps[0].commit.startswith(first.commit)
         for other, exps in ledger.sessions.items()
         if other != tag
     )

@@ -90,7 +90,6 @@ class EditStep:
             )
         return Edit(outcome, enforcement)
 
-
     def _free_ref(self, n: int) -> str:
         """`refs/autoresearch/<tag>/<n>-reverted` (-2, -3, ... after a retry or a resume)."""
         base = f"{REF_PREFIX}{self.tag}/{n}-reverted"

@@ -2,11 +2,12 @@
 session of 100,000 experiments reads a few MB of offsets instead of decoding 49 MB of lines.
 
 It covers a prefix of the file: the file's inode, size and modification time, the size indexed
-and that prefix's CRC-32 are kept with it. It is used as it is while the file is untouched, and
-after appends only once the prefix's CRC still matches (a file rewritten in place, truncated or
-replaced is indexed again from its start). Lines appended since are read as usual. Written
-atomically by whoever has just read the whole file (the loop's ledger at a resume, the daemon);
-a cache only: deleting it costs one full read.
+and that prefix's CRC-32 (whole, and of its last 64 KiB) are kept with it. It is used as it is
+while the file is untouched, and after appends once the prefix's last 64 KiB still match, as the
+daemon follows appends; a file of the same size written since must match the whole prefix's CRC
+(a file rewritten in place, truncated or replaced is indexed again from its start). Lines
+appended since are read as usual. Written atomically by whoever has just read the whole file
+(the loop's ledger at a resume, the daemon); a cache only: deleting it costs one full read.
 """
 
 from __future__ import annotations
@@ -24,12 +25,15 @@ import msgspec
 from .session_records import Tally
 
 INDEX_FILE = "experiments.idx"
-VERSION = 1
+VERSION = 2
 # Below this many lines a full read is quick: no index is written.
 MIN_LINES = 5_000
 # A file's modification time tells a later write only once the clock has moved on past it
-# (timestamps are coarse): an index saved sooner after a write checks the CRC instead.
+# (timestamps are coarse): an index saved sooner after a write checks the prefix's last bytes.
 QUIET_NS = 2_000_000_000
+# A file the index's stat still describes, or grown past it, is checked as the daemon follows
+# appends (records.py): by its last bytes, not by the CRC of 49 MB.
+TAIL = 65536
 
 
 class SavedSession(msgspec.Struct, array_like=True):
@@ -49,9 +53,10 @@ class Saved(msgspec.Struct, array_like=True):
     file_size: int
     mtime_ns: int
     quiet: bool
-    # The prefix indexed (whole lines) and its CRC-32.
+    # The prefix indexed (whole lines), its CRC-32 and that of its last TAIL bytes.
     size: int
     crc: int
+    tail_crc: int
     lineno: int
     warnings: list[str]
     sessions: list[SavedSession]
@@ -96,6 +101,7 @@ def save(
             quiet=time.time_ns() - st.st_mtime_ns > QUIET_NS,
             size=len(prefix),
             crc=zlib.crc32(prefix),
+            tail_crc=zlib.crc32(prefix[-TAIL:]),
             lineno=lineno,
             warnings=warnings,
             sessions=sessions,
@@ -117,7 +123,20 @@ def load(jsonl: Path, fd: int) -> Saved | None:
         return None
     if saved.quiet and (st.st_size, st.st_mtime_ns) == (saved.file_size, saved.mtime_ns):
         return saved  # untouched since
-    try:  # appended to, or rewritten in place: only the same prefix may be trusted
+    if st.st_size > saved.file_size or (st.st_size, st.st_mtime_ns) == (
+        saved.file_size,
+        saved.mtime_ns,
+    ):
+        # Appended to (or untouched, saved right after a write): the live follower's rule,
+        # the prefix's last bytes unchanged. A rewrite in place of the same size changes the
+        # mtime and comes below; a file replaced has another inode.
+        start = max(0, saved.size - TAIL)
+        try:
+            tail = os.pread(fd, saved.size - start, start)
+        except OSError:
+            return None
+        return saved if zlib.crc32(tail) == saved.tail_crc else None
+    try:  # the same size, written since: only the same prefix may be trusted
         with mmap.mmap(fd, saved.size, access=mmap.ACCESS_READ) as prefix:
             crc = zlib.crc32(prefix)  # mapped, not copied: 49 MB in about 20 ms
     except (OSError, ValueError):

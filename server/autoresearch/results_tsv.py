@@ -12,6 +12,7 @@ import contextlib
 import gc
 import math
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -119,14 +120,71 @@ def read(
     return rows
 
 
+def first_row(path: Path, metric_name: str | None = None) -> Experiment | None:
+    """`read(path, metric_name, strict=False)[0]` (None for no row), reading only as far as
+    that row: a resume checks whose table this is by its first row, not by 100,000."""
+    with open(path, encoding="utf-8", errors="replace") as f:  # text mode, as read_text
+        header = f.readline()
+        if not header:
+            return None
+        cells = header.rstrip("\n").rstrip("\r").split("\t")
+        layout = _Layout(cells, _columns(cells, metric_name, path))
+        number = -1
+        for line in f:
+            if not line.strip():
+                continue
+            number += 1
+            try:
+                return layout.row(line.rstrip("\n").rstrip("\r").split("\t"), number)
+            except ResultsError:
+                continue  # read() leaves a broken row out: the next one is its first
+    return None
+
+
 def read_after(path: Path, metric_name: str | None, first: int) -> tuple[int, list[Experiment]]:
     """How many rows the table has, and the rows from number `first` on, read strictly: what
     reconciling with the records needs. Rows before `first` are only counted: the records hold
     those experiments whole (a resume of 100,000 rows parses none of them)."""
     with gc_paused():
         rows: list[Experiment] = []
-        count = _read(path, metric_name, True, None, first, rows)
+        data = path.read_bytes()
+        count = _read_tail(path, data, metric_name, first, rows)
+        if count is None:
+            count = _read(path, metric_name, True, None, first, rows)
         return count, rows
+
+
+# A row `str.strip()` leaves empty, in an ASCII file: the rows _read skips without a number.
+_BLANK_ROW = re.compile(rb"\n[ \t\x0b\x0c\x1c-\x1f]*(?=\n)")
+
+
+def _read_tail(
+    path: Path, data: bytes, metric_name: str | None, first: int, rows: list[Experiment]
+) -> int | None:
+    """_read's answer from the table's last lines only, when each row is one line ending in a
+    newline (no blank row, no carriage return, which text mode reads as a newline, ASCII
+    only): a resume's 100,000 rows are counted, not split and stripped. None when _read must
+    do it."""
+    if first <= 0 or b"\r" in data or not data.isascii():
+        return None
+    body = data[: data.rfind(b"\n") + 1]  # strict: a last line without newline is cut short
+    lines = body.count(b"\n")
+    if lines < 2 or _BLANK_ROW.search(body):
+        return None
+    count = lines - 1  # the header is no row
+    header = data[: data.index(b"\n")].decode().split("\t")
+    layout = _Layout(header, _columns(header, metric_name, path))
+    if count <= first:
+        return count
+    tail = body[:-1].rsplit(b"\n", count - first)[1:]
+    for number, line in enumerate(tail, start=first):
+        try:
+            rows.append(layout.row(line.decode().split("\t"), number))
+        except ResultsError as exc:
+            raise ResultsError(
+                f"{path} line {number + 2}: {exc} Fix or delete that line, then try again."
+            ) from None
+    return count
 
 
 def _read(
