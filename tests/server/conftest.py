@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import threading
@@ -28,6 +29,12 @@ print("peak_mem_mb: 512.0")
 """
 
 EVAL = "# the evaluation harness: off limits\nTHRESHOLD = 1\n"
+
+# The Ctrl-C tests send SIGINT as a terminal does. A test run started in the background (`make
+# test &`, a CI step run by a non-interactive shell) inherits SIGINT ignored, and every process it
+# starts would keep ignoring it (the loop, rightly, leaves an inherited SIG_IGN alone): give the
+# test processes the terminal's disposition (a caught signal is reset to the default at exec).
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def git(root: Path, *args: str) -> str:
