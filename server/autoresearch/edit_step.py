@@ -78,7 +78,7 @@ class EditStep:
             untracked,
             stashed,
             dirt or {},
-            save_as=self._free_ref(ctx.number),
+            save_as=lambda: self._free_ref(ctx.number),
         )
         enforcement.events[:0] = outcome.events
         if _stat(self.ledger.results) != results:

@@ -13,7 +13,7 @@ import hashlib
 import os
 import re
 import shlex
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import msgspec
@@ -191,13 +191,14 @@ def enforce(
     untracked_before: set[str],
     stashed: bool = False,
     dirt: dict[str, bytes | None] | None = None,
-    save_as: str | None = None,
+    save_as: Callable[[], str] | None = None,
 ) -> Enforcement:
     """Put the repository back as the loop expects it after an edit; `stashed`: the edit left
     a new stash entry (StashWatch), to bring back and drop. `dirt`: a person's uncommitted
     edits of tracked files outside the scope before the edit (path: content), left alone.
-    `save_as`: a free ref under which the edits about to be reverted are kept first (a person
-    may have made them while the edit step ran: nobody can tell, so nothing is thrown away)."""
+    `save_as`: names a free ref (asked only when something is reverted) under which the edits
+    about to be reverted are kept first (a person may have made them while the edit step ran:
+    nobody can tell, so nothing is thrown away)."""
     dirt = dirt or {}
     events: list[str] = []
     if repo.in_progress():
@@ -269,7 +270,7 @@ def enforce(
                 restore.append(change.old_path)
     savable = [p for p in [*keep, *put_backs] if _savable(repo.root, p)]
     if save_as and savable:
-        kept = _keep_reverted(repo, save_as, savable)
+        kept = _keep_reverted(repo, save_as(), savable)
         if kept is None:  # no copy: a person's work may be among them, so it stays (but an
             # off-limits file is put back regardless: the next run must not use an edited one)
             left = {p for p in savable if p not in off}
