@@ -47,11 +47,7 @@ class RepoLock:
         except BlockingIOError:
             holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
             os.close(fd)
-            raise LockError(
-                f"A loop is already running in {self.path.parent.parent} ({holder}). Stop it"
-                " first (`autoresearch stop` for a detached one, Stop Loop in VS Code, or"
-                " Ctrl-C in its terminal)."
-            ) from None
+            raise self._busy(holder) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"pid {os.getpid()}, {owner or Path(sys.argv[0]).name}".encode())
         self._fd = fd
@@ -61,6 +57,20 @@ class RepoLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+    def refuse_if_held(self) -> None:
+        """A start's first check, before it reads the files another loop may be editing (a
+        sweep's constants half written looked like a broken config): LockError if one runs."""
+        holder = self.held_elsewhere()
+        if holder is not None:
+            raise self._busy(holder)
+
+    def _busy(self, holder: str) -> LockError:
+        return LockError(
+            f"A loop is already running in {self.path.parent.parent} ({holder}). Stop it"
+            " first (`autoresearch stop` for a detached one, Stop Loop in VS Code, or"
+            " Ctrl-C in its terminal)."
+        )
 
     def held_elsewhere(self) -> str | None:
         """Who holds the lock, when someone else does (for `status`)."""

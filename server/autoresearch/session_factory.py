@@ -52,7 +52,9 @@ def open_session(
     passed. `editor`: how the daemon asks VS Code's chat model (agent.kind "editor").
     Raises LockError, ConfigError, RepoError, ValueError or RuntimeError, all
     explaining themselves."""
-    # The checks come first, so a refused start writes nothing (not even the lock file).
+    # The checks come first, so a refused start writes nothing (not even the lock file); a
+    # loop already running, first of all (its edit step may be rewriting the files checked).
+    RepoLock(root).refuse_if_held()
     loaded = cfg.load(root) if config is None else config
     cfg.validate(loaded)
     proposer = prepare_proposer(loaded, root, editor)

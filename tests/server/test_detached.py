@@ -225,6 +225,23 @@ def test_detach_while_a_loop_runs_is_refused(tmp_path: Path) -> None:
     assert cli(root, "stop").returncode == 0
 
 
+def test_a_start_beside_a_running_loop_is_refused_before_it_reads_the_files(
+    tmp_path: Path,
+) -> None:
+    """While a loop runs, its edit step may be rewriting the files in scope: a second start
+    says the loop runs, not that the half-written files break the config (a busy fresh-clone
+    run found "... name X, not found as `NAME = value` lines" here). The lock is held by this
+    test, the file in scope left as an edit step has it halfway: empty."""
+    root = sweep_repo(tmp_path)
+    train = next(p for p in root.iterdir() if p.suffix == ".py")
+    with RepoLock(root):
+        train.write_text("")
+        for args in (("run", "--loop", "1"), ("run", "--detach")):
+            done = cli(root, *args)
+            assert done.returncode == 2, args
+            assert "already running" in done.stderr and "not found" not in done.stderr, args
+
+
 def test_a_manual_loop_cannot_detach(tmp_path: Path) -> None:
     """No terminal sends Run Experiment: the CLI refuses, naming VS Code's Start Loop (where a
     manual loop does run detached) or an agent that edits by itself."""
