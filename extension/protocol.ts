@@ -93,6 +93,12 @@ export interface Notify {
   new_best?: boolean;
 }
 
+/** [parallel]: "auto" is one worker per GPU the monitor sees; 1 is the one-at-a-time loop. */
+export interface Parallel {
+  workers?: Int | "auto";
+  gpus_per_worker?: Int;
+}
+
 export interface Config {
   metric: Metric;
   run: Run;
@@ -103,6 +109,7 @@ export interface Config {
   decision?: Decision;
   stop?: Stop;
   notify?: Notify;
+  parallel?: Parallel;
 }
 
 // ---- experiment.py ----------------------------------------------------------------------------
@@ -152,6 +159,9 @@ export interface Experiment {
   started?: string;
   finished?: string;
   extra?: Record<string, string>;
+  /** Parallel experiments: the worker that ran it, and its GPU indices. */
+  worker?: Int | null;
+  gpus?: Int[];
 }
 
 // ---- protocol.py: requests --------------------------------------------------------------------
@@ -294,6 +304,20 @@ export interface SessionSummary {
   best_number?: Int | null;
 }
 
+/** One worker of a parallel loop and what it is doing now. */
+export interface WorkerState {
+  worker: Int;
+  /** GPU indices in its CUDA_VISIBLE_DEVICES; empty for a CPU slot. */
+  gpus?: Int[];
+  phase?: Phase;
+  number?: Int | null;
+  description?: string;
+  elapsed_s?: number | null;
+  timeout_s?: number | null;
+  /** The commit it started from. */
+  parent?: string;
+}
+
 export interface LoopState {
   root: string;
   phase: Phase;
@@ -320,6 +344,8 @@ export interface LoopState {
   curve_step?: Int | null;
   curve_value?: number | null;
   sessions?: SessionSummary[];
+  /** A parallel loop's workers (empty for the one-at-a-time loop). */
+  workers?: WorkerState[];
 }
 
 export interface ExperimentsPage {

@@ -141,6 +141,13 @@ class Notify(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     new_best: bool = False
 
 
+class Parallel(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    # "auto": one worker per GPU the monitor sees (within CUDA_VISIBLE_DEVICES), 1 without a
+    # GPU; a number: that many (CPU slots when there is no GPU). 1 is the one-at-a-time loop.
+    workers: int | Literal["auto"] = 1
+    gpus_per_worker: int = 1
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     metric: Metric
     run: Run
@@ -151,6 +158,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     decision: Decision = msgspec.field(default_factory=Decision)
     stop: Stop = msgspec.field(default_factory=Stop)
     notify: Notify = msgspec.field(default_factory=Notify)
+    parallel: Parallel = msgspec.field(default_factory=Parallel)
 
 
 def parse(text: str, source: str = CONFIG_FILE) -> Config:
@@ -268,6 +276,7 @@ def validate(config: Config, source: str = CONFIG_FILE) -> None:
             raise ConfigError(f"{source}: {exc}") from None
     _validate_editor(config.agent, source)
     _validate_sweep(config.agent, source)
+    _validate_parallel(config, source)
     if not config.scope.files:
         raise ConfigError(
             f"{source}: scope.files is empty. List the files the agent may edit, e.g."
@@ -281,6 +290,25 @@ def validate(config: Config, source: str = CONFIG_FILE) -> None:
         raise ConfigError(
             f"{source}: {', '.join(sorted(overlap))} is both in scope.files and in"
             " scope.off_limits. Remove it from one of them."
+        )
+
+
+def _validate_parallel(config: Config, source: str) -> None:
+    p = config.parallel
+    if p.workers != "auto" and p.workers < 1:
+        raise ConfigError(
+            f'{source}: parallel.workers is {p.workers}; set a number of workers (1 or more)'
+            ' or "auto" (one per GPU).'
+        )
+    if p.gpus_per_worker < 1:
+        raise ConfigError(
+            f"{source}: parallel.gpus_per_worker is {p.gpus_per_worker}; it must be 1 or more."
+        )
+    if p.workers != 1 and config.agent.kind in ("manual", "editor"):
+        raise ConfigError(
+            f"{source}: parallel.workers is {p.workers!r}, but agent.kind {config.agent.kind!r}"
+            " edits one experiment at a time. Set parallel.workers = 1, or use the sweep or a"
+            " command agent for parallel experiments."
         )
 
 

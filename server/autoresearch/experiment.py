@@ -51,6 +51,10 @@ class Experiment(msgspec.Struct, omit_defaults=True):
     finished: str = ""
     # Columns of a results.tsv written by another tool that we keep but do not interpret.
     extra: dict[str, str] = msgspec.field(default_factory=dict)
+    # Parallel experiments ([parallel] workers > 1): the worker that ran it (1, 2, ...) and
+    # the GPU indices it was given (CUDA_VISIBLE_DEVICES); None and [] in a one-worker loop.
+    worker: int | None = None
+    gpus: list[int] = msgspec.field(default_factory=list)
 
     @property
     def short(self) -> str:

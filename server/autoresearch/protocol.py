@@ -181,6 +181,24 @@ class SessionSummary(msgspec.Struct):
     best_number: int | None = None
 
 
+class WorkerState(msgspec.Struct, omit_defaults=True):
+    """One worker of a parallel loop ([parallel] workers > 1) and what it is doing now."""
+
+    worker: int
+    # GPU indices in its CUDA_VISIBLE_DEVICES; [] for a CPU slot.
+    gpus: list[int] = msgspec.field(default_factory=list)
+    # idle, editing, committing, running, measuring, guarding (Phase's words).
+    phase: Phase = "idle"
+    # The experiment it works on, and what it tries.
+    number: int | None = None
+    description: str = ""
+    # Seconds into its running command, and the timeout.
+    elapsed_s: float | None = None
+    timeout_s: float | None = None
+    # The commit it started from (the best when it started).
+    parent: str = ""
+
+
 class LoopState(msgspec.Struct):
     root: str
     phase: Phase
@@ -207,6 +225,8 @@ class LoopState(msgspec.Struct):
     curve_step: int | None = None
     curve_value: float | None = None
     sessions: list[SessionSummary] = msgspec.field(default_factory=list)
+    # A parallel loop's workers, one entry each (empty for the one-at-a-time loop).
+    workers: list[WorkerState] = msgspec.field(default_factory=list)
 
 
 class ExperimentsPage(msgspec.Struct):
