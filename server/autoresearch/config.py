@@ -297,7 +297,7 @@ def _validate_parallel(config: Config, source: str) -> None:
     p = config.parallel
     if p.workers != "auto" and p.workers < 1:
         raise ConfigError(
-            f'{source}: parallel.workers is {p.workers}; set a number of workers (1 or more)'
+            f"{source}: parallel.workers is {p.workers}; set a number of workers (1 or more)"
             ' or "auto" (one per GPU).'
         )
     if p.gpus_per_worker < 1:

@@ -41,6 +41,9 @@ class EditContext(msgspec.Struct):
     guidance: str = ""
     # 0 for the first call of an experiment, then 1, 2, ... for its crash retries and reworks.
     attempt: int = 0
+    # Parallel experiments: what the other workers are trying right now, one line each
+    # ("#12 (worker 2): LR 0.01 -> 0.02"), so this call tries something else.
+    others: list[str] = msgspec.field(default_factory=list)
 
 
 class EditOutcome(msgspec.Struct):
