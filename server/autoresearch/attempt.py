@@ -99,6 +99,10 @@ class Bench:
         self.tag = ""
         self.noise_std = 0.0
         self.sentinel: Sentinel | None = None
+        # Where the command runs and what its environment adds: a parallel worker's worktree
+        # and GPUs. Logs stay under the repository's .autoresearch/runs/ whichever runs it.
+        self.cwd = root
+        self.env: dict[str, str] = {}
         # New points of the running experiment's curve, for the editor: (number, points).
         self.on_curve: Callable[[int, list[stops.Point]], None] = lambda n, points: None
 
@@ -199,11 +203,11 @@ class Bench:
                     pruned = why
                     stop_run.set()
 
-        env = {SEED_ENV: str(seed), RUN_ENV: str(n)}
+        env = {**self.env, SEED_ENV: str(seed), RUN_ENV: str(n)}
         m = measure(
             self.runner,
             self.config,
-            self.root,
+            self.cwd,
             path,
             stop_run,
             tick,
@@ -236,7 +240,8 @@ class Bench:
         run = self.config.run
         spec = RunSpec(
             command=run.guard or "",
-            cwd=self.root,
+            cwd=self.cwd,
+            env=dict(self.env),
             log_path=path,
             timeout=run.guard_timeout,
             marker=marker,

@@ -260,7 +260,7 @@ def recover(
     n = entry.number
     if entry.marker and kill_marked(entry.marker):
         done.append(f"killed the processes left running by experiment #{n}")
-    if entry.step == "editing" and _kill_agent_leftovers(repo.root):
+    if entry.step == "editing" and kill_agent_leftovers(repo.root):
         done.append(f"killed the edit step's processes left by experiment #{n}")
     repo.abort_in_progress()
     if entry.step == "editing" and entry.keep_edit:
@@ -333,7 +333,7 @@ def _ref(tag: str, n: int) -> str:
     return f"{REF_PREFIX}{tag}/{n}"
 
 
-def _kill_agent_leftovers(root: Path) -> int:
+def kill_agent_leftovers(root: Path) -> int:
     """An agent CLI outlives a killed daemon (its own process group) and would go on editing
     the tree recovery just reset. Every agent process has AUTORESEARCH_ROOT=<root> in its
     environment (agents/command.py); with the repository lock held, none of them is ours."""

@@ -36,8 +36,13 @@ class Edit(msgspec.Struct):
 
 
 class EditStep:
-    def __init__(self, repo: Repo, ledger: Ledger, proposer: Proposer, tag: str) -> None:
+    def __init__(
+        self, repo: Repo, ledger: Ledger, proposer: Proposer, tag: str, watch_results: bool = True
+    ) -> None:
         self.repo = repo
+        # A parallel worker edits its own worktree while the coordinator writes results.tsv:
+        # only the one-worker loop watches the table during its edit step.
+        self.watch_results = watch_results
         self.ledger = ledger
         self.proposer = proposer
         self.tag = tag
@@ -46,7 +51,7 @@ class EditStep:
     def call(
         self,
         ctx: EditContext,
-        branch: str,
+        branch: str | None,
         parent: str,
         off_limits: list[str],
         kept_in_tree: set[str],
@@ -62,7 +67,7 @@ class EditStep:
         repo = self.repo
         untracked = (repo.untracked() if untracked is None else untracked) - kept_in_tree
         stash = self.stash.entries()
-        results = _stat(self.ledger.results)
+        results = _stat(self.ledger.results) if self.watch_results else None
         started = time.monotonic()
         outcome = self.proposer.propose(ctx, cancel)
         if not outcome.agent_s:
@@ -81,7 +86,7 @@ class EditStep:
             save_as=lambda: self._free_ref(ctx.number),
         )
         enforcement.events[:0] = outcome.events
-        if _stat(self.ledger.results) != results:
+        if self.watch_results and _stat(self.ledger.results) != results:
             self.ledger.results.unlink(missing_ok=True)
             self.ledger.reconcile(self.tag)
             enforcement.events.append(

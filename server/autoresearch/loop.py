@@ -179,6 +179,7 @@ class Loop:
         self._started = time.monotonic()
         try:
             self._phase("setup", message="preflight")
+            self._before_start()
             session = bootstrap.start(
                 self.repo, self.config, self.ledger, self.journal, self.requested_tag
             )
@@ -196,20 +197,7 @@ class Loop:
             elif session.rerun is not None:
                 self._rerun(session.rerun)
             self._refresh_counts()
-            done, why = 0, ""
-            while not self._stop.is_set() and (self.limit is None or done < self.limit):
-                if why := self._stop_reason():
-                    break
-                # Manual mode pauses in its edit step (_hold_edit), after the person's earlier
-                # edits are set aside: one made while paused is theirs for the next experiment.
-                if not self._running.is_set() and not isinstance(self.proposer, ManualProposer):
-                    self._phase("paused", current=None)
-                    self._running.wait()
-                    continue
-                self._iterate()
-                # --loop N means N experiments: a failed agent call is none (at most 3 in a row).
-                done += not self._failed_call
-                self._set(remaining=None if self.limit is None else self.limit - done)
+            done, why = self._work()
             # Done as asked (--loop N): the editor says so (phaseMessage); the hook is told.
             asked = self.limit is not None and done == self.limit and not why
             if why:
@@ -239,6 +227,28 @@ class Loop:
             self.repo.close()
             if self.webhook is not None:
                 self.webhook.close()
+
+    def _work(self) -> tuple[int, str]:
+        """Experiments one at a time until stopped, `limit` are done or a [stop] condition
+        holds: how many were made, and the condition met ('' if none)."""
+        done, why = 0, ""
+        while not self._stop.is_set() and (self.limit is None or done < self.limit):
+            if why := self._stop_reason():
+                break
+            # Manual mode pauses in its edit step (_hold_edit), after the person's earlier
+            # edits are set aside: one made while paused is theirs for the next experiment.
+            if not self._running.is_set() and not isinstance(self.proposer, ManualProposer):
+                self._phase("paused", current=None)
+                self._running.wait()
+                continue
+            self._iterate()
+            # --loop N means N experiments: a failed agent call is none (at most 3 in a row).
+            done += not self._failed_call
+            self._set(remaining=None if self.limit is None else self.limit - done)
+        return done, why
+
+    def _before_start(self) -> None:
+        """What a resume must do before bootstrap reads the refs (parallel workers)."""
 
     def _stop_reason(self) -> str:
         """A `[stop]` condition met by the session so far, or ''."""

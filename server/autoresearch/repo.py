@@ -506,6 +506,25 @@ class Repo:
         """Whether two commits hold the same files (read through git's object reader)."""
         return self._repo.commit(a).tree.hexsha == self._repo.commit(b).tree.hexsha
 
+    def tree_of(self, sha: str) -> str:
+        return self._repo.commit(sha).tree.hexsha
+
+    def merge_onto(self, base: str, sha: str) -> str | None:
+        """The tree of `sha`'s change applied onto `base`: a three-way merge at their merge base
+        (`sha`'s parent, an older best of the same branch), made without any working tree
+        (git merge-tree, git 2.38+). None when the two conflict."""
+        try:
+            out = self.git.merge_tree("--write-tree", "--no-messages", base, sha)
+        except git.GitCommandError as exc:
+            if exc.status == 1:
+                return None
+            raise
+        return str(out).split("\n", 1)[0].strip()
+
+    def commit_tree(self, tree: str, parent: str, message: str) -> str:
+        """A commit of `tree` on `parent`, made without touching HEAD, the index or files."""
+        return str(self.git.commit_tree(tree, "-p", parent, "-m", message)).strip()
+
     def present_at(self, sha: str, paths: list[str]) -> set[str]:
         """Which of `paths` are files at `sha`."""
         out = self.git.ls_tree("-r", "-z", "--name-only", sha, "--", *paths)

@@ -184,7 +184,7 @@ class StashWatch:
 
 def enforce(
     repo: Repo,
-    branch: str,
+    branch: str | None,
     parent: str,
     scope: list[str],
     off_limits: list[str],
@@ -204,11 +204,16 @@ def enforce(
     if repo.in_progress():
         events.append(f"the edit left a {repo.in_progress()} in progress: aborted")
         repo.abort_in_progress()
-    if repo.branch() != branch:
+    now = repo.branch()
+    if now != branch:  # `branch` None: a parallel worker's worktree, whose HEAD is detached
         events.append(
-            f"the edit switched to {repo.branch() or 'a detached HEAD'}: back on {branch}"
+            f"the edit switched to {now or 'a detached HEAD'}: back on"
+            f" {branch or 'a detached HEAD'}"
         )
-        repo.attach_head(branch)
+        if branch is None:
+            repo.git.checkout("-q", "--detach")
+        else:
+            repo.attach_head(branch)
     if repo.head() != parent:
         events.append("the edit committed or moved HEAD: its changes are kept uncommitted")
         repo.reset_soft(parent)

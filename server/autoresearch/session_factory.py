@@ -9,6 +9,7 @@ nothing.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,8 +23,10 @@ from .agents.editor import EditorAsk
 from .gpu import gpu_memory_of
 from .lock import LockError, RepoLock
 from .loop import Event, Loop
+from .parallel import ParallelLoop, check_git, resumes_in_flight
 from .protocol import GpuStatus
 from .runner import LocalRunner
+from .slots import CUDA_ENV, plan
 
 
 class Session(msgspec.Struct):
@@ -57,6 +60,10 @@ def open_session(
     RepoLock(root).refuse_if_held()
     loaded = cfg.load(root) if config is None else config
     cfg.validate(loaded)
+    slots = plan(loaded.parallel, gpu(), os.environ.get(CUDA_ENV))
+    parallel = len(slots) > 1 or resumes_in_flight(root, tag)
+    if len(slots) > 1:
+        check_git(root)
     proposer = prepare_proposer(loaded, root, editor)
     lock = acquire(RepoLock(root), owner)
     try:
@@ -66,7 +73,12 @@ def open_session(
         lock.release()
         raise
     runner = LocalRunner(gpu_sampler=lambda pids: gpu_memory_of(pids, gpu()))
-    loop = Loop(root, loaded, proposer, runner=runner, emit=emit, tag=tag, limit=limit)
+    if parallel:
+        loop: Loop = ParallelLoop(
+            root, loaded, proposer, slots=slots, runner=runner, emit=emit, tag=tag, limit=limit
+        )
+    else:
+        loop = Loop(root, loaded, proposer, runner=runner, emit=emit, tag=tag, limit=limit)
     return Session(loop=loop, proposer=proposer, lock=lock)
 
 
