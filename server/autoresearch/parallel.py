@@ -293,8 +293,9 @@ class ParallelLoop(Loop):
                     self._cv.wait(0.5)  # a win in flight may still need measuring again
                     continue
                 if not self._running.is_set():
-                    if not any(w.number is not None for w in self._workers.values()):
-                        self._set(phase="paused", current=None)
+                    # Paused once every experiment in flight is decided: then it is true.
+                    if not self._flying and self.state.phase != "paused":
+                        self._set(phase="paused", current=None, message="paused")
                     self._cv.wait(0.5)
                     continue
                 n = self._next
@@ -354,7 +355,7 @@ class ParallelLoop(Loop):
                 return True
             exp.reason = verdict.reason
         sha = self.repo.commit_tree(tree, head, f"autoresearch #{n}: {exp.description}")
-        self.repo.set_ref(self._free_ref(n, "measured"), exp.commit)
+        self.repo.set_ref(self._free_ref(self.repo, n, "measured"), exp.commit)
         self.repo.set_ref(self._ref(n), sha, old=exp.commit)
         if same or set(moved) <= BOOKKEEPING_FILES:
             how = "the same code as run" if same else "only the loop's notes moved"
@@ -458,7 +459,7 @@ class ParallelLoop(Loop):
             bench.sentinel = scope.Sentinel(repo, self.off_limits)
             if job.sha:
                 return self._measure(repo, bench, slot, job)
-            return self._experiment(repo, bench, slot, job)
+            return self._experiment(main, repo, bench, slot, job)
         finally:
             repo.close()
 
@@ -491,7 +492,11 @@ class ParallelLoop(Loop):
         exp.worker, exp.gpus = slot.worker, list(slot.gpus)
         return exp
 
-    def _experiment(self, repo: Repo, bench: Bench, slot: Slot, job: Job) -> Experiment | None:
+    def _experiment(
+        self, main: Repo, repo: Repo, bench: Bench, slot: Slot, job: Job
+    ) -> Experiment | None:
+        """A new experiment in the worker's worktree `repo`; `main` is the worker's own handle
+        on the repository (git handles are not shared between threads)."""
         n, parent = job.number, job.parent
         self._check_disk()
         self.inflight.write(self._entry(job, "editing"))
@@ -559,7 +564,7 @@ class ParallelLoop(Loop):
             )
             entry = self._entry(pending, "committed")
             self.inflight.write(entry)  # before the ref: a kill between leaves it to run again
-            self.repo.set_ref(self._ref(n), sha, old=last.sha if last else None)
+            main.set_ref(self._ref(n), sha, old=last.sha if last else None)
             self._say(f"#{n} started on {slot.label}: {description}")
             self._worker_state(slot.worker, phase="running")
             last = bench.attempt(
@@ -582,7 +587,7 @@ class ParallelLoop(Loop):
                 events.append(f"crash retry {retries}: {last.m.reason}")
                 self._say(f"#{n}: {last.m.reason}: back to the edit step ({retries}/2)")
                 label = f"crash{retries}"
-                self.repo.set_ref(self._free_ref(n, label), sha)
+                main.set_ref(self._free_ref(main, n, label), sha)
                 repo.reset_mixed(parent)  # the broken change stays in the files, to be fixed
                 kept = set(repo.changed_files(parent, sha))
                 failure = (f"The run crashed: {last.m.reason}\n\n{last.m.tail[-3000:]}", "crash")
@@ -595,11 +600,11 @@ class ParallelLoop(Loop):
         exp.worker, exp.gpus = slot.worker, list(slot.gpus)
         return exp
 
-    def _free_ref(self, n: int, label: str) -> str:
+    def _free_ref(self, repo: Repo, n: int, label: str) -> str:
         """`<n>-<label>`, or -2, -3, ... when a renumbered experiment of a resume took it."""
         base = f"{self._ref(n)}-{label}"
         ref, i = base, 1
-        while self.repo.resolve(ref) is not None:
+        while repo.resolve(ref) is not None:
             i += 1
             ref = f"{base}-{i}"
         return ref

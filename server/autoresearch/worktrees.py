@@ -7,6 +7,7 @@ are cleaned without asking. The folder is ignored (.autoresearch/ is in .git/inf
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
 
 import git
@@ -14,6 +15,9 @@ import git
 from .repo import Repo, RepoError
 
 WORKTREES_DIR = ".autoresearch/worktrees"
+# One worktree is made (or pruned) at a time: `git worktree prune` beside another worker's
+# `git worktree add` could take the registration being made.
+_MAKING = threading.Lock()
 
 
 def path_of(root: Path, worker: int) -> Path:
@@ -46,16 +50,9 @@ def checkout(main: Repo, worker: int, sha: str) -> Path:
 
 
 def _make(main: Repo, path: Path, sha: str) -> None:
-    if path.exists():
-        shutil.rmtree(path)
-    main.git.worktree("prune")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    main.git.worktree("add", "-q", "--detach", str(path), sha)
-
-
-def remove_all(main: Repo) -> None:
-    """Every worker's worktree, for a session that ends (a resume makes them again)."""
-    folder = main.root / WORKTREES_DIR
-    if folder.exists():
-        shutil.rmtree(folder, ignore_errors=True)
-    main.git.worktree("prune")
+    with _MAKING:
+        if path.exists():
+            shutil.rmtree(path)
+        main.git.worktree("prune")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        main.git.worktree("add", "-q", "--detach", str(path), sha)
