@@ -142,38 +142,33 @@ class ParallelLoop(Loop):
         tag = self.requested_tag or branch[len(BRANCH_PREFIX) :]
         if branch != BRANCH_PREFIX + tag:
             return
+        recorded = len(self.ledger.experiments(tag))
         for entry in self.inflight.entries(tag):
             if entry.marker and kill_marked(entry.marker):
                 self._say(f"recovered: killed the processes left running by #{entry.number}")
-            ref = f"{REF_PREFIX}{tag}/{entry.number}"
-            if entry.step == "committed" and entry.commit:
-                self._reruns.append(entry)
-                if self.repo.resolve(ref) == entry.commit:
-                    self.repo.git.update_ref("-d", ref, entry.commit)
-            else:
+            if entry.number < recorded or entry.step != "committed" or not entry.commit:
+                # Recorded before the kill (its entry not yet removed), or an edit in progress
+                # (its worktree is cleaned when it is next used).
                 self.inflight.remove(tag, entry.number)
+                continue
+            self._reruns.append(entry)
+            ref = f"{REF_PREFIX}{tag}/{entry.number}"
+            if (old := self.repo.resolve(ref)) is not None:  # unrecorded: the loop's own ref
+                self.repo.git.update_ref("-d", ref, old)
         for slot in self.slots:  # an agent a killed loop left editing a worktree
-            kill_agent_leftovers(worktrees.path_of(self.root, slot.worker))
+            kill_agent_leftovers(worktrees.path_of(self.root, slot.worker).resolve())
 
     def _queue_reruns(self) -> None:
         """The experiments a kill interrupted run again, numbered after the last record."""
-        done = {e.number for e in self.history}
         for entry in self._reruns:
-            if entry.number in done and entry.number < len(self.history):
-                recorded = self.history[entry.number]
-                if recorded.commit == entry.commit:  # decided before the kill: nothing to do
-                    self.inflight.remove(self.tag, entry.number)
-                    continue
             pending = entry.record or Experiment(
                 number=entry.number, commit=entry.commit, status="crash"
             )
             n = self._next
             self._next += 1
             was = f" (was #{entry.number})" if entry.number != n else ""
-            if RERUN_EVENT in pending.events:
-                events = [*pending.events, "interrupted again"]
-            else:
-                events = [*pending.events, f"{RERUN_EVENT}{was}"]
+            again = any(e.startswith(RERUN_EVENT) for e in pending.events)
+            events = [*pending.events, f"{RERUN_EVENT}{was}"]
             self.repo.set_ref(self._ref(n), entry.commit)
             self.inflight.remove(self.tag, entry.number)
             job = Job(
@@ -187,9 +182,28 @@ class ParallelLoop(Loop):
                 params=pending.params,
             )
             self.inflight.write(self._entry(job, "committed"))
+            if again:  # interrupted when it ran again: a crash, as in a one-worker loop
+                self._flying[n] = job
+                self._results[n] = Done(job, self._interrupted(job))
+                self._say(f"recovered: experiment #{entry.number} was interrupted again: a crash")
+                continue
             self._queue.append(job)
             self._say(f"recovered: experiment #{entry.number} was in flight: runs again as #{n}")
         self._reruns = []
+
+    def _interrupted(self, job: Job) -> Experiment:
+        return Experiment(
+            number=job.number,
+            commit=job.sha,
+            status="crash",
+            description=job.description,
+            tag=self.tag,
+            parent=job.parent,
+            crash_kind="interrupted",
+            reason="the daemon stopped during this experiment; interrupted again when run again",
+            events=job.events,
+            params=job.params,
+        )
 
     # ---- the coordinator ---------------------------------------------------------------------
 
@@ -355,38 +369,43 @@ class ParallelLoop(Loop):
                 return True
             exp.reason = verdict.reason
         sha = self.repo.commit_tree(tree, head, f"autoresearch #{n}: {exp.description}")
+        run_again = not (same or set(moved) <= BOOKKEEPING_FILES)
+        job = self._again(exp, sha, head, best, onto)
+        if run_again:  # journaled before the refs move: a kill from here runs it again
+            self.inflight.write(self._entry(job, "committed"))
         self.repo.set_ref(self._free_ref(self.repo, n, "measured"), exp.commit)
         self.repo.set_ref(self._ref(n), sha, old=exp.commit)
-        if same or set(moved) <= BOOKKEEPING_FILES:
+        if not run_again:
             how = "the same code as run" if same else "only the loop's notes moved"
             exp.events.append(f"applied onto {onto} ({sha[:7]}): {how}")
             exp.commit, exp.parent = sha, head
             return True
-        first = f"{exp.metric:.6g}" if exp.metric is not None else "no metric"
-        events = [
-            *exp.events,
-            f"won on {exp.parent[:7]} ({first}); applied onto {onto} ({sha[:7]}) and run again",
-        ]
-        job = Job(
-            number=n,
-            parent=head,
-            best=best,
-            history=list(self.history),
-            sha=sha,
-            description=exp.description,
-            events=events,
-            params=exp.params,
-            agent_s=exp.agent_s,
-            cost_usd=exp.cost_usd,
-            tokens=exp.tokens,
-        )
-        self.inflight.write(self._entry(job, "committed"))
         self._say(f"#{n}: won on an older best: run again on {onto}")
         with self._cv:
             self._flying.pop(n, None)
             self._queue.insert(0, job)
             self._cv.notify_all()
         return False
+
+    def _again(
+        self, exp: Experiment, sha: str, head: str, best: Experiment | None, onto: str
+    ) -> Job:
+        """The job that runs `sha` (exp's change applied onto `head`) as experiment exp."""
+        first = f"{exp.metric:.6g}" if exp.metric is not None else "no metric"
+        event = f"won on {exp.parent[:7]} ({first}); applied onto {onto} ({sha[:7]}), run again"
+        return Job(
+            number=exp.number,
+            parent=head,
+            best=best,
+            history=list(self.history),
+            sha=sha,
+            description=exp.description,
+            events=[*exp.events, event],
+            params=exp.params,
+            agent_s=exp.agent_s,
+            cost_usd=exp.cost_usd,
+            tokens=exp.tokens,
+        )
 
     def _judge(self, exp: Experiment, best: Experiment | None) -> Verdict:
         if best is None or best.metric is None:
@@ -402,6 +421,7 @@ class ParallelLoop(Loop):
 
     def _worker(self, slot: Slot) -> None:
         main = Repo(self.root)
+        tree = worktrees.Worktree(main, slot.worker)
         bench = Bench(
             self.root,
             self.config,
@@ -422,7 +442,7 @@ class ParallelLoop(Loop):
                     description=job.description,
                 )
                 try:
-                    exp = self._job(main, bench, slot, job)
+                    exp = self._job(main, tree, bench, slot, job)
                     done = Done(job, exp)
                 except BaseException as exc:  # the coordinator stops the loop with it
                     done = Done(job, error=exc)
@@ -441,6 +461,7 @@ class ParallelLoop(Loop):
                         self._results[job.number] = done
                     self._cv.notify_all()
         finally:
+            tree.close()
             main.close()
 
     def _bench_state(self, slot: Slot, changes: dict[str, object]) -> None:
@@ -451,17 +472,16 @@ class ParallelLoop(Loop):
         if curve:
             self._set(**curve)
 
-    def _job(self, main: Repo, bench: Bench, slot: Slot, job: Job) -> Experiment | None:
-        path = worktrees.checkout(main, slot.worker, job.sha or job.parent)
-        repo = Repo(path)
-        try:
-            bench.cwd = path
+    def _job(
+        self, main: Repo, tree: worktrees.Worktree, bench: Bench, slot: Slot, job: Job
+    ) -> Experiment | None:
+        repo, made = tree.at(job.sha or job.parent)
+        bench.cwd = repo.root
+        if made or bench.sentinel is None:  # the off-limits files' checksums in this checkout
             bench.sentinel = scope.Sentinel(repo, self.off_limits)
-            if job.sha:
-                return self._measure(repo, bench, slot, job)
-            return self._experiment(main, repo, bench, slot, job)
-        finally:
-            repo.close()
+        if job.sha:
+            return self._measure(repo, bench, slot, job)
+        return self._experiment(main, repo, bench, slot, job)
 
     def _measure(self, repo: Repo, bench: Bench, slot: Slot, job: Job) -> Experiment:
         n, sha, parent = job.number, job.sha, job.parent

@@ -15,8 +15,8 @@ import git
 from .repo import Repo, RepoError
 
 WORKTREES_DIR = ".autoresearch/worktrees"
-# One worktree is made (or pruned) at a time: `git worktree prune` beside another worker's
-# `git worktree add` could take the registration being made.
+# One worktree is made at a time: `git worktree prune` beside another worker's `git worktree
+# add` could take the registration being made.
 _MAKING = threading.Lock()
 
 
@@ -24,35 +24,46 @@ def path_of(root: Path, worker: int) -> Path:
     return root / WORKTREES_DIR / str(worker)
 
 
-def checkout(main: Repo, worker: int, sha: str) -> Path:
-    """Worker `worker`'s worktree on `sha`, with no other change left in it: made when missing
-    (or broken), reused when it exists. Untracked files are removed; files git ignores stay
-    (build caches), as they do in a one-worker loop."""
-    path = path_of(main.root, worker)
-    if not (path / ".git").is_file():
-        _make(main, path, sha)
-        return path
-    try:
-        wt = Repo(path)
-    except RepoError:
-        _make(main, path, sha)
-        return path
-    try:
-        wt.abort_in_progress()
-        wt.git.checkout("-q", "--detach", "-f", sha)
-        wt.git.clean("-q", "-f", "-d")
-    except git.GitCommandError:
-        wt.close()
-        _make(main, path, sha)
-        return path
-    wt.close()
-    return path
+class Worktree:
+    """Worker `worker`'s checkout, made on first use (or when broken) and reused after."""
 
+    def __init__(self, main: Repo, worker: int) -> None:
+        self.main = main
+        self.path = path_of(main.root, worker)
+        self.repo: Repo | None = None
 
-def _make(main: Repo, path: Path, sha: str) -> None:
-    with _MAKING:
-        if path.exists():
-            shutil.rmtree(path)
-        main.git.worktree("prune")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        main.git.worktree("add", "-q", "--detach", str(path), sha)
+    def at(self, sha: str) -> tuple[Repo, bool]:
+        """The worktree on `sha` with no other change left in it, and whether it was made
+        anew. Untracked files go; files git ignores stay (build caches), as they do in a
+        one-worker loop."""
+        if self.repo is not None and (self.path / ".git").is_file():
+            try:
+                self.repo.abort_in_progress()
+                self.repo.git.checkout("-q", "--detach", "-f", sha)
+                self.repo.git.clean("-q", "-f", "-d")
+                return self.repo, False
+            except git.GitCommandError:
+                pass
+        self.close()
+        if (self.path / ".git").is_file():
+            try:
+                self.repo = Repo(self.path)
+                return self.at(sha)[0], True
+            except RepoError:
+                self.repo = None
+        self._make(sha)
+        self.repo = Repo(self.path)
+        return self.repo, True
+
+    def _make(self, sha: str) -> None:
+        with _MAKING:
+            if self.path.exists():
+                shutil.rmtree(self.path)
+            self.main.git.worktree("prune")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.main.git.worktree("add", "-q", "--detach", str(self.path), sha)
+
+    def close(self) -> None:
+        if self.repo is not None:
+            self.repo.close()
+            self.repo = None

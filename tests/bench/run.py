@@ -23,6 +23,7 @@ sys.path.insert(0, str(HERE))
 
 import footprint  # noqa: E402
 import overhead  # noqa: E402
+import parallel  # noqa: E402
 import pruning  # noqa: E402
 import scale  # noqa: E402
 import soak  # noqa: E402
@@ -34,6 +35,7 @@ BENCHES = {
     "soak": soak.run,
     "footprint": footprint.run,
     "pruning": pruning.run,
+    "parallel": parallel.run,
 }
 RESULTS = HERE / "RESULTS.md"
 
@@ -74,7 +76,7 @@ shared machine; ratios measured in one run are the figures to compare).
 
 {table.markdown()}
 How each figure is measured: see the docstrings of `tests/bench/overhead.py`, `scale.py`,
-`soak.py`, `footprint.py` and `pruning.py`.
+`soak.py`, `footprint.py`, `pruning.py` and `parallel.py`.
 """
 
 

@@ -8,15 +8,23 @@ import sys
 import threading
 from pathlib import Path
 
+import msgspec
 import pytest
 from conftest import EVAL, TRAIN, git, make_config, make_repo, set_lr
-from test_faults import Daemon, _no_stray_processes, fault_repo, resume  # noqa: F401
+from test_faults import (  # noqa: F401
+    Daemon,
+    _no_stray_processes,
+    assert_consistent,
+    fault_repo,
+    resume,
+)
 
 from autoresearch import results_tsv
 from autoresearch.agents.base import EditContext, EditOutcome
 from autoresearch.bootstrap import RERUN_EVENT
 from autoresearch.config import ConfigError, Parallel, validate
 from autoresearch.experiment import Experiment
+from autoresearch.gpu_fake import FAKE_ENV
 from autoresearch.loop import Progress
 from autoresearch.parallel import ParallelLoop
 from autoresearch.protocol import GpuInfo, GpuStatus, LoopState
@@ -327,3 +335,49 @@ def test_kill_9_with_two_experiments_running_then_resume_runs_them_again(
     # The workers' worktrees were reused, not piled up.
     listed = git(root, "worktree", "list", "--porcelain").count("worktree ")
     assert listed == 3
+
+
+def test_auto_runs_one_worker_per_fake_gpu_from_the_command_line(tmp_path: Path) -> None:
+    root = fault_repo(tmp_path)
+    with open(root / "autoresearch.toml", "a") as f:
+        f.write('\n[parallel]\nworkers = "auto"\n')
+    git(root, "commit", "-qam", "one worker per GPU")
+    status = GpuStatus(
+        available=True, message="", gpus=[GpuInfo(i, "Fake", 0.0, 0.0, 81_559.0) for i in (0, 1)]
+    )
+    fake = tmp_path / "gpus.json"
+    fake.write_bytes(msgspec.json.encode(status))
+    daemon = Daemon(root, "--loop", "4", env={FAKE_ENV: str(fake)})
+    assert daemon.wait() == 0, daemon.text()
+    recs = assert_consistent(root)
+    assert len(recs) == 5
+    assert {tuple(r.gpus) for r in recs[1:]} == {(0,), (1,)}
+    assert {r.worker for r in recs[1:]} == {1, 2}
+    assert "started on worker 1 (GPU 0)" in daemon.text()
+    assert "started on worker 2 (GPU 1)" in daemon.text()
+
+
+def test_kill_9_while_one_worker_edits_and_one_runs(tmp_path: Path) -> None:
+    root = parallel_repo(tmp_path)
+    pid_file = tmp_path / "agent.pid"
+    plan = {"1": {"hang": str(pid_file)}, "2": {"mode": "slow"}}
+    daemon = Daemon(root, "--loop", "4", plan=plan)
+
+    def editing_and_running() -> bool:
+        steps = {e["number"]: e["step"] for e in in_flight(root)}
+        return pid_file.exists() and steps == {1: "editing", 2: "committed"}
+
+    daemon.until(editing_and_running, timeout=60)
+    running = next(e["commit"] for e in in_flight(root) if e["number"] == 2)
+    daemon.kill9()
+    assert daemon.leftovers(), "the agent and the run outlive the loop"
+    _, recs = resume(root, loops=1, env={"FAULT_FAST_RUNS": "1"})
+    assert not daemon.leftovers(), "the hanging agent or the run was left behind"
+    # #1 never committed: its number goes to #2's commit, run again; one new experiment after.
+    assert len(recs) == 3
+    assert recs[1].commit == running and any("(was #2)" in e for e in recs[1].events)
+    assert (
+        "# half an edit"
+        not in (root / ".autoresearch" / "worktrees" / "1" / "train.py").read_text()
+    )
+    assert in_flight(root) == []
