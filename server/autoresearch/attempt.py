@@ -17,7 +17,7 @@ import msgspec
 from . import curves, policy, stops
 from .config import Config, Direction
 from .experiment import DiffStats, Experiment, GuardResult
-from .measure import Measurement, log_path, measure
+from .measure import Measurement, link_live, log_path, measure, prepare_log
 from .policy import Verdict
 from .runner import Runner, RunResult, RunSpec
 from .scope import Sentinel
@@ -204,6 +204,9 @@ class Bench:
                     stop_run.set()
 
         env = {**self.env, SEED_ENV: str(seed), RUN_ENV: str(n)}
+        if self.cwd != self.root:  # a parallel worker: run.log at the root is the latest run
+            prepare_log(self.cwd, path)
+            link_live(self.root, path)
         m = measure(
             self.runner,
             self.config,

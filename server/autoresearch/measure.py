@@ -45,6 +45,11 @@ def prepare_log(root: Path, path: Path) -> None:
     """Create the run's log and point run.log at it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"")
+    link_live(root, path)
+
+
+def link_live(root: Path, path: Path) -> None:
+    """`root`/run.log becomes a hard link to the log `path`."""
     live = root / RUN_LOG
     try:
         live.unlink()

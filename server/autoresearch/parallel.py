@@ -17,8 +17,6 @@ ones again, renumbered after the last record, and undoes the edits in progress.
 
 from __future__ import annotations
 
-import re
-import subprocess
 import threading
 import uuid
 from collections.abc import Callable
@@ -49,7 +47,7 @@ from .loop import (
 from .notes import NOTES_FILE
 from .policy import Verdict
 from .protocol import WorkerState
-from .repo import BRANCH_PREFIX, REF_PREFIX, Repo, checked_out_branch
+from .repo import BRANCH_PREFIX, REF_PREFIX, Repo, checked_out_branch, git_version
 from .slots import Slot
 
 # The loop's own commits on the branch that an experiment need not be measured again over.
@@ -154,7 +152,7 @@ class ParallelLoop(Loop):
             self._reruns.append(entry)
             ref = f"{REF_PREFIX}{tag}/{entry.number}"
             if (old := self.repo.resolve(ref)) is not None:  # unrecorded: the loop's own ref
-                self.repo.git.update_ref("-d", ref, old)
+                self.repo.delete_ref(ref, old)
         for slot in self.slots:  # an agent a killed loop left editing a worktree
             kill_agent_leftovers(worktrees.path_of(self.root, slot.worker).resolve())
 
@@ -672,14 +670,11 @@ def resumes_in_flight(root: Path, tag: str | None) -> bool:
 
 def check_git(root: Path) -> None:
     """Parallel workers re-apply wins with `git merge-tree --write-tree` (git 2.38+)."""
-    out = subprocess.run(
-        ["git", "version"], cwd=root, capture_output=True, text=True, check=False
-    ).stdout
-    found = re.search(r"(\d+)\.(\d+)", out)
-    if found and (int(found[1]), int(found[2])) < (2, 38):
+    version, words = git_version(root)
+    if version < (2, 38):
         raise ValueError(
             f"Parallel workers need git 2.38 or newer (for git merge-tree --write-tree); this is"
-            f" {out.strip()}. Update git, or set parallel.workers = 1."
+            f" {words}. Update git, or set parallel.workers = 1."
         )
 
 

@@ -506,6 +506,30 @@ class Repo:
         """Whether two commits hold the same files (read through git's object reader)."""
         return self._repo.commit(a).tree.hexsha == self._repo.commit(b).tree.hexsha
 
+    def delete_ref(self, ref: str, old: str) -> None:
+        """Remove `ref` if it still points at `old`."""
+        self.git.update_ref("-d", ref, old)
+
+    def detach_head(self) -> None:
+        """HEAD detached where it is (a parallel worker's checkout; changes stay)."""
+        self.git.checkout("-q", "--detach")
+
+    def checkout_clean(self, sha: str) -> bool:
+        """A worker's checkout put on `sha` with nothing else left in it (untracked files go,
+        ignored ones stay); False when git could not."""
+        try:
+            self.abort_in_progress()
+            self.git.checkout("-q", "--detach", "-f", sha)
+            self.git.clean("-q", "-f", "-d")
+            return True
+        except git.GitCommandError:
+            return False
+
+    def add_worktree(self, path: Path, sha: str) -> None:
+        """A new worktree at `path`, HEAD detached on `sha` (stale registrations pruned)."""
+        self.git.worktree("prune")
+        self.git.worktree("add", "-q", "--detach", str(path), sha)
+
     def tree_of(self, sha: str) -> str:
         return self._repo.commit(sha).tree.hexsha
 
@@ -598,6 +622,13 @@ def create(root: Path, user: str, email: str, message: str) -> None:
     g.config("user.email", email)
     g.add("-A")
     g.commit("-q", "-m", message)
+
+
+def git_version(root: Path) -> tuple[tuple[int, int], str]:
+    """git's (major, minor) and its own words for it."""
+    out = _git_in(root).version()
+    found = re.search(r"(\d+)\.(\d+)", out)
+    return ((int(found[1]), int(found[2])) if found else (0, 0)), out.strip()
 
 
 def valid_branch_name(branch: str) -> bool:

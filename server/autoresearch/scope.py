@@ -211,7 +211,7 @@ def enforce(
             f" {branch or 'a detached HEAD'}"
         )
         if branch is None:
-            repo.git.checkout("-q", "--detach")
+            repo.detach_head()
         else:
             repo.attach_head(branch)
     if repo.head() != parent:

@@ -10,8 +10,6 @@ import shutil
 import threading
 from pathlib import Path
 
-import git
-
 from .repo import Repo, RepoError
 
 WORKTREES_DIR = ".autoresearch/worktrees"
@@ -36,32 +34,25 @@ class Worktree:
         """The worktree on `sha` with no other change left in it, and whether it was made
         anew. Untracked files go; files git ignores stay (build caches), as they do in a
         one-worker loop."""
-        if self.repo is not None and (self.path / ".git").is_file():
-            try:
-                self.repo.abort_in_progress()
-                self.repo.git.checkout("-q", "--detach", "-f", sha)
-                self.repo.git.clean("-q", "-f", "-d")
-                return self.repo, False
-            except git.GitCommandError:
-                pass
+        mine = self.repo is not None and (self.path / ".git").is_file()
+        if mine and self.repo is not None and self.repo.checkout_clean(sha):
+            return self.repo, False
         self.close()
-        if (self.path / ".git").is_file():
+        if (self.path / ".git").is_file():  # left by an earlier loop: reused
             try:
                 self.repo = Repo(self.path)
-                return self.at(sha)[0], True
             except RepoError:
                 self.repo = None
-        self._make(sha)
-        self.repo = Repo(self.path)
-        return self.repo, True
-
-    def _make(self, sha: str) -> None:
+            if self.repo is not None and self.repo.checkout_clean(sha):
+                return self.repo, True
+            self.close()
         with _MAKING:
             if self.path.exists():
                 shutil.rmtree(self.path)
-            self.main.git.worktree("prune")
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.main.git.worktree("add", "-q", "--detach", str(self.path), sha)
+            self.main.add_worktree(self.path, sha)
+        self.repo = Repo(self.path)
+        return self.repo, True
 
     def close(self) -> None:
         if self.repo is not None:
