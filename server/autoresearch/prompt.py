@@ -23,6 +23,7 @@ _CAP_GUIDANCE = 1_500
 _CAP_FAILURE = 2_500
 _CAP_FILES = 800
 _CAP_DESCRIPTION = 160
+_CAP_OTHERS = 1_500
 # History rows per group, before the byte budget applies.
 _TOP_KEEPS = 8
 _RECENT_DISCARDS = 8
@@ -35,7 +36,8 @@ CHANGE_APPROACH_AFTER = 3
 def build_prompt(ctx: EditContext, max_bytes: int = MAX_PROMPT_BYTES) -> str:
     """The prompt text for this iteration, at most `max_bytes` UTF-8 bytes."""
     head = [_intro(ctx), _objective(ctx), _files(ctx)]
-    for section in (_constraints(ctx), _guidance(ctx), _failure(ctx), _change_approach(ctx)):
+    sections = (_constraints(ctx), _guidance(ctx), _failure(ctx), _change_approach(ctx))
+    for section in (*sections, _others(ctx)):
         if section:
             head.append(section)
     rules = _rules(ctx)
@@ -147,6 +149,24 @@ def _change_approach(ctx: EditContext) -> str:
         f"The last {ctx.reverts_in_a_row} experiments were all reverted. Stop refining that line"
         " of ideas: try something substantially different (another part of the code, another"
         " kind of change, or the opposite direction)."
+    )
+
+
+def _others(ctx: EditContext) -> str:
+    """Parallel experiments: what the other workers try now, so this call tries another idea."""
+    lines = [f"- {_clip(_one_line(line), _CAP_DESCRIPTION)}" for line in ctx.others if line.strip()]
+    if not lines:
+        return ""
+    shown: list[str] = []
+    for line in lines:  # whole lines within the cap; the rest counted
+        if _size("\n".join([*shown, line])) > _CAP_OTHERS:
+            shown.append(f"- ... and {len(lines) - len(shown)} more")
+            break
+        shown.append(line)
+    return (
+        "## Running now in other workers (results not in yet)\n"
+        + "\n".join(shown)
+        + "\nTry something different from each of these: another idea, not the same change again."
     )
 
 

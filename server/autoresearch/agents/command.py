@@ -67,7 +67,8 @@ class CommandProposer:
         self.kill_grace_s = kill_grace_s
         self.log_head_bytes = log_head_bytes
         self.log_tail_bytes = log_tail_bytes
-        self._index_lock: Path | None = None
+        # By the call's root: each worktree of parallel workers has its own git directory.
+        self._index_locks: dict[Path, Path] = {}
 
     def preflight(self) -> None:
         """Raise AgentUnavailable when the agent's binary is not installed, or when its own
@@ -214,12 +215,12 @@ class CommandProposer:
 
     def _lock_path(self, root: Path) -> Path | None:
         """`.git/index.lock` of the repository (worktrees have their own git dir)."""
-        if self._index_lock is None:
+        if root not in self._index_locks:
             git_dir = repo.git_dir_of(root)
             if git_dir is None:
                 return None
-            self._index_lock = git_dir / "index.lock"
-        return self._index_lock
+            self._index_locks[root] = git_dir / "index.lock"
+        return self._index_locks[root]
 
     def _wait(
         self, tree: procs.Tree, cancel: threading.Event, deadline: float, watch: Watch
@@ -440,6 +441,14 @@ def exclude_caches(root: Path, caches: tuple[str, ...]) -> None:
     blame on the agent (they are not its edits), and not the user's to see either."""
     if not caches:
         return
+    with _EXCLUDE_LOCK:  # parallel workers' worktrees share one info/exclude
+        _exclude_caches(root, caches)
+
+
+_EXCLUDE_LOCK = threading.Lock()
+
+
+def _exclude_caches(root: Path, caches: tuple[str, ...]) -> None:
     git_dir = repo.git_dir_of(root)
     if git_dir is None:
         return

@@ -3,6 +3,10 @@
 A constant is a module-level `NAME = number` line with an UPPER_CASE name. Each experiment
 changes one constant (Optuna's TPE proposes its value, the others stay at the current best), so
 every diff is one readable hypothesis. Results are told back; a resumed sweep replays history.
+
+Parallel experiments: several workers call `propose` at once, each in its own worktree
+(`ctx.root`). The study is asked under a lock; a configuration being measured by one worker is
+pending (a running trial to the sampler's constant liar) and never proposed to another.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import random
 import re
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import msgspec
@@ -44,6 +49,9 @@ MAX_PROPOSALS = 200
 
 class SweepError(ValueError):
     """Nothing to tune, or a declared parameter is unusable; the message names the fix."""
+
+
+Key = tuple[tuple[str, Value], ...]
 
 
 class Constant(msgspec.Struct):
@@ -101,10 +109,21 @@ def write_value(root: Path, const: Constant, text: str) -> None:
         raise AgentUnavailable(str(exc)) from None
 
 
+class InFlight(msgspec.Struct):
+    """A configuration being measured: its trial, and the trials that asked for it again
+    meanwhile (told its result when it comes, as a measured one's are)."""
+
+    key: Key
+    trial: optuna.trial.Trial
+    again: list[optuna.trial.Trial] = msgspec.field(default_factory=list)
+
+
 class SweepProposer:
     name = "sweep"
 
     def __init__(self, config: Config, root: Path, tracked: list[str]) -> None:
+        # The repository root: the session's files at construction, commits for a resume. Each
+        # call edits its own ctx.root (a worker's worktree, or this root with one worker).
         self.root = root
         agent = config.agent
         files = [f for f in tracked if matches(f, config.scope.files)]
@@ -157,41 +176,78 @@ class SweepProposer:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         direction = "minimize" if config.metric.direction == "lower" else "maximize"
         seed = agent.seed
-        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=4)
+        with warnings.catch_warnings():  # experimental before Optuna 4: said once per session
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            # The constant liar: a running trial counts as a bad result, so workers asking at
+            # once are steered apart (Optuna 5's default, asked for on older ones).
+            sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=4, constant_liar=True)
         self.study = optuna.create_study(direction=direction, sampler=sampler)
         self.rng = random.Random(seed)
-        self.pending: dict[int, optuna.trial.Trial] = {}
-        self.current: dict[str, Value] = {k: c.value for k, c in constants.items()}
+        # Workers ask and tell the study, and read and change what follows, one at a time.
+        self._lock = threading.Lock()
+        # The configurations being measured now, by experiment number and by configuration.
+        self.pending: dict[int, InFlight] = {}
+        self.in_flight: dict[Key, InFlight] = {}
         # Every configuration measured in this session (its metric, None for a crash): one is
         # never run twice.
-        self.measured: dict[tuple[tuple[str, Value], ...], float | None] = {}
+        self.measured: dict[Key, float | None] = {}
 
-    def _read(self) -> dict[str, Constant]:
-        """The constants as the working tree has them now (the commit the edit starts from)."""
-        found = find_constants(self.root, self.files)
-        self.others.update({k: c.value for k, c in found.items() if k in self.others})
-        return {k: c for k, c in found.items() if k in self.constants}
+    def _read(self, root: Path) -> dict[str, Constant]:
+        """Every constant as the tree at `root` has them now (the commit the edit starts from)."""
+        return find_constants(root, self.files)
 
     def propose(self, ctx: EditContext, cancel: threading.Event) -> EditOutcome:
         started = time.monotonic()
-        self.constants.update(self._read())
-        if not self.dists:  # the first call: the search space around the recovered values
-            self.dists = {
-                k: distribution(k, c.value, c.integer, self.declared.get(k))
-                for k, c in self.constants.items()
-            }
-            self._sync(ctx.history)
-        self.current = {k: c.value for k, c in self.constants.items()}
-        self.measured.setdefault(_key(self.current), None)
-        skipped = infeasible = 0
+        found = self._read(ctx.root)
+        with self._lock:
+            if not self.dists:  # the first call: the search space around the recovered values
+                self.constants.update({k: c for k, c in found.items() if k in self.constants})
+                self.dists = {
+                    k: distribution(k, c.value, c.integer, self.declared.get(k))
+                    for k, c in self.constants.items()
+                }
+                self._sync(ctx.history)
+            # A retry or rework of this number: its last attempt is over, never run again.
+            self._settle(ctx.number, None)
+            current = {k: found.get(k, c).value for k, c in self.constants.items()}
+            others = {k: (found[k].value if k in found else v) for k, v in self.others.items()}
+            proposal = self._ask(current, others)
+            if isinstance(proposal, str):
+                return EditOutcome(error=proposal, agent_s=time.monotonic() - started)
+            name, value, trial = proposal
+            key = _key({**current, name: value})
+            self.pending[ctx.number] = self.in_flight[key] = InFlight(key, trial)
+        const = self.constants[name]
+        old, new = render(current[name], const.integer), render(value, const.integer)
+        try:
+            write_value(ctx.root, const, new)
+        except BaseException:
+            with self._lock:  # not measured: it may be proposed again
+                self._settle(ctx.number, None, measured=False)
+            raise
+        # What the edited files hold, so the record matches its commit whatever was there.
+        params = {k: c.value for k, c in self._read(ctx.root).items() if k in self.constants}
+        return EditOutcome(
+            description=f"{name} {old} -> {new}",
+            agent_s=time.monotonic() - started,
+            params=params,
+        )
+
+    def _ask(
+        self, current: dict[str, Value], others: dict[str, Value]
+    ) -> tuple[str, Value, optuna.trial.Trial] | str:
+        """A new configuration one constant away from `current` (name, value, its trial), or
+        why there is none while other experiments run. Called with the lock held."""
+        self.measured.setdefault(_key(current), None)
+        skipped = infeasible = busy = 0
         for _ in range(MAX_PROPOSALS):
             name = self._pick()
-            fixed = {k: v for k, v in self.current.items() if k != name}
+            fixed = {k: v for k, v in current.items() if k != name}
             self.study.enqueue_trial(_clip(fixed, self.dists), skip_if_exists=False)
             trial = self.study.ask(self.dists)
             value = _native(trial.params[name], self.constants[name])
-            candidate = {**self.current, name: value}
-            broken = [c.text for c in self.constraints if not c.holds({**self.others, **candidate})]
+            candidate = {**current, name: value}
+            broken = [c.text for c in self.constraints if not c.holds({**others, **candidate})]
             if broken:  # never run: Optuna learns the region is infeasible
                 infeasible += 1
                 self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
@@ -205,42 +261,48 @@ class SweepProposer:
                 else:
                     self.study.tell(trial, known)
                 continue
-            break
-        else:
-            raise AgentUnavailable(
-                f"The sweep found no new configuration in {MAX_PROPOSALS} proposals"
-                f" ({skipped} measured already, {infeasible} breaking agent.constraints): the"
-                " search space is exhausted. Widen the ranges in agent.params, tune more"
-                " constants, or stop here."
+            if key in self.in_flight:  # another worker measures it now: told its result later
+                busy += 1
+                self.in_flight[key].again.append(trial)
+                continue
+            return name, value, trial
+        if self.pending:  # a keep among the running experiments moves the best: not the end
+            return (
+                f"the sweep found no configuration next to the best that is not measured or"
+                f" being measured ({skipped} measured already, {busy} running now,"
+                f" {infeasible} breaking agent.constraints in {MAX_PROPOSALS} proposals);"
+                f" {len(self.pending)} running experiment(s) may move the best: ask again once"
+                " one is decided"
             )
-        const = self.constants[name]
-        old, new = render(self.current[name], const.integer), render(value, const.integer)
-        write_value(self.root, const, new)
-        self.pending[ctx.number] = trial
-        self.measured[key] = None  # until its result comes: a crash stays None
-        # What the edited files hold, so the record matches its commit whatever was there.
-        params = {k: c.value for k, c in self._read().items()}
-        return EditOutcome(
-            description=f"{name} {old} -> {new}",
-            agent_s=time.monotonic() - started,
-            params=params,
+        raise AgentUnavailable(
+            f"The sweep found no new configuration in {MAX_PROPOSALS} proposals"
+            f" ({skipped} measured already, {infeasible} breaking agent.constraints): the"
+            " search space is exhausted. Widen the ranges in agent.params, tune more"
+            " constants, or stop here."
         )
 
     def observe(self, experiment: Experiment) -> None:
-        trial = self.pending.pop(experiment.number, None)
-        if experiment.status == "keep" and experiment.params:
-            self.current.update({k: v for k, v in experiment.params.items() if k in self.current})
         ok = experiment.metric is not None and math.isfinite(experiment.metric)
-        if experiment.params and set(experiment.params) >= set(self.constants):
-            self.measured[_key(experiment.params, self.constants)] = (
-                experiment.metric if ok else None
-            )
-        if trial is None:
+        result = experiment.metric if ok else None
+        with self._lock:
+            if experiment.params and set(experiment.params) >= set(self.constants):
+                self.measured[_key(experiment.params, self.constants)] = result
+            self._settle(experiment.number, result)
+
+    def _settle(self, number: int, result: float | None, measured: bool = True) -> None:
+        """Tell the trials of experiment `number` its result (None: failed, as a crash is, so
+        the sampler steers away from it). Called with the lock held."""
+        flight = self.pending.pop(number, None)
+        if flight is None:
             return
-        if not ok:  # a crash is a failed trial: the sampler steers away from it
-            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        else:
-            self.study.tell(trial, experiment.metric)
+        del self.in_flight[flight.key]
+        if measured:  # never run again (the record's params may differ, if it was rebased)
+            self.measured.setdefault(flight.key, result)
+        for trial in (flight.trial, *flight.again):
+            if result is None:
+                self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            else:
+                self.study.tell(trial, result)
 
     def _pick(self) -> str:
         return self.rng.choice(sorted(self.constants))
@@ -263,8 +325,6 @@ class SweepProposer:
                 self.study.add_trial(frozen)
             except ValueError:
                 continue
-            if exp.status == "keep":
-                self.current.update(params)
 
     def _values_at(self, commit: str) -> dict[str, Value]:
         """The constants at a commit (the baseline's, which records no params)."""
