@@ -67,13 +67,6 @@ export function pointText(point: ChartPoint, metric: string, format: (value: num
   );
 }
 
-/** The lanes of a parallel loop's chart: one per worker, lowest first ([] when no point has a
- * worker: the one-at-a-time chart draws none). */
-export function workerLanes(points: readonly ChartPoint[]): number[] {
-  const lanes = new Set<number>();
-  for (const point of points) if (point.worker !== undefined) lanes.add(point.worker);
-  return [...lanes].sort((a, b) => a - b);
-}
 
 /** uPlot columns: x, then one y column per series; null = no point for that series there. */
 export interface Columns {
@@ -87,6 +80,9 @@ export interface Columns {
 export class ChartSeries {
   readonly points: ChartPoint[] = [];
   readonly columns: Columns = { x: [], keep: [], discard: [], crash: [], best: [] };
+  /** A parallel loop's lanes: its workers, lowest first ([] when no point has a worker: the
+   * one-at-a-time chart draws none). */
+  readonly lanes: number[] = [];
   private best: number | null = null;
   private lastMetric: number | null = null;
 
@@ -118,6 +114,11 @@ export class ChartSeries {
     c.crash.push(point.status === "crash" ? (m ?? this.best ?? this.lastMetric) : null);
     c.best.push(this.best);
     if (m !== null) this.lastMetric = m;
+    const worker = point.worker;
+    if (worker !== undefined && !this.lanes.includes(worker)) {
+      this.lanes.push(worker);
+      this.lanes.sort((a, b) => a - b);
+    }
   }
 
   /** A series built from points in any order, one per experiment number (the last one wins). */

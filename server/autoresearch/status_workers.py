@@ -84,8 +84,8 @@ def recorded_lines(experiments: Iterable[Experiment]) -> list[str]:
     if not last:
         return []
     lines = [
-        "workers: live state is only known to a detached loop (this one runs in another"
-        " terminal, whose output shows them); each worker's last recorded experiment:"
+        "workers: no live state (only a detached loop answers on its socket; a loop in a"
+        " terminal shows them there); each worker's last recorded experiment:"
     ]
     for worker, e in sorted(last.items()):
         what = " ".join(e.description.split())

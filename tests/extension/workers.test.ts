@@ -2,7 +2,7 @@
 // GPU item, the chart. And the one-at-a-time loop (no workers) exactly as before.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { ChartSeries, pointText, ReducedSeries, toPoint, workerLanes } from "../../extension/chart/chartData";
+import { ChartSeries, pointText, ReducedSeries, toPoint } from "../../extension/chart/chartData";
 import { experimentRow, experimentTooltip, formatMetric, gpuStatusText, loopStatusText } from "../../extension/format";
 import type { Experiment, ExperimentsPage, GpuInfo, LoopState, WorkerState } from "../../extension/protocol";
 import { ResultsModel } from "../../extension/tree/treeModel";
@@ -196,8 +196,11 @@ test("chart: a parallel loop's points carry their worker; the hover names it; la
   assert.equal("worker" in points[0]!, false, "a point without a worker costs nothing more");
   assert.equal(pointText({ ...points[1]!, description: "LR up" }, "val_bpb", formatMetric), "#1 discard · val_bpb 1.99 · worker 2 · GPU 1\nLR up");
   assert.equal(pointText(points[0]!, "val_bpb", formatMetric), "#0 keep · val_bpb 2");
-  assert.deepEqual(workerLanes(ChartSeries.from("lower", points).points), [1, 2]);
-  assert.deepEqual(workerLanes([points[0]!]), []);
+  assert.deepEqual(ChartSeries.from("lower", points).lanes, [1, 2]);
+  assert.deepEqual(ChartSeries.from("lower", [points[0]!]).lanes, [], "the one-at-a-time chart has no lanes");
+  const growing = ChartSeries.from("lower", [{ ...points[1]!, worker: 3 }]);
+  growing.append([points[2]!, points[3]!]);
+  assert.deepEqual(growing.lanes, [1, 2, 3], "lanes stay sorted as workers appear");
   assert.equal(workerText(3, [4, 5]), "worker 3 · GPUs 4,5");
 });
 

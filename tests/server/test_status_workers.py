@@ -149,7 +149,7 @@ def test_status_of_a_loop_in_another_terminal_lists_each_workers_last_record(rep
         lock.release()
     lines = text.splitlines()
     at = next(i for i, line in enumerate(lines) if line.startswith("workers: "))
-    assert "only known to a detached loop" in lines[at]
+    assert lines[at].startswith("workers: no live state (only a detached loop answers")
     assert lines[at + 1 : at + 3] == [
         "  worker 1  GPU 0  last #3 crash  LR 5",
         "  worker 2  GPU 1  last #2 keep  WD 0.2",

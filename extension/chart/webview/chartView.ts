@@ -15,7 +15,6 @@ import {
   ChartSeries,
   pointText as describePoint,
   ReducedSeries,
-  workerLanes,
   type ChartPoint,
   type ChartSummary,
   type FromWebview,
@@ -147,7 +146,7 @@ function drawLanes(u: uPlot): void {
       ctx.fillRect(u.valToPos(entry.x, "x", true) - barWidth / 2, top, barWidth, lane);
     }
   } else {
-    const lanes = workerLanes(series.points);
+    const lanes = series.lanes;
     const tick = Math.max(2 * dpr, Math.min(8 * dpr, (0.8 * width) / (xs.max - xs.min)));
     const colours = lanes.map((_, i) => css(LANE_COLOURS[i % LANE_COLOURS.length]!, "#3794ff"));
     for (const point of series.points) {
@@ -290,7 +289,7 @@ function refreshText(): void {
     return span;
   };
   const span = reduced && reduced.span > 1 ? ` · a column per ${exact(reduced.span)} experiments` : "";
-  const lanes = reduced ? [] : workerLanes(series.points);
+  const lanes = reduced ? [] : series.lanes;
   const parallel = lanes.length > 0 || (reduced?.entries.some((e) => e.bucket?.parallel) ?? false);
   summary.replaceChildren(
     `${exact(total)} experiment${total === 1 ? "" : "s"} · best ${metric} ${format(best)} `,
