@@ -1,8 +1,8 @@
 // The status bar: GPU utilisation / memory / temperature (from gpuStatus notifications; a warning
 // background when memory is nearly full; "No GPU" when there is none), and the loop's phase and
-// iteration (a parallel loop's: "4/4 GPUs busy", and which worker uses which GPU). Clicking the GPU
-// item lists each GPU's details. It follows the session's state and
-// the daemon's status and GPU notifications itself (follow()).
+// iteration (a parallel loop's: "4/4 GPUs busy", and which worker uses which GPU). Clicking the
+// GPU item lists each GPU's details. It follows the session's state and the daemon's status and
+// GPU notifications itself (follow()).
 import * as vscode from "vscode";
 import type { Daemon } from "../daemon/daemon";
 import type { Session } from "../session";
