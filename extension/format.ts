@@ -1,7 +1,8 @@
 // How numbers, durations, phases and experiments read in the UI. Pure: no vscode import, so the
 // tree, the status bar, the chart and the e2e state dump all word things the same way.
-import { ACTIVE_PHASES, type Experiment, type GpuInfo, type GpuStatus, type LoopState, type Phase, type Status } from "./protocol";
+import { ACTIVE_PHASES, type Experiment, type GpuInfo, type GpuStatus, type LoopState, type Phase, type Status, type WorkerState } from "./protocol";
 import { countsText } from "./counts";
+import { busyText, workerText } from "./workers";
 
 // The counts' words live in counts.ts (the chart's webview shares them); re-exported here.
 export { countsText };
@@ -111,6 +112,7 @@ export function experimentRow(
     isBest ? "★ best" : "",
     delta && `Δ ${delta}`,
     formatMemoryGb(experiment.memory_gb),
+    workerText(experiment.worker, experiment.gpus), // a parallel loop's: where it ran
   ].filter((part) => part);
   const change = oneLine(experiment.description ?? "");
   return {
@@ -160,6 +162,7 @@ export function experimentTooltip(e: Experiment, reference: Reference | undefine
   // Against the best when it was decided, as the daemon's reason ("worse by …") is.
   if (reference) row(`vs #${reference.number}, the best before it (${formatMetric(reference.metric)})`, formatDelta(e.metric, reference.metric));
   row("memory", formatMemoryGb(e.memory_gb));
+  row("ran on", workerText(e.worker, e.gpus));
   row("description", e.description ? oneLine(e.description, 400) : "");
   row("reason", e.reason);
   row("crash", e.crash_kind);
@@ -223,6 +226,40 @@ export function runningRow(state: LoopState): Row {
     color: "",
     contextValue: "autoresearch.running",
   };
+}
+
+function workerProgress(w: WorkerState): string {
+  if (w.elapsed_s === null || w.elapsed_s === undefined) return "";
+  return `${formatDuration(w.elapsed_s)}${w.timeout_s ? ` / ${formatDuration(w.timeout_s)}` : ""}`;
+}
+
+/** A parallel loop's running row, one per worker in flight: "#14 running · worker 2 · GPU 1". */
+export function workerRow(state: LoopState, w: WorkerState): Row {
+  const number = w.number ?? 0;
+  const phase = phaseLabel(w.phase ?? "running");
+  const where = workerText(w.worker, w.gpus);
+  const progress = workerProgress(w);
+  return {
+    id: experimentId(state.tag ?? "", number) + ":running",
+    label: `#${number} ${phase.toLowerCase()} · ${where}`,
+    description: [progress, oneLine(w.description ?? "")].filter((p) => p).join(" · "),
+    tooltip:
+      `Experiment #${number} is being made by ${where}: ${phase}${progress ? ` (${progress})` : ""}` +
+      (w.description ? `\n\n${oneLine(w.description, 400)}` : "") +
+      (w.parent ? `\n\nstarted from \`${w.parent.slice(0, 7)}\`` : ""),
+    icon: STATUS_ICONS.running.icon,
+    color: "",
+    contextValue: "autoresearch.running",
+  };
+}
+
+/** One worker for a tooltip: "worker 2 · GPU 1: #14 running 0:35 / 10:00 · LR 0.01 -> 0.02". */
+export function workerLine(w: WorkerState): string {
+  const where = workerText(w.worker, w.gpus);
+  if (w.number === null || w.number === undefined) return `${where}: idle`;
+  const progress = workerProgress(w);
+  const what = oneLine(w.description ?? "", 80);
+  return `${where}: #${w.number} ${phaseLabel(w.phase ?? "running").toLowerCase()}${progress ? ` ${progress}` : ""}${what ? ` · ${what}` : ""}`;
 }
 
 // ---- status bar -------------------------------------------------------------------------------
@@ -298,7 +335,8 @@ export function gpuWithoutDaemonText(daemon: string, stage: "asking" | "installi
   return { text: "$(sync~spin) GPU", tooltip: "Waiting for the Autoresearch daemon to start.", warning: false };
 }
 
-export function gpuStatusText(status: GpuStatus | undefined): StatusText {
+/** `users`: which worker of a parallel loop uses each GPU (workers.ts gpuUsers), said on its line. */
+export function gpuStatusText(status: GpuStatus | undefined, users?: ReadonlyMap<number, string>): StatusText {
   const gpus = status?.gpus ?? [];
   if (!status || !status.available || gpus.length === 0) {
     return {
@@ -308,7 +346,8 @@ export function gpuStatusText(status: GpuStatus | undefined): StatusText {
     };
   }
   const warning = gpus.some((gpu) => memoryFraction(gpu) > MEMORY_WARNING);
-  const tooltip = gpus.map((gpu) => `GPU ${gpu.index} ${gpu.name}: ${gpuLine(gpu)}`).join("\n");
+  const user = (gpu: GpuInfo) => (users?.has(gpu.index) ? ` · ${users.get(gpu.index)}` : "");
+  const tooltip = gpus.map((gpu) => `GPU ${gpu.index} ${gpu.name}: ${gpuLine(gpu)}${user(gpu)}`).join("\n");
   if (gpus.length === 1) {
     const gpu = gpus[0]!;
     const temp =
@@ -365,6 +404,19 @@ export function loopStatusText(state: LoopState | undefined): StatusText | undef
   const best = state.best !== null && state.best !== undefined ? ` · best ${formatMetric(state.best)}` : "";
   const left =
     state.remaining !== null && state.remaining !== undefined ? `, ${state.remaining} left` : "";
+  const workers = state.workers ?? [];
+  if (workers.length > 0 && ACTIVE_PHASES.includes(state.phase)) {
+    // A parallel loop: how busy the machine is; the tooltip says what each worker does.
+    return {
+      text: `${icon} ${state.phase === "running" ? "" : `${phaseLabel(state.phase)} · `}${busyText(workers)}`,
+      tooltip:
+        `Autoresearch ${state.tag ? `(${state.branch || state.tag}) ` : ""}` +
+        `${phaseLabel(state.phase)}, iteration ${state.iteration ?? 0}${left}${best}\n` +
+        workers.map(workerLine).join("\n") +
+        (state.message ? `\n${state.message}` : ""),
+      warning: false,
+    };
+  }
   return {
     text: `${icon} ${phaseLabel(state.phase)}${number}${progress}`,
     tooltip:

@@ -370,6 +370,8 @@ export interface ChartBucket {
   keep_max?: number | null;
   /** The running best at the bucket's end: the metric of the last keep so far. */
   best?: number | null;
+  /** How many of its experiments a parallel loop's worker ran (drawn as a lane mark). */
+  parallel?: Int;
 }
 
 /** A session as the chart draws it: the keeps, the rest reduced to per-column buckets. */

@@ -3,6 +3,7 @@
 // keep so far (the commit the branch sat on, what the next experiment was measured against). The
 // daemon decided each keep; nothing here compares metrics.
 import type { ChartBucket, ChartSeries as Reduction, Counts, Experiment, Status } from "../protocol";
+import { workerText } from "../workers";
 
 /** Up to this many experiments the chart gets each one (a marker each, its description in the
  * hover); above, the daemon's reduction (`autoresearch/chartSeries`): markers would merge into a
@@ -14,6 +15,10 @@ export interface ChartPoint {
   status: Status;
   metric: number | null;
   description: string;
+  /** A parallel loop's: the worker that ran it and its GPUs (absent otherwise, and then the
+   * point costs nothing more to send). */
+  worker?: number;
+  gpus?: number[];
 }
 
 /** The session's numbers as the daemon counts them (baseline not counted), shown above the plot. */
@@ -39,13 +44,29 @@ export type FromWebview =
 
 export function toPoint(experiment: Experiment): ChartPoint {
   const metric = experiment.metric;
-  return {
+  const point: ChartPoint = {
     number: experiment.number,
     status: experiment.status,
     metric: metric === null || metric === undefined || !Number.isFinite(metric) ? null : metric,
     description: experiment.description ?? "",
   };
+  if (experiment.worker !== null && experiment.worker !== undefined) {
+    point.worker = experiment.worker;
+    if (experiment.gpus?.length) point.gpus = experiment.gpus;
+  }
+  return point;
 }
+
+/** The hover's first line: "#14 keep · val_bpb 0.98", and where it ran in a parallel loop
+ * ("· worker 2 · GPU 1"); the description on the next line. */
+export function pointText(point: ChartPoint, metric: string, format: (value: number | null) => string): string {
+  const where = workerText(point.worker, point.gpus);
+  return (
+    `#${point.number} ${point.status} · ${metric} ${format(point.metric)}${where ? ` · ${where}` : ""}` +
+    (point.description ? `\n${point.description}` : "")
+  );
+}
+
 
 /** uPlot columns: x, then one y column per series; null = no point for that series there. */
 export interface Columns {
@@ -59,6 +80,9 @@ export interface Columns {
 export class ChartSeries {
   readonly points: ChartPoint[] = [];
   readonly columns: Columns = { x: [], keep: [], discard: [], crash: [], best: [] };
+  /** A parallel loop's lanes: its workers, lowest first ([] when no point has a worker: the
+   * one-at-a-time chart draws none). */
+  readonly lanes: number[] = [];
   private best: number | null = null;
   private lastMetric: number | null = null;
 
@@ -90,6 +114,11 @@ export class ChartSeries {
     c.crash.push(point.status === "crash" ? (m ?? this.best ?? this.lastMetric) : null);
     c.best.push(this.best);
     if (m !== null) this.lastMetric = m;
+    const worker = point.worker;
+    if (worker !== undefined && !this.lanes.includes(worker)) {
+      this.lanes.push(worker);
+      this.lanes.sort((a, b) => a - b);
+    }
   }
 
   /** A series built from points in any order, one per experiment number (the last one wins). */
@@ -171,6 +200,7 @@ export class ReducedSeries {
       this.buckets.push(bucket);
     }
     bucket.last = Math.max(bucket.last, point.number);
+    if (point.worker !== undefined) bucket.parallel = (bucket.parallel ?? 0) + 1;
     const m = point.metric;
     if (point.status === "keep") {
       bucket.keep = (bucket.keep ?? 0) + 1;

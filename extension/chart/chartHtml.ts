@@ -61,6 +61,7 @@ export function chartHtml(page: ChartPage): string {
   .key.discard { color: var(--vscode-disabledForeground); }
   .key.crash { color: var(--vscode-charts-red); }
   .key.best { color: var(--vscode-charts-blue); }
+  .key.parallel { color: var(--vscode-charts-orange); }
   .u-over { cursor: pointer; }
 </style>
 <title>Autoresearch Chart</title>

@@ -1,17 +1,21 @@
 // The status bar: GPU utilisation / memory / temperature (from gpuStatus notifications; a warning
 // background when memory is nearly full; "No GPU" when there is none), and the loop's phase and
-// iteration. Clicking the GPU item lists each GPU's details. It follows the session's state and
-// the daemon's status and GPU notifications itself (follow()).
+// iteration (a parallel loop's: "4/4 GPUs busy", and which worker uses which GPU). Clicking the
+// GPU item lists each GPU's details. It follows the session's state and the daemon's status and
+// GPU notifications itself (follow()).
 import * as vscode from "vscode";
 import type { Daemon } from "../daemon/daemon";
 import type { Session } from "../session";
 import { formatMib, gpuLine, gpuMessage, gpuStatusText, gpuWithoutDaemonText, loopStatusText, MEMORY_WARNING } from "../format";
 import { Method, type GpuStatus, type LoopState } from "../protocol";
+import { gpuUsers } from "../workers";
 
 export class StatusBar implements vscode.Disposable {
   private readonly gpuItem = vscode.window.createStatusBarItem("autoresearch.gpu", vscode.StatusBarAlignment.Left, 50);
   private readonly loopItem = vscode.window.createStatusBarItem("autoresearch.loop", vscode.StatusBarAlignment.Left, 51);
   private gpu: GpuStatus | undefined;
+  /** Which worker of a parallel loop uses each GPU (empty otherwise): the GPU item says it. */
+  private users = new Map<number, string>();
   private daemon = "starting";
   private stage: "asking" | "installing" | undefined;
   private readonly changed = new vscode.EventEmitter<void>();
@@ -82,7 +86,7 @@ export class StatusBar implements vscode.Disposable {
   setGpu(status: GpuStatus | undefined): void {
     this.gpu = status;
     const shown = vscode.workspace.getConfiguration("autoresearch").get<boolean>("statusBar.gpu", true);
-    const text = status ? gpuStatusText(status) : gpuWithoutDaemonText(this.daemon, this.stage);
+    const text = status ? gpuStatusText(status, this.users) : gpuWithoutDaemonText(this.daemon, this.stage);
     this.gpuItem.text = text.text;
     this.gpuItem.tooltip = text.tooltip;
     this.gpuItem.backgroundColor = text.warning ? new vscode.ThemeColor("statusBarItem.warningBackground") : undefined;
@@ -92,6 +96,11 @@ export class StatusBar implements vscode.Disposable {
   }
 
   setLoop(state: LoopState | undefined): void {
+    const users = gpuUsers(state);
+    if (!sameUsers(users, this.users)) {
+      this.users = users;
+      this.setGpu(this.gpu);
+    }
     const text = loopStatusText(state);
     if (!text) {
       this.loopItem.text = "";
@@ -128,10 +137,13 @@ export class StatusBar implements vscode.Disposable {
         const processes = (gpu.processes ?? [])
           .map((p) => `${p.name || "pid"} ${p.pid}: ${formatMib(p.used_mib)}`)
           .join(", ");
+        const user = this.users.get(gpu.index);
         return {
           label: `${full ? "$(warning)" : "$(pulse)"} GPU ${gpu.index}: ${gpu.name}`,
           description: gpuLine(gpu),
-          detail: processes ? `Processes: ${processes}` : "No processes",
+          detail: [user ? `Used by ${user}` : "", processes ? `Processes: ${processes}` : "No processes"]
+            .filter((p) => p)
+            .join("; "),
         };
       }),
       { title: "GPUs", placeHolder: status.message || `${gpus.length} GPU${gpus.length > 1 ? "s" : ""}` },
@@ -143,4 +155,8 @@ export class StatusBar implements vscode.Disposable {
     this.loopItem.dispose();
     this.changed.dispose();
   }
+}
+
+function sameUsers(a: ReadonlyMap<number, string>, b: ReadonlyMap<number, string>): boolean {
+  return a.size === b.size && [...a].every(([gpu, user]) => b.get(gpu) === user);
 }

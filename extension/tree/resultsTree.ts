@@ -5,9 +5,10 @@ import * as path from "node:path";
 import * as vscode from "vscode";
 import type { Daemon } from "../daemon/daemon";
 import type { Stage } from "../daemon/python";
-import { phaseLabel, runningRow, type Row } from "../format";
+import { phaseLabel, type Row } from "../format";
 import { ACTIVE_PHASES, Method, type ChangesResult, type DaemonApi, type FileChange, type LoopState } from "../protocol";
 import type { Session } from "../session";
+import { busyText } from "../workers";
 import type { Node, ResultsModel } from "./treeModel";
 
 const REFRESH_MS = 100;
@@ -51,8 +52,8 @@ export class ResultsTree implements vscode.TreeDataProvider<Node>, vscode.Dispos
         return item;
       }
       case "running": {
-        const state = this.model.state;
-        return state ? fromRow(runningRow(state), vscode.TreeItemCollapsibleState.None) : new vscode.TreeItem("…");
+        const row = this.model.runningRow(node);
+        return row ? fromRow(row, vscode.TreeItemCollapsibleState.None) : new vscode.TreeItem("…");
       }
       case "experiment": {
         const row = this.model.experimentRow(node.tag, node.number);
@@ -199,6 +200,10 @@ export function createResultsView(
 function describe(state: LoopState | undefined): string | undefined {
   if (!state || (state.mode ?? "none") === "none") return undefined;
   if (state.mode === "observer") return "observing";
+  // A parallel loop: how busy its workers are, not the lowest number in flight.
+  if ((state.workers ?? []).length > 0 && ACTIVE_PHASES.includes(state.phase)) {
+    return `${phaseLabel(state.phase)} · ${busyText(state.workers ?? [])}`;
+  }
   const current = state.current !== null && state.current !== undefined ? ` #${state.current}` : "";
   return `${phaseLabel(state.phase)}${ACTIVE_PHASES.includes(state.phase) ? current : ""}`;
 }

@@ -4,7 +4,7 @@
 // (never a copy), and shows the daemon's counts and best (never its own). Never holds a TreeItem per experiment: a session shows its newest HEAD experiments, and
 // older ones in groups of GROUP that load when expanded, so 10,000 experiments stay smooth.
 import { COMPACT_FROM, countsText, tally } from "../counts";
-import { experimentRow, formatCost, formatMetric, oneLine, runningRow, type Reference, type Row } from "../format";
+import { experimentRow, formatCost, formatMetric, oneLine, runningRow, workerRow, type Reference, type Row } from "../format";
 import type {
   Counts,
   Experiment,
@@ -13,15 +13,18 @@ import type {
   FileChange,
   LoopState,
   SessionSummary,
+  WorkerState,
 } from "../protocol";
 import { ACTIVE_PHASES } from "../protocol";
+import { busyWorkers } from "../workers";
 
 export const HEAD = 200;
 export const GROUP = 500;
 
 export type Node =
   | { kind: "session"; tag: string }
-  | { kind: "running"; tag: string }
+  /** The experiment being made; `worker`: a parallel loop's, one node per worker in flight. */
+  | { kind: "running"; tag: string; worker?: number }
   | { kind: "experiment"; tag: string; number: number }
   /** Older experiments at ledger positions [start, end) (oldest first). */
   | { kind: "group"; tag: string; start: number; end: number }
@@ -138,8 +141,7 @@ export class ResultsModel {
       return;
     }
     const before = this.order.join("\n");
-    const runningBefore = this.runningNumber(previous);
-    const shownBefore = previous ? `${previous.phase}|${previous.message}|${previous.elapsed_s}` : "";
+    const runningBefore = this.runningKey(previous);
     const summaries: SessionSummary[] = [...(state.sessions ?? [])];
     const mode = state.mode ?? "none";
     if (mode !== "none" && !summaries.some((s) => s.tag === (state.tag ?? ""))) {
@@ -174,12 +176,8 @@ export class ResultsModel {
       if (state.best_number !== undefined && state.best_number !== null) {
         current.bestNumber = state.best_number;
       }
-      // The running row shows the phase and the elapsed time: refresh it when they move.
-      const shown = `${state.phase}|${state.message}|${state.elapsed_s}`;
-      const running = this.runningNumber();
-      if (runningBefore !== running || (running !== undefined && shown !== shownBefore)) {
-        changed.add(state.tag ?? "");
-      }
+      // The running rows show the phase and the elapsed time: refresh them when they move.
+      if (runningBefore !== this.runningKey()) changed.add(state.tag ?? "");
     }
     // New counts or a new best: the header (and the chart's summary) show them.
     for (const session of this.sessions.values()) {
@@ -205,6 +203,34 @@ export class ResultsModel {
     const session = this.sessions.get(state.tag ?? "");
     if (session?.byNumber.has(state.current)) return undefined;
     return state.current;
+  }
+
+  /** A parallel loop's workers in flight whose experiment is not recorded yet, lowest first. */
+  runningWorkers(state = this.state): WorkerState[] {
+    if (!state || !ACTIVE_PHASES.includes(state.phase)) return [];
+    const session = this.sessions.get(state.tag ?? "");
+    return busyWorkers(state).filter((w) => !session?.byNumber.has(w.number!));
+  }
+
+  /** What the running rows show, as one string: they are refreshed when it changes. */
+  private runningKey(state = this.state): string {
+    if (!state) return "";
+    if ((state.workers ?? []).length > 0) {
+      return this.runningWorkers(state)
+        .map((w) => `${w.worker}|${w.number}|${w.phase}|${w.elapsed_s}|${w.description}`)
+        .join("\n");
+    }
+    const running = this.runningNumber(state);
+    return running === undefined ? "" : `${running}|${state.phase}|${state.message}|${state.elapsed_s}`;
+  }
+
+  /** The row of a running node: the loop's experiment, or one worker's. */
+  runningRow(node: Extract<Node, { kind: "running" }>): Row | undefined {
+    const state = this.state;
+    if (!state) return undefined;
+    if (node.worker === undefined) return runningRow(state);
+    const worker = (state.workers ?? []).find((w) => w.worker === node.worker);
+    return worker ? workerRow(state, worker) : undefined;
   }
 
   record(event: ExperimentRecorded): void {
@@ -300,7 +326,15 @@ export class ResultsModel {
     const headStart = Math.max(0, total - HEAD);
     await this.ensureRange(session, headStart, total);
     const nodes: Node[] = [];
-    if (tag === this.currentTag && this.runningNumber() !== undefined) nodes.push({ kind: "running", tag });
+    if (tag === this.currentTag) {
+      const state = this.state;
+      if (state && (state.workers ?? []).length > 0) {
+        // A parallel loop: each experiment in flight on top, with its worker.
+        for (const w of this.runningWorkers()) nodes.push({ kind: "running", tag, worker: w.worker });
+      } else if (this.runningNumber() !== undefined) {
+        nodes.push({ kind: "running", tag });
+      }
+    }
     for (let offset = total - 1; offset >= headStart; offset--) {
       const experiment = session.items[offset];
       if (experiment) nodes.push({ kind: "experiment", tag, number: experiment.number });
@@ -414,8 +448,9 @@ export class ResultsModel {
       if (node.kind === "experiment") {
         const row = this.experimentRow(tag, node.number);
         if (row) items.push(row);
-      } else if (node.kind === "running" && this.state) {
-        items.push(runningRow(this.state));
+      } else if (node.kind === "running") {
+        const row = this.runningRow(node);
+        if (row) items.push(row);
       } else if (node.kind === "group") {
         items.push(this.groupRow(tag, node.start, node.end));
       }

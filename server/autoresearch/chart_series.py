@@ -3,9 +3,10 @@
 At 100,000 experiments the chart has about a thousand columns; sending it every experiment
 (50 MB of JSON) froze the window and drew a solid band. Here each column (bucket) of
 experiment numbers keeps its counts by status, the range of its discards' metrics and the running
-best at its end, and every keep is listed (the best line steps at each). One pass over the
-session's numbers, statuses and metrics; descriptions are left to the detail asked on hover.
-Keeps are listed one by one only while they are no more than the columns.
+best at its end, and every keep is listed (the best line steps at each); a parallel loop's
+experiments are counted per column too. One pass over the session's numbers, statuses, metrics
+and workers; descriptions are left to the detail asked on hover. Keeps are listed one by one
+only while they are no more than the columns.
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ from .records import SessionView
 MAX_BUCKETS = 10_000
 
 
-def rows_of(items: Sequence[Experiment]) -> Iterable[tuple[int, str, float | None]]:
-    """Number, status, metric of each experiment: decoded lightly from the records index, or
-    read off whole records (an observed results.tsv, already in memory)."""
+def rows_of(items: Sequence[Experiment]) -> Iterable[tuple[int, str, float | None, int | None]]:
+    """Number, status, metric, worker of each experiment: decoded lightly from the records
+    index, or read off whole records (an observed results.tsv, already in memory)."""
     if isinstance(items, SessionView):
         return items.rows()
-    return ((e.number, e.status, e.metric) for e in items)
+    return ((e.number, e.status, e.metric, e.worker) for e in items)
 
 
 def reduce(root: str, tag: str, items: Sequence[Experiment], buckets: int) -> ChartSeries:
@@ -42,12 +43,14 @@ def reduce(root: str, tag: str, items: Sequence[Experiment], buckets: int) -> Ch
     keep_metrics: list[float | None] = []
     best: float | None = None
     bucket: ChartBucket | None = None
-    for number, status, value in rows_of(items):
+    for number, status, value, worker in rows_of(items):
         metric = value if value is not None and math.isfinite(value) else None  # JSON has no NaN
         b0 = first + (number - first) // span * span
         if bucket is None or bucket.first != b0:
             bucket = ChartBucket(first=b0, last=min(b0 + span - 1, last), best=best)
             out.append(bucket)
+        if worker is not None:  # ran beside others (a parallel loop): the chart marks it
+            bucket.parallel += 1
         if status == "keep":
             bucket.keep += 1
             keep_numbers.append(number)

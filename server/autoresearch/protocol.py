@@ -253,6 +253,8 @@ class ChartBucket(msgspec.Struct):
     keep_max: float | None = None
     # The running best at the bucket's end: the metric of the last keep so far.
     best: float | None = None
+    # How many of its experiments a parallel loop's worker ran (drawn as a lane mark).
+    parallel: int = 0
 
 
 class ChartSeries(msgspec.Struct):

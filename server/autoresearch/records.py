@@ -51,6 +51,18 @@ class _Line(msgspec.Struct):
 _light = msgspec.json.Decoder(_Line)
 
 
+class _ChartLine(msgspec.Struct):
+    """What the chart's reduction reads of a line: a parallel loop's worker besides the rest."""
+
+    number: int
+    status: Status
+    metric: float | None = None
+    worker: int | None = None
+
+
+_chart_light = msgspec.json.Decoder(_ChartLine)
+
+
 class RecordsError(RuntimeError):
     """experiments.jsonl changed under the index in a way it cannot follow."""
 
@@ -135,9 +147,9 @@ class SessionView(Sequence[Experiment]):
         for last in range(self._n, 0, -1000):
             yield from reversed(self._read(range(max(0, last - 1000), last)))
 
-    def rows(self) -> Iterator[tuple[int, str, float | None]]:
-        """Number, status and metric of each experiment, oldest first, decoding only those
-        fields: the chart's reduction of a whole session reads these, not whole records."""
+    def rows(self) -> Iterator[tuple[int, str, float | None, int | None]]:
+        """Number, status, metric and worker of each experiment, oldest first, decoding only
+        those fields: the chart's reduction of a whole session reads these, not whole records."""
         try:
             fd = os.open(self._path, os.O_RDONLY)
         except FileNotFoundError:
@@ -152,13 +164,13 @@ class SessionView(Sequence[Experiment]):
                 view = memoryview(data)
                 for i in range(first, last):
                     try:
-                        x = _light.decode(view[self._starts[i] - base : self._ends[i] - base])
+                        x = _chart_light.decode(view[self._starts[i] - base : self._ends[i] - base])
                     except msgspec.DecodeError:
                         self._stale()
                         raise RecordsError(
                             f"{self._path} was rewritten while it was read: ask again."
                         ) from None
-                    yield x.number, x.status, x.metric
+                    yield x.number, x.status, x.metric, x.worker
         finally:
             os.close(fd)
 

@@ -15,12 +15,13 @@ from .agents import usage
 from .experiment import Experiment
 from .lock import RepoLock
 from .observer import Snapshot, observe, summary_of
-from .protocol import SessionSummary
+from .protocol import SessionSummary, WorkerState
 from .records import Records
 from .repo import BRANCH_PREFIX, Repo
 from .report import progress_line
 from .results_tsv import format_metric
 from .session_records import Tally
+from .status_workers import live_lines, live_state, recorded_lines
 
 
 class Status(msgspec.Struct):
@@ -32,6 +33,8 @@ class Status(msgspec.Struct):
     direction: str
     sessions: list[SessionSummary]
     text: str = ""
+    # A running parallel loop's workers, live from a detached loop's socket ([] otherwise).
+    workers: list[WorkerState] = msgspec.field(default_factory=list)
     # Rows of results.tsv (or lines of experiments.jsonl) that cannot be read, each with its
     # line number.
     warnings: list[str] = msgspec.field(default_factory=list)
@@ -102,8 +105,13 @@ def read_status(root: Path) -> Status:
         f"repository: {root}",
         f"branch: {branch}",
         f"loop: {'running (' + running + ')' if running else 'not running'}",
-        f"metric: {config.metric.name} ({config.metric.direction} is better)",
     ]
+    live = live_state(root) if running else None
+    if live is not None:
+        lines += live_lines(live)
+    elif running and tag in tags:  # a loop in another terminal: what its records say
+        lines += recorded_lines(reversed(records.session(tag)))
+    lines.append(f"metric: {config.metric.name} ({config.metric.direction} is better)")
     for s in sessions:
         mark = "*" if s.tag == tag else " "
         lines.append(
@@ -129,5 +137,6 @@ def read_status(root: Path) -> Status:
         direction=config.metric.direction,
         sessions=sessions,
         text="\n".join(lines),
+        workers=live.workers if live is not None else [],
         warnings=[*(snap.warnings if snap else []), *records.warnings()],
     )

@@ -65,9 +65,12 @@ def check_against_records(answer: dict[str, Any], recs: list[dict[str, Any]]) ->
     for r in recs:
         lo = first + (r["number"] - first) // span * span
         b = expected.setdefault(
-            lo, {"keep": 0, "discard": 0, "crash": 0, "metrics": [], "kept": [], "best": best}
+            lo,
+            {"keep": 0, "discard": 0, "crash": 0, "parallel": 0, "metrics": [], "kept": []}
+            | {"best": best},
         )
         b[r["status"]] += 1
+        b["parallel"] += r.get("worker") is not None
         if r["status"] == "keep":
             best = b["best"] = r["metric"]
             b["kept"].append(r["metric"])
@@ -78,7 +81,7 @@ def check_against_records(answer: dict[str, Any], recs: list[dict[str, Any]]) ->
     for lo, want in expected.items():
         got = by_first[lo]
         assert got["last"] == min(lo + span - 1, last), f"bucket {lo}: bounds"
-        for status in ("keep", "discard", "crash"):
+        for status in ("keep", "discard", "crash", "parallel"):
             assert got[status] == want[status], f"bucket {lo}: {status}"
         assert got["discard_min"] == (min(want["metrics"]) if want["metrics"] else None)
         assert got["discard_max"] == (max(want["metrics"]) if want["metrics"] else None)
@@ -151,3 +154,23 @@ def test_a_100k_session_comes_back_small(tmp_path: Path) -> None:
         len(json.dumps(answer))
         < 0.1 * (root / ".autoresearch" / "experiments.jsonl").stat().st_size
     )
+
+
+def test_a_parallel_loops_experiments_are_counted_per_column(tmp_path: Path) -> None:
+    # Two workers ran every experiment but each third (as a parallel loop records them): each
+    # column says how many of its experiments a worker ran, read off the records' index.
+    root = session_repo(tmp_path, 300)
+    path = root / ".autoresearch" / "experiments.jsonl"
+    recs = records(root)
+    for r in recs:
+        if r["number"] % 3:
+            r["worker"], r["gpus"] = 1 + r["number"] % 2, [r["number"] % 2]
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    daemon = Daemon(cwd=root)
+    try:
+        answer = series(daemon, root, buckets=30)
+    finally:
+        daemon.close()
+    assert answer["span"] == 10
+    check_against_records(answer, recs)
+    assert [b["parallel"] for b in answer["buckets"]] == [6, 7, 7] * 10

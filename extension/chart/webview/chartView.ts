@@ -4,12 +4,22 @@
 // A large session comes reduced (the daemon's `chartSeries`): the keeps stay markers on the best
 // line (or, more of them than columns, a green bar over each column's keeps), each column's
 // discards one bar over their metric range, stronger the more of the column they are, crashes a
-// red tick at the bottom; the hover asks for the experiment under it.
+// red tick at the bottom; the hover asks for the experiment under it. A parallel loop's experiments
+// carry a mark in their worker's lane at the top (a shaded band per column when reduced), and the
+// hover names the worker.
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import { exact, tally } from "../../counts";
 import { formatMetric as format } from "../../format";
-import { ChartSeries, ReducedSeries, type ChartPoint, type ChartSummary, type FromWebview, type ToWebview } from "../chartData";
+import {
+  ChartSeries,
+  pointText as describePoint,
+  ReducedSeries,
+  type ChartPoint,
+  type ChartSummary,
+  type FromWebview,
+  type ToWebview,
+} from "../chartData";
 import "./curveView"; // the learning curves under the chart, with their own messages
 import { css, theme } from "./theme";
 
@@ -108,6 +118,47 @@ function drawBuckets(u: uPlot): void {
   ctx.restore();
 }
 
+/** Lane colours, one per worker (cycled past eight). */
+const LANE_COLOURS = ["blue", "orange", "purple", "yellow", "green", "red"].map((c) => `--vscode-charts-${c}`);
+const LANE_HEIGHT = 4;
+
+/** A parallel loop's marks at the top of the plot: each experiment a worker ran is a tick in that
+ * worker's lane, so experiments that ran side by side show as ticks in several lanes; a reduced
+ * chart shades each column by its share of such experiments. Nothing when none had a worker. */
+function drawLanes(u: uPlot): void {
+  const { left, top, width, height } = u.bbox;
+  const xs = u.scales.x;
+  if (xs.min === undefined || xs.max === undefined || xs.max <= xs.min) return;
+  const ctx = u.ctx;
+  const dpr = window.devicePixelRatio || 1;
+  const lane = LANE_HEIGHT * dpr;
+  ctx.save();
+  ctx.beginPath();
+  ctx.rect(left, top, width, height);
+  ctx.clip();
+  if (reduced) {
+    const barWidth = Math.max(dpr, (reduced.span * width) / (xs.max - xs.min));
+    ctx.fillStyle = css(LANE_COLOURS[0]!, "#3794ff");
+    for (const entry of reduced.entries) {
+      const b = entry.bucket;
+      if (!b || !b.parallel) continue;
+      ctx.globalAlpha = 0.3 + 0.7 * Math.min(1, b.parallel / (b.last - b.first + 1));
+      ctx.fillRect(u.valToPos(entry.x, "x", true) - barWidth / 2, top, barWidth, lane);
+    }
+  } else {
+    const lanes = series.lanes;
+    const tick = Math.max(2 * dpr, Math.min(8 * dpr, (0.8 * width) / (xs.max - xs.min)));
+    const colours = lanes.map((_, i) => css(LANE_COLOURS[i % LANE_COLOURS.length]!, "#3794ff"));
+    for (const point of series.points) {
+      if (point.worker === undefined) continue;
+      const i = lanes.indexOf(point.worker);
+      ctx.fillStyle = colours[i]!;
+      ctx.fillRect(u.valToPos(point.number, "x", true) - tick / 2, top + i * lane, tick, lane - dpr);
+    }
+  }
+  ctx.restore();
+}
+
 function seriesOptions(): uPlot.Series[] {
   const best: uPlot.Series = {
     label: "best",
@@ -150,7 +201,7 @@ function build(): void {
       { ...axis, label: metric, size: 70, values: (_u, values) => values.map((v) => format(v)) },
     ],
     series: seriesOptions(),
-    hooks: { setCursor: [(u) => showTooltip(u)], drawAxes: [(u) => drawBuckets(u)] },
+    hooks: { setCursor: [(u) => showTooltip(u)], drawAxes: [(u) => drawBuckets(u), (u) => drawLanes(u)] },
   };
   plot = new uPlot(opts, data(), root);
   plot.over.addEventListener("click", () => {
@@ -168,7 +219,7 @@ function detail(number: number): ChartPoint | null | undefined {
 }
 
 function pointText(point: ChartPoint): string {
-  return `#${point.number} ${point.status} · ${metric} ${format(point.metric)}${point.description ? `\n${point.description}` : ""}`;
+  return describePoint(point, metric, format);
 }
 
 /** The reduced chart's hover: a keep, or a column's numbers and the experiment under the cursor. */
@@ -217,9 +268,7 @@ function showTooltip(u: uPlot): void {
     return;
   }
   hovered = point.number;
-  tooltip.textContent = `#${point.number} ${point.status} · ${metric} ${format(point.metric)}${
-    point.description ? `\n${point.description}` : ""
-  }`;
+  tooltip.textContent = pointText(point);
   const bounds = u.over.getBoundingClientRect();
   const left = bounds.left + u.valToPos(point.number, "x");
   tooltip.style.display = "block";
@@ -240,12 +289,15 @@ function refreshText(): void {
     return span;
   };
   const span = reduced && reduced.span > 1 ? ` · a column per ${exact(reduced.span)} experiments` : "";
+  const lanes = reduced ? [] : series.lanes;
+  const parallel = lanes.length > 0 || (reduced?.entries.some((e) => e.bucket?.parallel) ?? false);
   summary.replaceChildren(
     `${exact(total)} experiment${total === 1 ? "" : "s"} · best ${metric} ${format(best)} `,
     key("keep", `${reduced && !reduced.listed ? "▮" : "●"} ${exact(counts.keep)} keep`),
     key("discard", `${reduced ? "▮" : "●"} ${exact(counts.discard)} discard`),
     key("crash", `${reduced ? "▁" : "●"} ${exact(counts.crash)} crash`),
     key("best", "— best"),
+    ...(parallel ? [key("parallel", lanes.length > 1 ? `▔ ${lanes.length} workers' lanes` : "▔ ran by a worker")] : []),
     `${span} · click a point to open its changes`,
   );
   empty.style.display = series.size || reduced?.total ? "none" : "block";
