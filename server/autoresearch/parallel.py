@@ -549,6 +549,19 @@ class ParallelLoop(Loop):
                     events.append(f"attempt {retries + 1} left nothing to run")
                     break
                 why, failure = edit_step.nothing_to_run(edit)
+                if outcome.after_decision:  # starts again from the tip once one is decided
+                    self._say(f"#{n} ({slot.label}) waits for a decision: {why}")
+                    failure = None
+                    if not self._wait_for_a_decision():
+                        return None
+                    job = self._refreshed(job)
+                    parent = job.parent
+                    if not repo.checkout_clean(parent):
+                        raise LoopStopped(
+                            f"git could not put worker {slot.worker}'s checkout on {parent[:7]}"
+                        )
+                    self.inflight.write(self._entry(job, "editing"))
+                    continue
                 self._say(f"#{n} ({slot.label}): no experiment: {why}")
                 if outcome.error:
                     failures += 1
@@ -592,7 +605,7 @@ class ParallelLoop(Loop):
                 repo.diff_stats(parent, sha),
                 invalid,
                 entry.marker,
-                lambda sha=sha: repo.diff_text(parent, sha),
+                lambda sha=sha, parent=parent: repo.diff_text(parent, sha),
                 job.best,
                 events,
                 parent,
@@ -626,6 +639,23 @@ class ParallelLoop(Loop):
             i += 1
             ref = f"{base}-{i}"
         return ref
+
+    def _wait_for_a_decision(self) -> bool:
+        """Until the coordinator records an experiment; False when the loop stops first."""
+        with self._cv:
+            seen = len(self.history)
+            while len(self.history) == seen:  # one numbered before it is in flight (the sweep)
+                if self._stop.is_set() or self._closing or self.cancel.is_set():
+                    return False
+                self._cv.wait(0.5)
+            return True
+
+    def _refreshed(self, job: Job) -> Job:
+        """`job` started again from the session as it is now: the branch's tip, its best."""
+        with self._cv:
+            return msgspec.structs.replace(
+                job, parent=self._head, best=self._best(), history=list(self.history)
+            )
 
     def _entry(self, job: Job, step: str) -> Entry:
         record = Experiment(

@@ -39,8 +39,9 @@ def context(root: Path, number: int, config, history: list[Experiment]) -> EditC
     return EditContext(root=root, number=number, config=config, history=history, best=history[0])
 
 
-def at_once(proposer: SweepProposer, contexts: list[EditContext]) -> list[EditOutcome]:
-    """Every context's call from its own thread, released together."""
+def at_once(proposer: SweepProposer, contexts: list[EditContext], errors: bool = False) -> list:
+    """Every context's call from its own thread, released together; with `errors`, an
+    exception is returned in its call's place."""
     start = threading.Barrier(len(contexts))
     results: dict[int, EditOutcome | BaseException] = {}
 
@@ -60,7 +61,7 @@ def at_once(proposer: SweepProposer, contexts: list[EditContext]) -> list[EditOu
     outcomes = []
     for i in range(len(contexts)):
         result = results[i]
-        if isinstance(result, BaseException):
+        if isinstance(result, BaseException) and not errors:
             raise result
         outcomes.append(result)
     return outcomes
@@ -179,10 +180,19 @@ def test_first_calls_at_once_replay_the_history_once(tmp_path: Path) -> None:
         decided(1, {"LR": 0.3, "DEPTH": 4.0}, 0.2),
         decided(2, {"LR": 0.5, "DEPTH": 2.0}, None),
     ]
-    outcomes = at_once(proposer, [context(w, 3 + i, config, history) for i, w in enumerate(trees)])
-    edited = [o for o in outcomes if o.error is None]
-    assert [o.params for o in edited] == [{"LR": 0.1, "DEPTH": 4.0}], outcomes
-    assert sum("being measured" in (o.error or "") for o in outcomes) == 2
+    # Numbered 3, 4, 5 in the order their edits started; whichever wins the race, the call
+    # that numbers below it would wait for a decision that can only come after its own (they
+    # go in number order): the sweep says the space is exhausted there instead of waiting.
+    contexts = [context(w, 3 + i, config, history) for i, w in enumerate(trees)]
+    outcomes = at_once(proposer, contexts, errors=True)
+    edited = [i for i, o in enumerate(outcomes) if isinstance(o, EditOutcome) and not o.error]
+    assert len(edited) == 1 and outcomes[edited[0]].params == {"LR": 0.1, "DEPTH": 4.0}
+    for i, outcome in enumerate(outcomes):
+        if i < edited[0]:
+            assert isinstance(outcome, AgentUnavailable), outcome
+            assert "exhausted" in str(outcome)
+        elif i > edited[0]:
+            assert "being measured" in (outcome.error or "") and outcome.after_decision
     # Told once: the baseline and #1 (a crash is remembered, not added as a trial).
     replayed = [t for t in proposer.study.trials if "fixed_params" not in t.system_attrs]
     assert [t.value for t in replayed] == [0.24, 0.2]

@@ -61,6 +61,10 @@ class EditOutcome(msgspec.Struct):
     events: list[str] = msgspec.field(default_factory=list)
     # Sweep parameter values tried, recorded with the experiment.
     params: dict[str, float | str] = msgspec.field(default_factory=dict)
+    # Nothing to propose until an experiment in flight is decided (a parallel sweep whose
+    # every neighbour of the best is being measured): the worker asks again after the next
+    # decision; not a failure of the agent.
+    after_decision: bool = False
     # What the call cost, where the program says (agents/usage.py); None when unknown.
     cost_usd: float | None = None
     tokens: int | None = None

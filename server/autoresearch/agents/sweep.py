@@ -211,9 +211,11 @@ class SweepProposer:
             self._settle(ctx.number, None)
             current = {k: found.get(k, c).value for k, c in self.constants.items()}
             others = {k: (found[k].value if k in found else v) for k, v in self.others.items()}
-            proposal = self._ask(current, others)
+            proposal = self._ask(current, others, ctx.number)
             if isinstance(proposal, str):
-                return EditOutcome(error=proposal, agent_s=time.monotonic() - started)
+                return EditOutcome(
+                    error=proposal, agent_s=time.monotonic() - started, after_decision=True
+                )
             name, value, trial = proposal
             key = _key({**current, name: value})
             self.pending[ctx.number] = self.in_flight[key] = InFlight(key, trial)
@@ -234,7 +236,7 @@ class SweepProposer:
         )
 
     def _ask(
-        self, current: dict[str, Value], others: dict[str, Value]
+        self, current: dict[str, Value], others: dict[str, Value], number: int
     ) -> tuple[str, Value, optuna.trial.Trial] | str:
         """A new configuration one constant away from `current` (name, value, its trial), or
         why there is none while other experiments run. Called with the lock held."""
@@ -266,7 +268,9 @@ class SweepProposer:
                 self.in_flight[key].again.append(trial)
                 continue
             return name, value, trial
-        if self.pending:  # a keep among the running experiments moves the best: not the end
+        # A keep among the running experiments may move the best: not the end. Only one
+        # numbered before this one can be decided first (decisions go in number order).
+        if any(n < number for n in self.pending):
             return (
                 f"the sweep found no configuration next to the best that is not measured or"
                 f" being measured ({skipped} measured already, {busy} running now,"
