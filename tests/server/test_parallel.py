@@ -4,6 +4,7 @@ win made on an older best, conflicts, and the slots given to the workers."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
 from pathlib import Path
@@ -11,11 +12,13 @@ from pathlib import Path
 import msgspec
 import pytest
 from conftest import EVAL, TRAIN, git, make_config, make_repo, set_lr
+from test_detached import _no_detached_leftovers, cli, detach, gone, until  # noqa: F401
 from test_faults import (  # noqa: F401
     Daemon,
     _no_stray_processes,
     assert_consistent,
     fault_repo,
+    records,
     resume,
 )
 
@@ -381,3 +384,25 @@ def test_kill_9_while_one_worker_edits_and_one_runs(tmp_path: Path) -> None:
         not in (root / ".autoresearch" / "worktrees" / "1" / "train.py").read_text()
     )
     assert in_flight(root) == []
+
+
+def test_status_lists_the_workers_of_a_detached_parallel_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = parallel_repo(tmp_path)
+    monkeypatch.setenv("FAULT_PLAN", json.dumps({"1": {"mode": "slow"}, "2": {"mode": "slow"}}))
+    pid = detach(root)
+    shown = ""
+
+    def both_listed() -> bool:
+        nonlocal shown
+        shown = cli(root, "status").stdout
+        return "workers: 2/2 busy" in shown
+
+    until(both_listed, "both workers busy in `autoresearch status`")
+    assert re.search(r"worker 1  CPU  #[12] running( \d+s)?  lr 0\.\d+ slow", shown), shown
+    assert re.search(r"worker 2  CPU  #[12] running( \d+s)?  lr 0\.\d+ slow", shown), shown
+    stopped = cli(root, "stop", "--now")
+    assert stopped.returncode == 0, stopped.stderr
+    until(lambda: gone(pid), "the detached loop to end")
+    assert [r.reason for r in records(root)[1:]] == ["stopped by the user"] * 2
