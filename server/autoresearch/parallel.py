@@ -38,6 +38,7 @@ from .loop import (
     AGENT_RETRY_WAIT_S,
     MAX_AGENT_FAILURES,
     MAX_CRASH_RETRIES,
+    MAX_REWORKS,
     Event,
     Loop,
     LoopStopped,
@@ -524,11 +525,11 @@ class ParallelLoop(Loop):
         started, agent_s = _now(), 0.0
         failure: tuple[str, FailureKind] | None = None
         kept: set[str] = set()
-        retries = failures = 0
+        retries = reworks = failures = 0
         last = None
         while True:
             ctx = edit_step.context(
-                repo.root, self._agent_config, job.history, job.best, failure, retries
+                repo.root, self._agent_config, job.history, job.best, failure, retries + reworks
             )
             ctx.number, ctx.others = n, job.others
             self._worker_state(slot.worker, phase="editing")
@@ -546,7 +547,7 @@ class ParallelLoop(Loop):
                 return None
             if not allowed:
                 if last is not None:
-                    events.append(f"attempt {retries + 1} left nothing to run")
+                    events.append(f"attempt {retries + reworks + 1} left nothing to run")
                     break
                 why, failure = edit_step.nothing_to_run(edit)
                 if outcome.after_decision:  # starts again from the tip once one is decided
@@ -581,6 +582,9 @@ class ParallelLoop(Loop):
             description = outcome.description or describe.diff_summary(repo, parent, allowed)
             self._worker_state(slot.worker, phase="committing", description=description)
             sha = repo.commit(f"autoresearch #{n}: {description}", allowed)
+            if last is not None and repo.same_tree(sha, last.sha):
+                events.append(f"attempt {retries + reworks + 1} is the same code: not run again")
+                break
             touched = edit.enforcement.off_limits
             invalid = f"off-limits file {', '.join(touched)} was edited" if touched else ""
             pending = Job(
@@ -617,19 +621,34 @@ class ParallelLoop(Loop):
                 retries += 1
                 events.append(f"crash retry {retries}: {last.m.reason}")
                 self._say(f"#{n}: {last.m.reason}: back to the edit step ({retries}/2)")
-                label = f"crash{retries}"
-                main.set_ref(self._free_ref(main, n, label), sha)
+                self._retire(main, n, f"crash{retries}", sha)
                 repo.reset_mixed(parent)  # the broken change stays in the files, to be fixed
                 kept = set(repo.changed_files(parent, sha))
                 failure = (f"The run crashed: {last.m.reason}\n\n{last.m.tail[-3000:]}", "crash")
                 continue
+            if last.guard == "failed" and reworks < MAX_REWORKS:
+                reworks += 1
+                events.append(f"guard failed, rework {reworks}")
+                self._say(f"#{n}: improved but the guard failed: rework ({reworks}/2)")
+                self._retire(main, n, f"rework{reworks}", sha)
+                if not repo.checkout_clean(parent):  # a rework starts from the parent again
+                    raise LoopStopped(f"git could not put worker {slot.worker}'s checkout back")
+                kept = set()
+                failure = (f"The guard command failed:\n{last.guard_output[-3000:]}", "guard")
+                continue
             break
         if last.guard == "failed":
-            last.verdict = Verdict("discard", "the guard failed")
+            tries = f"{reworks} rework{'s' if reworks != 1 else ''}"
+            last.verdict = Verdict("discard", f"the guard failed after {tries}")
         exp = last.record(n, parent, self.tag, events, agent_s, started, _now())
         exp.cost_usd, exp.tokens = usage.total(costs)
         exp.worker, exp.gpus = slot.worker, list(slot.gpus)
         return exp
+
+    def _retire(self, main: Repo, n: int, label: str, sha: str) -> None:
+        """A retried attempt stays reviewable under `<n>-<label>`, its logs beside the next's."""
+        main.set_ref(self._free_ref(main, n, label), sha)
+        self._keep_logs(n, label)
 
     def _free_ref(self, repo: Repo, n: int, label: str) -> str:
         """`<n>-<label>`, or -2, -3, ... when a renumbered experiment of a resume took it."""

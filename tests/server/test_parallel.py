@@ -53,8 +53,8 @@ def set_depth(value: int):
 
 
 class Together:
-    """Edits by experiment number; the first `parties` calls wait for each other, so those
-    experiments are surely in flight at once (their edits start from the same best)."""
+    """Edits by experiment number; the first calls of the first `parties` experiments wait for
+    each other, so those are surely in flight at once (their edits start from the same best)."""
 
     name = "scripted"
 
@@ -69,7 +69,7 @@ class Together:
     def propose(self, ctx: EditContext, cancel: threading.Event) -> EditOutcome:
         with self.lock:
             self.contexts.append(ctx)
-        if ctx.number <= self.parties:
+        if ctx.number <= self.parties and not ctx.attempt:
             self.barrier.wait()
         edit = self.edits.get(ctx.number)
         return EditOutcome(description=edit(ctx.root) if edit else None)  # type: ignore[operator]
@@ -186,6 +186,36 @@ def test_each_edit_is_told_what_the_other_workers_are_trying(spread: Path) -> No
     third = next(c for c in proposer.contexts if c.number == 3)
     one = loop.ledger.experiments(loop.tag)[1]
     assert third.others == [f"#1 (worker {one.worker}, GPU {one.gpus[0]}): LR -> 0.4"]
+
+
+class Reworker(Together):
+    """#1 lowers LR; told that the guard failed, it also marks the file as the guard wants."""
+
+    def propose(self, ctx: EditContext, cancel: threading.Event) -> EditOutcome:
+        outcome = super().propose(ctx, cancel)
+        if ctx.failure_kind == "guard":
+            path = ctx.root / "train.py"
+            path.write_text(path.read_text() + "GUARD_OK = 1\n")
+        return outcome
+
+
+def test_a_failed_guard_is_reworked_in_the_worker_and_a_crash_retried(spread: Path) -> None:
+    guard = (
+        f"{sys.executable} -c \"import sys; sys.exit('GUARD_OK' not in open('train.py').read())\""
+    )
+    edits = {1: set_lr("0.35"), 2: set_lr("-1")}  # #2 crashes (a negative LR): not trivial
+    proposer = Reworker(edits, 2)
+    loop, _ = run(spread, proposer, [Slot(1), Slot(2)], 2, run__guard=guard)
+    one, two = loop.ledger.experiments(loop.tag)[1:]
+    assert one.status == "keep" and one.guard == "passed"
+    assert "guard failed, rework 1" in one.events
+    assert "GUARD_OK = 1" in git(spread, "show", f"{one.commit}:train.py")
+    first = git(spread, "rev-parse", f"refs/autoresearch/{loop.tag}/1-rework1")
+    assert "GUARD_OK" not in git(spread, "show", f"{first}:train.py")
+    runs = spread / ".autoresearch" / "runs"
+    assert (runs / f"{loop.tag}-1.rework1.guard.log").exists()  # the first guard's log kept
+    assert two.status == "crash"
+    assert [c.attempt for c in proposer.contexts if c.number == 1] == [0, 1]
 
 
 def started_two(spread: Path, seconds: float) -> tuple[ParallelLoop, threading.Thread]:
