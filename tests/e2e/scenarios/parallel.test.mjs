@@ -2,12 +2,12 @@
 // Start Loop runs two experiments at once; the results tree shows each running one with its
 // worker and GPU, the status bar reads "2/2 GPUs busy", the GPU tooltip says which worker uses
 // which GPU; once stopped, results.tsv has every experiment in number order and each recorded
-// row names the worker and GPU it ran on.
+// row names the worker and GPU it ran on; the chart draws a lane per worker.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { answerInput, makeTempDir, runCommand, screenshot } from '../harness.mjs';
+import { answerInput, makeTempDir, runCommand, screenshot, waitFor, webviewFrame } from '../harness.mjs';
 import { makeDemoRepo, pickStep, readResults, showResults, stepTimer, waitForState, withAutoresearch } from '../autoresearch.mjs';
 
 const GPUS = {
@@ -70,5 +70,13 @@ test('parallel: two fake GPUs, two experiments running at once in the tree and t
     }
     assert.doesNotMatch(done.statusBar.loop, /busy/, 'no worker shown busy once stopped');
     await screenshot(page, 'parallel-done');
+
+    // The chart marks what ran side by side: a lane per worker, named in its legend.
+    await runCommand(page, 'Autoresearch: Show Chart');
+    await waitForState(stateFile, (s) => s.chart.open && s.chart.points === 5, { message: 'the chart with 5 points' });
+    const chart = webviewFrame(page);
+    await waitFor(async () => /2 workers' lanes/.test(await chart.locator('body').innerText().catch(() => '')),
+      { message: "the chart's legend naming the workers' lanes" });
+    await screenshot(page, 'parallel-chart');
   });
 });
