@@ -213,6 +213,7 @@ _ENUM_CHOICES = {
     "kind": '"sweep", "manual", "command", "editor"',
     "type": '"int", "float", "log", "choice"',
     "memory_unit": '"GB", "GiB", "MB", "MiB"',
+    "workers": '1, 2, ... (a number of workers) or "auto" (one per GPU)',
 }
 
 

@@ -199,6 +199,17 @@ CONFIGS = [
         "seed = 1",
         "seed = 1\n[notify]\nwebhook = 'file:///etc/passwd'",
     ),
+    ("parallel.workers of 0", "seed = 1", "seed = 1\n[parallel]\nworkers = 0"),
+    (
+        "parallel.workers neither a number nor auto",
+        "seed = 1",
+        "seed = 1\n[parallel]\nworkers = 'all'",
+    ),
+    (
+        "parallel workers with the manual agent (one at a time)",
+        'kind = "sweep"\nseed = 1',
+        'kind = "manual"\n[parallel]\nworkers = 2',
+    ),
 ]
 for title, old, new in CONFIGS:
     case("config", title)(bad_config(old, new))
@@ -218,6 +229,24 @@ def _(tmp: Path) -> list[str]:
 def _(tmp: Path) -> list[str]:
     root = repo(tmp, config=None)
     return ["init", "--dir", str(root), "--metric", "score"]
+
+
+@case("config", "parallel.workers beyond the GPUs the monitor sees (2 fake GPUs)")
+def _(tmp: Path) -> list[str]:
+    gpus = [
+        {
+            "index": i,
+            "name": "Fake",
+            "utilization": 0.0,
+            "memory_used_mib": 0.0,
+            "memory_total_mib": 81559.0,
+        }
+        for i in (0, 1)
+    ]
+    fake = tmp / "gpus.json"
+    fake.write_text(json.dumps({"available": True, "message": "", "gpus": gpus}))
+    os.environ["AUTORESEARCH_FAKE_GPU"] = str(fake)  # read by this in-process CLI run
+    return run_in(repo(tmp, GOOD + "\n[parallel]\nworkers = 4\n"))
 
 
 @case("command line", "--loop 0")
@@ -591,10 +620,14 @@ def run_all() -> list[tuple[str, str, str]]:
         for i, (kind, title, setup) in enumerate(CASES):
             tmp = base / f"c{i}"
             tmp.mkdir()
+            environ = dict(os.environ)
             try:
                 message = run_cli(setup(tmp))
             except Skip as exc:
                 message = f"(skipped: {exc})"
+            finally:  # a case may set the environment for its own run only
+                os.environ.clear()
+                os.environ.update(environ)
             results.append((kind, title, tidy(message, tmp)))
             for holder in HELD:
                 holder.release()
