@@ -53,14 +53,15 @@ def set_depth(value: int):
 
 
 class Together:
-    """Edits by experiment number; the first calls of the first `parties` experiments wait for
-    each other, so those are surely in flight at once (their edits start from the same best)."""
+    """Edits by experiment number; the first calls of `parties` experiments from `first` on wait
+    for each other, so those are surely in flight at once (their edits start from the same
+    best)."""
 
     name = "scripted"
 
-    def __init__(self, edits: dict[int, object], parties: int) -> None:
+    def __init__(self, edits: dict[int, object], parties: int, first: int = 1) -> None:
         self.edits = edits
-        self.parties = parties
+        self.together = range(first, first + parties)
         self.barrier = threading.Barrier(parties, timeout=60)
         self.contexts: list[EditContext] = []
         self.observed: list[Experiment] = []
@@ -69,7 +70,7 @@ class Together:
     def propose(self, ctx: EditContext, cancel: threading.Event) -> EditOutcome:
         with self.lock:
             self.contexts.append(ctx)
-        if ctx.number <= self.parties and not ctx.attempt:
+        if ctx.number in self.together and not ctx.attempt:
             self.barrier.wait()
         edit = self.edits.get(ctx.number)
         return EditOutcome(description=edit(ctx.root) if edit else None)  # type: ignore[operator]
@@ -164,6 +165,22 @@ def test_the_same_code_on_the_new_best_is_judged_without_running_again(spread: P
     # It won against the baseline, but it is no better than #1 with the very same code.
     assert two.status == "discard" and "no better than #1" in two.reason
     assert not any("run again" in e.text for e in events if isinstance(e, Progress))
+
+
+def test_a_win_across_the_loops_own_notes_commit_is_kept_without_running_again(
+    spread: Path,
+) -> None:
+    # #1-#5 are worse (discards); deciding #5 refreshes autoresearch.md (a commit on the
+    # branch). #6 started before it, from the commit below: only the notes moved since.
+    edits = {n: set_lr(lr) for n, lr in enumerate(["0.9", "0.8", "0.7", "0.6", "0.95"], start=1)}
+    edits[6] = set_lr("0.35")
+    loop, events = run(spread, Together(edits, 2, first=5), [Slot(1), Slot(2)], 6)
+    six = loop.ledger.experiments(loop.tag)[6]
+    assert six.status == "keep" and six.metric == pytest.approx(0.09)
+    assert any("only the loop's notes moved" in e for e in six.events), six.events
+    assert not any("run again" in e.text for e in events if isinstance(e, Progress))
+    assert git(spread, "show", f"{six.commit}^:autoresearch.md").count("LR") >= 5  # on the notes
+    assert "LR = 0.35" in (spread / "train.py").read_text()
 
 
 def test_number_order_holds_whatever_order_the_runs_end_in(spread: Path) -> None:
