@@ -531,7 +531,7 @@ class ParallelLoop(Loop):
             ctx = edit_step.context(
                 repo.root, self._agent_config, job.history, job.best, failure, retries + reworks
             )
-            ctx.number, ctx.others = n, job.others
+            ctx.number, ctx.others, ctx.env = n, job.others, slot.env()
             self._worker_state(slot.worker, phase="editing")
             try:
                 edit = editor.call(ctx, None, parent, self.off_limits, kept, self.cancel, {}, None)

@@ -389,8 +389,17 @@ def test_kill_9_with_two_experiments_running_then_resume_runs_them_again(
 
 def test_auto_runs_one_worker_per_fake_gpu_from_the_command_line(tmp_path: Path) -> None:
     root = fault_repo(tmp_path)
-    with open(root / "autoresearch.toml", "a") as f:
-        f.write('\n[parallel]\nworkers = "auto"\n')
+    # The agent notes its worker and GPUs, then edits as the fault agent does.
+    seen = tmp_path / "agent-env.txt"
+    toml = (root / "autoresearch.toml").read_text()
+    agent = re.search(r'(?m)^command = "(.*agent\.py) \{number\}"$', toml)
+    assert agent is not None
+    wrapped = (
+        f"sh -c 'echo $AUTORESEARCH_NUMBER $AUTORESEARCH_WORKER $CUDA_VISIBLE_DEVICES >> {seen};"
+        f" exec {agent.group(1)} {{number}}'"
+    )
+    toml = toml.replace(agent.group(0), f'command = "{wrapped}"')
+    (root / "autoresearch.toml").write_text(f'{toml}\n[parallel]\nworkers = "auto"\n')
     git(root, "commit", "-qam", "one worker per GPU")
     status = GpuStatus(
         available=True, message="", gpus=[GpuInfo(i, "Fake", 0.0, 0.0, 81_559.0) for i in (0, 1)]
@@ -405,6 +414,12 @@ def test_auto_runs_one_worker_per_fake_gpu_from_the_command_line(tmp_path: Path)
     assert {r.worker for r in recs[1:]} == {1, 2}
     assert "started on worker 1 (GPU 0)" in daemon.text()
     assert "started on worker 2 (GPU 1)" in daemon.text()
+    # Each agent call saw only its worker's GPU, the one its experiment then ran on.
+    calls = {
+        int(n): (int(w), int(g))
+        for n, w, g in (line.split() for line in seen.read_text().splitlines())
+    }
+    assert {r.number: (r.worker, r.gpus[0]) for r in recs[1:]} == calls
 
 
 def test_kill_9_while_one_worker_edits_and_one_runs(tmp_path: Path) -> None:

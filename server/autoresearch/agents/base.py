@@ -44,6 +44,10 @@ class EditContext(msgspec.Struct):
     # Parallel experiments: what the other workers are trying right now, one line each
     # ("#12 (worker 2): LR 0.01 -> 0.02"), so this call tries something else.
     others: list[str] = msgspec.field(default_factory=list)
+    # Added to an agent program's environment: a parallel worker's own GPUs
+    # (CUDA_VISIBLE_DEVICES) and AUTORESEARCH_WORKER, so an agent that runs the command to try
+    # its change uses only its worker's GPUs.
+    env: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 class EditOutcome(msgspec.Struct):

@@ -152,7 +152,7 @@ class CommandProposer:
         argv = self._argv(values)
         display = self._display(values)
         marker = uuid.uuid4().hex
-        env = {**os.environ, **self._env(values), MARKER: marker}
+        env = {**os.environ, **ctx.env, **self._env(values), MARKER: marker}
         lock = self._lock_path(root)
         locked = lock is not None and lock.exists()
         with BoundedLog(log_path, self.log_head_bytes, self.log_tail_bytes) as log:
