@@ -26,7 +26,7 @@ import msgspec
 
 from . import describe, edit_step, policy, scope, worktrees
 from .agents import usage
-from .agents.base import AgentUnavailable, EditOutcome, FailureKind
+from .agents.base import AgentUnavailable, EditOutcome, FailureKind, Proposer
 from .attempt import Bench
 from .bootstrap import RERUN_EVENT, kill_agent_leftovers, kill_marked
 from .config import Config
@@ -49,6 +49,7 @@ from .notes import NOTES_FILE
 from .policy import Verdict
 from .protocol import WorkerState
 from .repo import BRANCH_PREFIX, REF_PREFIX, Repo, checked_out_branch, git_version
+from .runner import Runner
 from .slots import Slot
 
 # The loop's own commits on the branch that an experiment need not be measured again over.
@@ -85,8 +86,19 @@ class Done(msgspec.Struct):
 class ParallelLoop(Loop):
     """The loop with [parallel] workers; one slot also works (a resume of parallel work)."""
 
-    def __init__(self, root: Path, config: Config, proposer: object, *, slots: list[Slot], **kw):  # type: ignore[no-untyped-def]
-        super().__init__(root, config, proposer, **kw)  # type: ignore[arg-type]
+    def __init__(
+        self,
+        root: Path,
+        config: Config,
+        proposer: Proposer,
+        *,
+        slots: list[Slot],
+        runner: Runner | None = None,
+        emit: Callable[[Event], None] | None = None,
+        tag: str | None = None,
+        limit: int | None = None,
+    ) -> None:
+        super().__init__(root, config, proposer, runner=runner, emit=emit, tag=tag, limit=limit)
         self.slots = slots
         self.inflight = Inflight(root / ".autoresearch")
         self._cv = threading.Condition()
@@ -100,11 +112,11 @@ class ParallelLoop(Loop):
         self._allocated = 0  # new experiments started (for --loop N)
         self._stopping = ""  # why no new experiment starts ('' while they do)
         self._fatal: BaseException | None = None
+        self._closing = False  # the coordinator is done: workers take no job
         self._workers: dict[int, WorkerState] = {
             s.worker: WorkerState(worker=s.worker, gpus=list(s.gpus)) for s in slots
         }
         self._reruns: list[Entry] = []
-        self.agent_failures = 0
 
     # ---- events from many threads --------------------------------------------------------------
 
@@ -268,8 +280,6 @@ class ParallelLoop(Loop):
                     return None  # stopped now: a queued measurement never starts
                 self._check_stop()
                 self._cv.wait(0.5)
-
-    _closing = False
 
     def _next_decision(self) -> int:
         """The number decided next: the lowest in flight (decisions go in number order)."""
