@@ -413,19 +413,13 @@ class Loop:
             last = self._try(n, parent, sha, description, invalid, edit.outcome.params, events)
             if last.m.crash_kind and last.m.trivial and retries < MAX_CRASH_RETRIES:
                 retries += 1
-                events.append(f"crash retry {retries}: {last.m.reason}")
-                self._say(f"#{n}: {last.m.reason}: back to the edit step ({retries}/2)")
-                retired = f"crash{retries}"
+                retired, failure = self._back_to_edit(n, last, retries, events)
                 kept_in_tree = self._retire_attempt(n, sha, retired, parent, True, events)
-                failure = (f"The run crashed: {last.m.reason}\n\n{last.m.tail[-3000:]}", "crash")
                 continue
             if last.guard == "failed" and reworks < MAX_REWORKS:
                 reworks += 1
-                events.append(f"guard failed, rework {reworks}")
-                self._say(f"#{n}: improved but the guard failed: rework ({reworks}/2)")
-                retired = f"rework{reworks}"
+                retired, failure = self._back_to_edit(n, last, reworks, events)
                 kept_in_tree = self._retire_attempt(n, sha, retired, parent, False, events)
-                failure = (f"The guard command failed:\n{last.guard_output[-3000:]}", "guard")
                 continue
             break
         if last.guard == "failed":
@@ -440,6 +434,25 @@ class Loop:
                 " may not edit; those edits were undone.",
                 "scope",
             )
+
+    def _back_to_edit(
+        self, n: int, last: Attempt, count: int, events: list[str]
+    ) -> tuple[str, tuple[str, FailureKind]]:
+        """Attempt `last` of #n goes back to the edit step, as crash retry or guard rework
+        number `count`: said and noted in `events`; its label and what the next call is told."""
+        if last.guard != "failed":
+            events.append(f"crash retry {count}: {last.m.reason}")
+            self._say(f"#{n}: {last.m.reason}: back to the edit step ({count}/2)")
+            return f"crash{count}", (
+                f"The run crashed: {last.m.reason}\n\n{last.m.tail[-3000:]}",
+                "crash",
+            )
+        events.append(f"guard failed, rework {count}")
+        self._say(f"#{n}: improved but the guard failed: rework ({count}/2)")
+        return f"rework{count}", (
+            f"The guard command failed:\n{last.guard_output[-3000:]}",
+            "guard",
+        )
 
     # ---- steps -------------------------------------------------------------------------------
 

@@ -203,17 +203,10 @@ class ParallelLoop(Loop):
         self._reruns = []
 
     def _interrupted(self, job: Job) -> Experiment:
-        return Experiment(
-            number=job.number,
-            commit=job.sha,
-            status="crash",
-            description=job.description,
-            tag=self.tag,
-            parent=job.parent,
+        return msgspec.structs.replace(
+            self._pending(job),
             crash_kind="interrupted",
             reason="the daemon stopped during this experiment; interrupted again when run again",
-            events=job.events,
-            params=job.params,
         )
 
     # ---- the coordinator ---------------------------------------------------------------------
@@ -379,7 +372,7 @@ class ParallelLoop(Loop):
             exp.reason = verdict.reason
         sha = self.repo.commit_tree(tree, head, f"autoresearch #{n}: {exp.description}")
         run_again = not (same or set(moved) <= BOOKKEEPING_FILES)
-        job = self._again(exp, sha, head, best, onto)
+        job = self._run_again(exp, sha, head, best, onto)
         if run_again:  # journaled before the refs move: a kill from here runs it again
             self.inflight.write(self._entry(job, "committed"))
         self.repo.set_ref(self._free_ref(self.repo, n, "measured"), exp.commit)
@@ -396,7 +389,7 @@ class ParallelLoop(Loop):
             self._cv.notify_all()
         return False
 
-    def _again(
+    def _run_again(
         self, exp: Experiment, sha: str, head: str, best: Experiment | None, onto: str
     ) -> Job:
         """The job that runs `sha` (exp's change applied onto `head`) as experiment exp."""
@@ -629,22 +622,18 @@ class ParallelLoop(Loop):
                 raise LoopStopped(f"Stopped: {last.m.reason}. {_log_end(last.m.tail)}")
             if last.m.crash_kind and last.m.trivial and retries < MAX_CRASH_RETRIES:
                 retries += 1
-                events.append(f"crash retry {retries}: {last.m.reason}")
-                self._say(f"#{n}: {last.m.reason}: back to the edit step ({retries}/2)")
-                self._retire(main, n, f"crash{retries}", sha)
+                label, failure = self._back_to_edit(n, last, retries, events)
+                self._retire(main, n, label, sha)
                 repo.reset_mixed(parent)  # the broken change stays in the files, to be fixed
                 kept = set(repo.changed_files(parent, sha))
-                failure = (f"The run crashed: {last.m.reason}\n\n{last.m.tail[-3000:]}", "crash")
                 continue
             if last.guard == "failed" and reworks < MAX_REWORKS:
                 reworks += 1
-                events.append(f"guard failed, rework {reworks}")
-                self._say(f"#{n}: improved but the guard failed: rework ({reworks}/2)")
-                self._retire(main, n, f"rework{reworks}", sha)
+                label, failure = self._back_to_edit(n, last, reworks, events)
+                self._retire(main, n, label, sha)
                 if not repo.checkout_clean(parent):  # a rework starts from the parent again
                     raise LoopStopped(f"git could not put worker {slot.worker}'s checkout back")
                 kept = set()
-                failure = (f"The guard command failed:\n{last.guard_output[-3000:]}", "guard")
                 continue
             break
         if last.guard == "failed":
@@ -686,8 +675,9 @@ class ParallelLoop(Loop):
                 job, parent=self._head, best=self._best(), history=list(self.history)
             )
 
-    def _entry(self, job: Job, step: str) -> Entry:
-        record = Experiment(
+    def _pending(self, job: Job) -> Experiment:
+        """What a resume records or runs again of `job`, until its decision."""
+        return Experiment(
             number=job.number,
             commit=job.sha,
             status="crash",
@@ -697,6 +687,9 @@ class ParallelLoop(Loop):
             events=list(job.events),
             params=job.params,
         )
+
+    def _entry(self, job: Job, step: str) -> Entry:
+        record = self._pending(job)
         return Entry(
             tag=self.tag,
             branch=self.branch,

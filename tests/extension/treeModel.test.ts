@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { Experiment, ExperimentsPage, LoopState } from "../../extension/protocol";
-import { GROUP, HEAD, ResultsModel, type FetchPage, type Node } from "../../extension/tree/treeModel";
+import { GROUP, HEAD, type Node } from "../../extension/tree/treeModel";
+import { modelOver } from "./treeFixtures";
 
 function ledger(n: number, tag = "nov25"): Experiment[] {
   return Array.from({ length: n }, (_, i) => ({
@@ -25,18 +26,6 @@ function fakeDaemon(rows: Experiment[]) {
     return { root: "/r", tag: tag ?? "nov25", total: rows.length, offset, items };
   };
   return { fetch, calls, sent: () => sent };
-}
-
-/** A model over `fetch`, and the loop's state held outside it (as the session holds it). */
-function modelOver(fetch: FetchPage) {
-  const loop: { state: LoopState | undefined } = { state: undefined };
-  const model = new ResultsModel(fetch, loop);
-  const setState = (next: LoopState) => {
-    const previous = loop.state;
-    loop.state = next;
-    model.stateChanged(previous);
-  };
-  return { model, setState };
 }
 
 const state = (extra: Partial<LoopState> = {}): LoopState => ({

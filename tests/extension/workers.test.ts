@@ -4,8 +4,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ChartSeries, pointText, ReducedSeries, toPoint } from "../../extension/chart/chartData";
 import { experimentRow, experimentTooltip, formatMetric, gpuStatusText, loopStatusText } from "../../extension/format";
-import type { Experiment, ExperimentsPage, GpuInfo, LoopState, WorkerState } from "../../extension/protocol";
-import { ResultsModel } from "../../extension/tree/treeModel";
+import type { Experiment, GpuInfo, LoopState, WorkerState } from "../../extension/protocol";
+import { modelOver, pagesOf } from "./treeFixtures";
 import { busyText, gpuUsers, workerText } from "../../extension/workers";
 
 const worker = (n: number, gpus: number[], number: number | null, extra: Partial<WorkerState> = {}): WorkerState => ({
@@ -46,25 +46,11 @@ function ledger(n: number): Experiment[] {
   }));
 }
 
-function modelOver(rows: Experiment[]) {
-  const fetch = async (tag: string | null, offset: number, limit: number, newestFirst: boolean): Promise<ExperimentsPage> => {
-    const ordered = newestFirst ? [...rows].reverse() : rows;
-    return { root: "/r", tag: tag ?? "nov25", total: rows.length, offset, items: ordered.slice(offset, offset + limit) };
-  };
-  const loop: { state: LoopState | undefined } = { state: undefined };
-  const model = new ResultsModel(fetch, loop);
-  const setState = (next: LoopState) => {
-    const previous = loop.state;
-    loop.state = next;
-    model.stateChanged(previous);
-  };
-  return { model, setState };
-}
 
 const summary = (total: number) => [{ tag: "nov25", branch: "autoresearch/nov25", total, counts: {} }];
 
 test("tree: each experiment in flight is its own running entry on top, lowest number first, with its worker and GPU", async () => {
-  const { model, setState } = modelOver(ledger(14));
+  const { model, setState } = modelOver(pagesOf(ledger(14)));
   setState(parallel({ sessions: summary(14) }));
   const children = await model.sessionChildren("nov25");
   assert.deepEqual(children.slice(0, 4), [
@@ -88,7 +74,7 @@ test("tree: each experiment in flight is its own running entry on top, lowest nu
 });
 
 test("tree: a recorded experiment leaves the running entries; its row and tooltip say where it ran", async () => {
-  const { model, setState } = modelOver(ledger(14));
+  const { model, setState } = modelOver(pagesOf(ledger(14)));
   setState(parallel({ sessions: summary(14) }));
   await model.sessionChildren("nov25");
   const changed: (string | undefined)[] = [];
@@ -113,7 +99,7 @@ test("tree: a recorded experiment leaves the running entries; its row and toolti
 });
 
 test("tree: a worker's elapsed time moving refreshes the session; nothing new refreshes nothing", async () => {
-  const { model, setState } = modelOver(ledger(14));
+  const { model, setState } = modelOver(pagesOf(ledger(14)));
   setState(parallel({ sessions: summary(14) }));
   const changed: (string | undefined)[] = [];
   model.onChange((tag) => changed.push(tag));
@@ -124,7 +110,7 @@ test("tree: a worker's elapsed time moving refreshes the session; nothing new re
 });
 
 test("tree: CPU slots show without a GPU; a stopped loop's workers show nothing", async () => {
-  const { model, setState } = modelOver(ledger(3));
+  const { model, setState } = modelOver(pagesOf(ledger(3)));
   setState(parallel({ sessions: summary(3), workers: [worker(1, [], 3), worker(2, [], null)] }));
   assert.deepEqual((await model.currentRows()).items.map((r) => r.label).slice(0, 1), ["#3 running · worker 1"]);
   setState(parallel({ sessions: summary(3), phase: "stopped", workers: [worker(1, [], 3)] }));
@@ -132,7 +118,7 @@ test("tree: CPU slots show without a GPU; a stopped loop's workers show nothing"
 });
 
 test("tree: without workers the single running entry is today's", async () => {
-  const { model, setState } = modelOver(ledger(3));
+  const { model, setState } = modelOver(pagesOf(ledger(3)));
   setState(parallel({ sessions: summary(3), workers: [], current: 3, elapsed_s: 65, timeout_s: 600 }));
   const children = await model.sessionChildren("nov25");
   assert.deepEqual(children[0], { kind: "running", tag: "nov25" });
