@@ -505,6 +505,12 @@ class ParallelLoop(Loop):
             parent,
         )
         attempt.params = job.params
+        if job.params:  # the sweep's constants as this commit holds them (the tip's, and its own)
+            from .agents.sweep import params_in
+
+            attempt.params = params_in(
+                repo.root, repo.ls_files(), self.config.scope.files, list(job.params)
+            )
         if attempt.m.environment:
             raise LoopStopped(f"Stopped: {attempt.m.reason}. {_log_end(attempt.m.tail)}")
         if attempt.guard == "failed":

@@ -73,7 +73,13 @@ class Together:
         if ctx.number in self.together and not ctx.attempt:
             self.barrier.wait()
         edit = self.edits.get(ctx.number)
-        return EditOutcome(description=edit(ctx.root) if edit else None)  # type: ignore[operator]
+        if not edit:
+            return EditOutcome()
+        description = edit(ctx.root)  # type: ignore[operator]
+        # The constants as the sweep records them: what the edited file holds.
+        text = (ctx.root / "train.py").read_text()
+        params = {k: float(v) for k, v in re.findall(r"(?m)^(LR|DEPTH) = (\S+)$", text)}
+        return EditOutcome(description=description, params=params)
 
     def observe(self, experiment: Experiment) -> None:
         self.observed.append(experiment)
@@ -134,6 +140,7 @@ def test_a_win_on_an_older_best_runs_again_on_the_new_best_before_it_is_kept(
     # #2 won against the baseline (0.23 < 0.24); applied onto #1 it was run again: both changes.
     assert two.status == "keep" and two.metric == pytest.approx(0.08)
     assert two.parent == one.commit
+    assert two.params == {"LR": 0.35, "DEPTH": 3.0}  # what the commit kept holds, not 0.5
     assert any("applied onto #1" in e and "run again" in e for e in two.events), two.events
     text = git(spread, "show", f"{two.commit}:train.py")
     assert "LR = 0.35" in text and "DEPTH = 3" in text

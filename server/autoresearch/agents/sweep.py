@@ -78,6 +78,15 @@ def find_constants(root: Path, files: list[str]) -> dict[str, Constant]:
     return found
 
 
+def params_in(
+    root: Path, tracked: list[str], scope: list[str], names: list[str]
+) -> dict[str, Value]:
+    """The values of the constants `names` in the files in scope at `root` (a commit measured
+    on another best than it was made on holds that best's values of the other constants)."""
+    found = find_constants(root, [f for f in tracked if matches(f, scope)])
+    return {k: c.value for k, c in found.items() if k in names}
+
+
 def parse_value(raw: str) -> tuple[Value, bool]:
     if raw[:1] in "\"'":
         return raw[1:-1], False
