@@ -339,6 +339,10 @@ class ParallelLoop(Loop):
         n, head = exp.number, self._head
         if exp.status == "keep" and exp.parent != head and not self._onto_tip(exp, head):
             return False
+        then, now = done.job.best, self._best()
+        if exp.status == "discard" and then and now and then.number != now.number and exp.reason:
+            # Judged against the best when it started, which was kept over meanwhile.
+            exp.reason = f"{exp.reason} (against #{then.number}, the best when it started)"
         self._record(exp, parent=head)
         self.inflight.remove(self.tag, n)
         if exp.status == "keep":
