@@ -541,10 +541,11 @@ class ParallelLoop(Loop):
         retries = reworks = failures = 0
         last = None
         while True:
+            # The session's guidance is the repository's; the edit is the worktree's.
             ctx = edit_step.context(
-                repo.root, self._agent_config, job.history, job.best, failure, retries + reworks
+                self.root, self._agent_config, job.history, job.best, failure, retries + reworks
             )
-            ctx.number, ctx.others, ctx.env = n, job.others, slot.env()
+            ctx.root, ctx.number, ctx.others, ctx.env = repo.root, n, job.others, slot.env()
             self._worker_state(slot.worker, phase="editing")
             try:
                 edit = editor.call(ctx, None, parent, self.off_limits, kept, self.cancel, {}, None)

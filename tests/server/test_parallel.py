@@ -202,6 +202,15 @@ def test_number_order_holds_whatever_order_the_runs_end_in(spread: Path) -> None
     assert [r.number for r in results_tsv.read(spread / "results.tsv")] == [0, 1, 2, 3]
 
 
+def test_each_worker_reads_the_guidance_written_in_the_repository(spread: Path) -> None:
+    (spread / ".autoresearch").mkdir()
+    (spread / ".autoresearch" / "guidance.md").write_text("try the learning rate first\n")
+    proposer = Together({1: set_lr("0.4"), 2: set_lr("0.45")}, 2)
+    run(spread, proposer, [Slot(1), Slot(2)], 2)
+    assert [c.guidance for c in proposer.contexts] == ["try the learning rate first"] * 2
+    assert all(c.root != spread and c.root.parent.name == "worktrees" for c in proposer.contexts)
+
+
 def test_each_edit_is_told_what_the_other_workers_are_trying(spread: Path) -> None:
     slow = "import os, time; os.environ.get('AUTORESEARCH_RUN') == '1' and time.sleep(2)"
     command = f'{sys.executable} -c "{slow}" && {sys.executable} train.py'
