@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from .confine import put_back, read_own
 from .repo import Change, Repo
-from .scope import LOOP_FILES, matches
+from .scope import LOOP_FILES, STASH_MESSAGE, matches
 
 # The subject every experiment commit has (loop._commit): "autoresearch #<n>: <description>".
 EXPERIMENT_SUBJECT = "autoresearch #"
@@ -72,7 +72,7 @@ def paths_of(changes: list[Change]) -> list[str]:
 
 def stash(repo: Repo, paths: list[str], what: str) -> str:
     """Stash `paths` under "autoresearch: <what>"; returns the event that says so."""
-    message = f"autoresearch: {what}"
+    message = f"{STASH_MESSAGE}{what}"
     repo.stash_push(message, paths)
     return f'{what}: stashed as "{message}" (git stash list; git stash pop brings it back)'
 

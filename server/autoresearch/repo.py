@@ -473,13 +473,21 @@ class Repo:
     def stash_entries(self) -> list[str]:
         """The stash entries' commits, oldest first, read from the stash's reflog (the file
         `git stash list` reads), with no git process."""
+        return [sha for sha, _ in self.stash_log()]
+
+    def stash_log(self) -> list[tuple[str, str]]:
+        """The stash entries' (commit, message), oldest first, from the stash's reflog."""
         try:
             text = (self._common_dir / "logs" / "refs" / "stash").read_text(
                 encoding="utf-8", errors="replace"
             )
         except FileNotFoundError:
             return []
-        return [line.split(" ", 2)[1] for line in text.splitlines() if line.count(" ") >= 2]
+        return [
+            (line.split(" ", 2)[1], line.partition("\t")[2])
+            for line in text.splitlines()
+            if line.count(" ") >= 2
+        ]
 
     def stash_files(self) -> list[str]:
         """The files the newest stash entry changed."""

@@ -165,6 +165,11 @@ class Enforcement(msgspec.Struct):
         return bool(self.off_limits)
 
 
+# How every stash entry the loop makes begins (guarded_reset.stash); git's reflog line then
+# reads "On <branch>: autoresearch: ...".
+STASH_MESSAGE = "autoresearch: "
+
+
 class StashWatch:
     """Notices an edit step that stashes its work, with no git call per edit: the stash's reflog
     (`git stash list` reads the same file) gets a line for each new entry."""
@@ -177,9 +182,13 @@ class StashWatch:
         return self.repo.stash_entries()
 
     def stashed(self, before: list[str]) -> bool:
-        """A new entry on top since `before`: the edit stashed something."""
-        now = self.entries()
-        return bool(now) and now[-1] not in set(before)
+        """A new entry on top since `before`: the edit stashed something. The loop's own
+        (a person's edit it set aside, "autoresearch: ..."; with parallel workers the stash is
+        shared, and the coordinator may set one aside while a worker's agent edits) is not."""
+        now = self.repo.stash_log()
+        if not now or now[-1][0] in set(before):
+            return False
+        return f": {STASH_MESSAGE}" not in now[-1][1]
 
 
 def enforce(

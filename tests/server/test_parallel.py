@@ -202,6 +202,43 @@ def test_number_order_holds_whatever_order_the_runs_end_in(spread: Path) -> None
     assert [r.number for r in results_tsv.read(spread / "results.tsv")] == [0, 1, 2, 3]
 
 
+class PersonMeanwhile(Together):
+    """#1's edit comes with a person's edit of train.py in the repository itself; #2's edit
+    step lasts until #1 is decided (when the loop sets the person's edit aside in a stash)."""
+
+    def __init__(self, edits: dict[int, object], main: Path) -> None:
+        super().__init__(edits, 2)
+        self.main = main
+        self.decided = threading.Event()
+
+    def propose(self, ctx: EditContext, cancel: threading.Event) -> EditOutcome:
+        outcome = super().propose(ctx, cancel)
+        if ctx.number == 1:
+            path = self.main / "train.py"
+            path.write_text(path.read_text() + "# my note\n")
+        if ctx.number == 2:
+            assert self.decided.wait(60), "#1 was never decided"
+        return outcome
+
+    def observe(self, experiment: Experiment) -> None:
+        super().observe(experiment)
+        if experiment.number == 1:
+            self.decided.set()
+
+
+def test_a_persons_edit_set_aside_meanwhile_stays_in_the_stash(spread: Path) -> None:
+    proposer = PersonMeanwhile({1: set_lr("0.35"), 2: set_depth(3)}, spread)
+    loop, _ = run(spread, proposer, [Slot(1), Slot(2)], 2)
+    one, two = loop.ledger.experiments(loop.tag)[1:]
+    assert one.status == "keep" and any("stashed" in e for e in one.events), one.events
+    # The stash entry is the person's, still there: no worker took it for its agent's.
+    stashes = git(spread, "stash", "list")
+    assert "autoresearch: your edit of train.py during #1" in stashes, stashes
+    assert "# my note" in git(spread, "stash", "show", "-p", "stash@{0}")
+    for sha in (two.commit, git(spread, "rev-parse", "HEAD")):
+        assert "# my note" not in git(spread, "show", f"{sha}:train.py")
+
+
 def test_each_worker_reads_the_guidance_written_in_the_repository(spread: Path) -> None:
     (spread / ".autoresearch").mkdir()
     (spread / ".autoresearch" / "guidance.md").write_text("try the learning rate first\n")
