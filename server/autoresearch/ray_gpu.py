@@ -8,9 +8,10 @@ cluster is one `GpuInfo` named "Ray cluster", at 100% when a job holds it and 0%
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 from .protocol import GpuInfo, GpuStatus
-from .ray_runner import RayUnavailable, cluster_gpus, connect
+from .ray_runner import RayUnavailable, address_of, cluster_gpus, connect
 
 RAY_GPU_NAME = "Ray cluster"
 
@@ -60,4 +61,16 @@ def status_of(address: str, used: float, total: float) -> GpuStatus:
     )
 
 
-__all__ = ["RAY_GPU_NAME", "RayGpuSource", "status_of"]
+def source_for(root: Path) -> RayGpuSource | None:
+    """The cluster's GPU source when `root`'s autoresearch.toml runs on Ray, else None (a
+    config that does not load, or names no cluster, leaves the local GPUs shown)."""
+    from . import config as cfg
+
+    try:
+        config = cfg.load(root)
+        return RayGpuSource(address_of(config)) if config.run.executor == "ray" else None
+    except (cfg.ConfigError, RayUnavailable, OSError):
+        return None
+
+
+__all__ = ["RAY_GPU_NAME", "RayGpuSource", "source_for", "status_of"]

@@ -26,17 +26,18 @@ import msgspec
 import psutil
 import pytest
 from conftest import EVAL, ScriptedProposer, alive_with_env, git, make_config, make_repo, set_lr
+from lsp_fixtures import daemon, write_config
 
 from autoresearch import results_tsv
 from autoresearch.agents.base import EditContext, EditOutcome
 from autoresearch.experiment import Experiment
 from autoresearch.loop import Loop, Progress
-from autoresearch.protocol import GpuStatus, LoopState
+from autoresearch.protocol import GpuStatus, LoopState, Method
 from autoresearch.session_factory import open_session
 
 pytest.importorskip("ray.job_submission", reason="the ray extra: pip install -e '.[ray]'")
 
-from autoresearch.ray_gpu import RayGpuSource
+from autoresearch.ray_gpu import RAY_GPU_NAME, RayGpuSource
 from autoresearch.ray_runner import RayRunner, RayUnavailable, connect
 
 pytestmark = pytest.mark.slow
@@ -162,8 +163,10 @@ def head() -> Iterator[Head]:
             pytest.fail(f"ray start failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
         yield Head(address=f"http://127.0.0.1:{dashboard}", token=token, marker=marker)
     finally:
-        _stop_head(marker, temp)
-        left = _head_processes(marker, temp)
+        for _ in range(3):  # what a dying worker started meanwhile goes in the next round
+            _stop_head(marker, temp)
+            if not (left := _head_processes(marker, temp)):
+                break
         shutil.rmtree(temp, ignore_errors=True)
         assert not left, f"the test's Ray head outlived it: {left}"
 
@@ -179,6 +182,16 @@ def token_env(head: Head, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     return make_repo(tmp_path / "repo", {"train.py": TRAIN, "evaluate.py": EVAL})
+
+
+def config_dict(**sections: dict[str, object]) -> dict[str, object]:
+    raw: dict[str, object] = {
+        "metric": {"name": "score", "direction": "lower", "pattern": r"^score:\s*(\S+)"},
+        "scope": {"files": ["train.py"], "off_limits": ["evaluate.py"]},
+        "agent": {"kind": "sweep", "seed": 1},
+    }
+    raw.update(sections)
+    return raw
 
 
 def ray_config(head: Head, **overrides: object):  # type: ignore[no-untyped-def]
@@ -411,5 +424,21 @@ def test_the_gpu_source_shows_the_cluster_gpus_in_use(head: Head) -> None:
             )
         finally:
             client.stop_job(hog)
+            until(lambda: client.get_job_status(hog).is_terminal(), what="the hog stopped")
     finally:
         source.close()
+
+
+async def test_the_daemon_shows_the_cluster_gpus_for_a_repository_run_on_ray(
+    head: Head, repo: Path
+) -> None:
+    """The status bar asks for the GPUs with the session's root on the daemon's start: a root
+    whose config runs on Ray turns the daemon's monitor to the cluster."""
+    raw = config_dict(run={"command": "python train.py", "executor": "ray"})
+    raw["ray"] = {"address": head.address}
+    write_config(repo, raw)
+    async with daemon() as client:
+        status = await client.request(Method.GPUS, {"root": str(repo)})
+        assert status["available"], status
+        assert [g["name"] for g in status["gpus"]] == [RAY_GPU_NAME, RAY_GPU_NAME]
+        assert f"Ray cluster {head.address}" in status["message"]
