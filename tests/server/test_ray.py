@@ -442,3 +442,22 @@ async def test_the_daemon_shows_the_cluster_gpus_for_a_repository_run_on_ray(
         assert status["available"], status
         assert [g["name"] for g in status["gpus"]] == [RAY_GPU_NAME, RAY_GPU_NAME]
         assert f"Ray cluster {head.address}" in status["message"]
+
+
+def test_stop_now_stops_the_running_job(head: Head, repo: Path) -> None:
+    config = ray_config(head)
+    loop = Loop(repo, config, ScriptedProposer([set_sleep(1)]), runner=RayRunner(config), limit=1)
+    before = set(jobs(head))
+    thread = threading.Thread(target=loop.run)
+    thread.start()
+    try:
+        runs = repo / ".autoresearch" / "runs"
+        until(lambda: "sleeping" in "".join(p.read_text() for p in runs.glob("*-1.log")))
+        loop.stop(now=True)
+    finally:
+        thread.join(120)
+    assert not thread.is_alive()
+    ran = {k: v for k, v in jobs(head).items() if k not in before}
+    assert sorted(ran.values()) == ["STOPPED", "SUCCEEDED"]  # the baseline, then #1 stopped
+    until(lambda: not [p for p in alive_with_env(HEAD_ENV, head.marker) if _env(p, "1")])
+    assert git(repo, "status", "--porcelain") == ""
