@@ -167,6 +167,22 @@ class RayRunner:
         cancel: threading.Event,
         on_tick: Callable[[float], None] | None = None,
     ) -> RunResult:
+        try:
+            return self._run(spec, cancel, on_tick)
+        except RayUnavailable:
+            raise
+        except (OSError, RuntimeError, ValueError) as exc:  # the cluster went away meanwhile
+            raise RayUnavailable(
+                f"The Ray cluster at {self.address} failed during the run: {exc}. Check the"
+                " cluster, then start the loop again (the experiment runs again)."
+            ) from None
+
+    def _run(
+        self,
+        spec: RunSpec,
+        cancel: threading.Event,
+        on_tick: Callable[[float], None] | None,
+    ) -> RunResult:
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         job = self._submit(spec)
@@ -244,7 +260,8 @@ class RayRunner:
                         if "try again" not in str(exc) or time.monotonic() > deadline:
                             raise
                         time.sleep(1.0)
-            except ValueError as exc:
+            except (ValueError, RuntimeError) as exc:
+                # Ray's words, whether its client or the head (an HTTP 500) refused the upload.
                 if "exceeds the maximum size" not in str(exc):
                     raise
                 raise RayUnavailable(
