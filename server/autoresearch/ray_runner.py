@@ -105,7 +105,8 @@ def connect(address: str) -> Any:
             " ~/.ray/auth_token (`ray get-auth-token` on the head prints it)."
         ) from None
     except (ConnectionError, OSError, ValueError, RuntimeError) as exc:
-        raise RayUnavailable(f"Cannot reach the Ray cluster at {address}: {exc}.{fix}") from None
+        why = str(exc).rstrip(".")
+        raise RayUnavailable(f"Cannot reach the Ray cluster at {address}: {why}.{fix}") from None
     return client
 
 

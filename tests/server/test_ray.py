@@ -33,6 +33,7 @@ from autoresearch.agents.base import EditContext, EditOutcome
 from autoresearch.experiment import Experiment
 from autoresearch.loop import Loop, Progress
 from autoresearch.protocol import GpuStatus, LoopState, Method
+from autoresearch.runner import RunSpec
 from autoresearch.session_factory import open_session
 
 pytest.importorskip("ray.job_submission", reason="the ray extra: pip install -e '.[ray]'")
@@ -461,3 +462,21 @@ def test_stop_now_stops_the_running_job(head: Head, repo: Path) -> None:
     assert sorted(ran.values()) == ["STOPPED", "SUCCEEDED"]  # the baseline, then #1 stopped
     until(lambda: not [p for p in alive_with_env(HEAD_ENV, head.marker) if _env(p, "1")])
     assert git(repo, "status", "--porcelain") == ""
+
+
+def test_a_job_gets_its_gpus_from_ray_and_its_exit_code_comes_back(head: Head, repo: Path) -> None:
+    """The local slot's CUDA_VISIBLE_DEVICES never goes with the job: Ray gives it one of the
+    cluster's GPUs; the rest of the environment goes; the driver's exit code is the run's."""
+    config = ray_config(head)
+    show = "import os; print('cuda', os.environ.get('CUDA_VISIBLE_DEVICES'), os.environ['MINE'])"
+    spec = RunSpec(
+        command=f'{sys.executable} -c "{show}"; exit 3',
+        cwd=repo,
+        log_path=repo.parent / "job.log",
+        timeout=60,
+        env={"CUDA_VISIBLE_DEVICES": "7", "MINE": "passed", "AUTORESEARCH_WORKER": "2"},
+    )
+    result = RayRunner(config).run(spec, threading.Event())
+    assert (result.exit_code, result.timed_out, result.ok) == (3, False, False)
+    log = spec.log_path.read_text()
+    assert any(f"cuda {g} passed" in log for g in "01"), log
