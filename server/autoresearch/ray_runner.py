@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import tempfile
 import threading
 import time
@@ -135,7 +136,11 @@ def _get(url: str) -> Any:
 class RayRunner:
     """`Runner` over a Ray cluster's Jobs API; the constructor checks the cluster answers."""
 
-    def __init__(self, config: Config, poll: float = 0.5) -> None:
+    def __init__(self, config: Config, root: Path | None = None, poll: float = 0.5) -> None:
+        # Each job names the repository (and machine) whose loop submitted it: a loop started
+        # again there stops what a killed one left running (stop_left).
+        where = str(root.resolve()) if root else ""
+        self.owner = {"autoresearch_root": where, "autoresearch_host": socket.gethostname()}
         self.address = address_of(config)
         self.gpus = config.ray.gpus_per_experiment
         self.start_timeout = config.ray.start_timeout
@@ -146,6 +151,24 @@ class RayRunner:
     def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         with self._lock:
             return getattr(self.client, name)(*args, **kwargs)
+
+    def stop_left(self) -> list[str]:
+        """Stop the jobs still running that a loop of this repository left (killed before it
+        could stop them); called under the repository's loop lock, so none is a live loop's."""
+        try:
+            jobs = self._call("list_jobs")
+        except (OSError, RuntimeError) as exc:
+            raise RayUnavailable(
+                f"Cannot list the jobs of the Ray cluster at {self.address}: {exc}"
+            ) from None
+        left = [
+            j.submission_id
+            for j in jobs
+            if (j.metadata or {}).items() >= self.owner.items() and not j.status.is_terminal()
+        ]
+        for job in left:
+            self._stop(job)
+        return left
 
     def check_resources(self) -> ClusterGpus:
         """At start: one experiment's GPUs must exist in the cluster at all."""
@@ -254,7 +277,7 @@ class RayRunner:
                             submission_id=f"autoresearch-{uuid.uuid4().hex[:12]}",
                             runtime_env={"working_dir": str(files), "env_vars": env},
                             entrypoint_num_gpus=self.gpus,
-                            metadata={"autoresearch_commit": sha, "marker": spec.marker},
+                            metadata={**self.owner, "commit": sha, "marker": spec.marker},
                         )
                     except RuntimeError as exc:
                         # A head just started has no job agent yet: it says to try again.

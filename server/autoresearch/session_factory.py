@@ -32,6 +32,8 @@ from .slots import CUDA_ENV, plan, plan_cluster
 if TYPE_CHECKING:
     from .ray_runner import RayRunner
 
+log = logging.getLogger(__name__)
+
 
 class Session(msgspec.Struct):
     """A wired loop that holds the repository's lock until `release`."""
@@ -64,7 +66,7 @@ def open_session(
     RepoLock(root).refuse_if_held()
     loaded = cfg.load(root) if config is None else config
     cfg.validate(loaded)
-    cluster = ray_runner(loaded)  # checked before anything is written
+    cluster = ray_runner(loaded, root)  # checked before anything is written
     if cluster is None:
         slots = plan(loaded.parallel, gpu(), os.environ.get(CUDA_ENV))
     else:
@@ -78,6 +80,8 @@ def open_session(
     try:
         if config is not None:  # saved only once every check passed, under the lock
             cfg.save(root, config)
+        if cluster is not None and (left := cluster.stop_left()):  # a killed loop's jobs
+            log.warning("stopped Ray jobs a killed loop left running: %s", ", ".join(left))
     except BaseException:
         lock.release()
         raise
@@ -91,13 +95,13 @@ def open_session(
     return Session(loop=loop, proposer=proposer, lock=lock)
 
 
-def ray_runner(config: cfg.Config) -> RayRunner | None:
+def ray_runner(config: cfg.Config, root: Path) -> RayRunner | None:
     """With run.executor "ray": the runner, once the cluster answered (address and token)."""
     if config.run.executor != "ray":
         return None
     from .ray_runner import RayRunner
 
-    return RayRunner(config)
+    return RayRunner(config, root)
 
 
 def acquire(lock: RepoLock, owner: str) -> RepoLock:

@@ -480,3 +480,38 @@ def test_a_job_gets_its_gpus_from_ray_and_its_exit_code_comes_back(head: Head, r
     assert (result.exit_code, result.timed_out, result.ok) == (3, False, False)
     log = spec.log_path.read_text()
     assert any(f"cuda {g} passed" in log for g in "01"), log
+
+
+def test_a_loop_started_again_stops_the_job_a_killed_loop_left_running(
+    head: Head, repo: Path
+) -> None:
+    """`autoresearch run` killed with SIGKILL mid-run cannot stop its job; the next start in
+    the same repository does (the jobs name the repository they were submitted for)."""
+    raw = config_dict(run={"command": f"{sys.executable} train.py", "executor": "ray"})
+    raw["ray"] = {"address": head.address}
+    write_config(repo, raw)
+    train = (repo / "train.py").read_text()  # the baseline (#0) sleeps: the job left behind
+    (repo / "train.py").write_text(
+        train.replace("SLEEP = 0", "SLEEP = 1").replace("str(SLEEP)", "'0'")
+    )
+    git(repo, "commit", "-qam", "the baseline sleeps")
+    before = set(jobs(head))
+    loop = subprocess.Popen(
+        [sys.executable, "-m", "autoresearch", "run", "--loop", "1", "--dir", str(repo)],
+        stdout=(out := (repo.parent / "run.out").open("w")),
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        runs = repo / ".autoresearch" / "runs"
+        waiting = lambda: "sleeping" in "".join(p.read_text() for p in runs.glob("*-0.log"))  # noqa: E731
+        until(waiting, what=f"the baseline's job: {(repo.parent / 'run.out').read_text()}")
+    finally:
+        loop.kill()
+        loop.wait(30)
+        out.close()
+    left = [k for k, v in jobs(head).items() if k not in before]
+    assert [jobs(head)[k] for k in left] == ["RUNNING"]  # the kill left it
+    session = open_session(repo, None, 1, None, owner="t", emit=lambda e: None, gpu=_no_gpu)
+    session.release()
+    until(lambda: jobs(head)[left[0]] == "STOPPED", what="the left job stopped")
