@@ -404,6 +404,11 @@ def test_the_token_file_works_and_no_address_is_named(
     token.write_text(head.token + "\n")
     monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(token))
     assert connect(head.address).list_jobs() is not None
+    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH")  # Ray's default file, ~/.ray/auth_token
+    (tmp_path / ".ray").mkdir()
+    (tmp_path / ".ray" / "auth_token").write_text(head.token)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert connect(head.address).list_jobs() is not None
     with pytest.raises(RayUnavailable, match="no cluster is named.*ray.address.*RAY_ADDRESS"):
         RayRunner(make_config(run__executor="ray"))
     monkeypatch.setenv("RAY_ADDRESS", head.address)  # the address from the environment
