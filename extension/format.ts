@@ -276,7 +276,13 @@ function memoryFraction(gpu: GpuInfo): number {
   return gpu.memory_total_mib > 0 ? gpu.memory_used_mib / gpu.memory_total_mib : 0;
 }
 
+/** One of a Ray cluster's GPUs, as ray_gpu.py reports them: no memory figures. */
+function isClusterGpu(gpu: GpuInfo): boolean {
+  return gpu.name === "Ray cluster" && gpu.memory_total_mib === 0;
+}
+
 export function gpuLine(gpu: GpuInfo): string {
+  if (isClusterGpu(gpu)) return gpu.utilization >= 100 ? "in use" : gpu.utilization > 0 ? `${gpu.utilization.toFixed(0)}% in use` : "free";
   const temp =
     gpu.temperature_c !== null && gpu.temperature_c !== undefined
       ? ` · ${gpu.temperature_c.toFixed(0)}°C`
@@ -344,6 +350,12 @@ export function gpuStatusText(status: GpuStatus | undefined, users?: ReadonlyMap
       tooltip: gpuMessage(status?.message),
       warning: false,
     };
+  }
+  if (gpus.every(isClusterGpu)) {
+    // A Ray cluster's logical GPUs (run.executor "ray"): in use or free, no figures.
+    const busy = gpus.filter((gpu) => gpu.utilization > 0).length;
+    const lines = gpus.map((gpu) => `GPU ${gpu.index}: ${gpuLine(gpu)}`);
+    return { text: `$(cloud) Ray ${busy}/${gpus.length} GPUs busy`, tooltip: [status.message, ...lines].join("\n"), warning: false };
   }
   const warning = gpus.some((gpu) => memoryFraction(gpu) > MEMORY_WARNING);
   const user = (gpu: GpuInfo) => (users?.has(gpu.index) ? ` · ${users.get(gpu.index)}` : "");

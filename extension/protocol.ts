@@ -11,6 +11,8 @@ export type Int = number;
 export type Direction = "lower" | "higher";
 export type AgentKind = "sweep" | "manual" | "command" | "editor";
 export type MemoryUnit = "GB" | "GiB" | "MB" | "MiB";
+/** Where each run executes: a local process, or a job on the [ray] cluster. */
+export type Executor = "local" | "ray";
 
 export interface Metric {
   name: string;
@@ -31,6 +33,7 @@ export interface Run {
   max_log_mb?: number;
   min_free_mb?: number;
   keep_logs?: Int;
+  executor?: Executor;
 }
 
 export interface Scope {
@@ -99,6 +102,13 @@ export interface Parallel {
   gpus_per_worker?: Int;
 }
 
+/** [ray]: the cluster runs go to with run.executor "ray"; address unset: $RAY_ADDRESS. */
+export interface Ray {
+  address?: string | null;
+  gpus_per_experiment?: Int;
+  start_timeout?: number;
+}
+
 export interface Config {
   metric: Metric;
   run: Run;
@@ -110,6 +120,7 @@ export interface Config {
   stop?: Stop;
   notify?: Notify;
   parallel?: Parallel;
+  ray?: Ray;
 }
 
 // ---- experiment.py ----------------------------------------------------------------------------

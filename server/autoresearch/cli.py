@@ -216,7 +216,7 @@ def run_loop(root: Path, limit: int | None, tag: str | None) -> int:
     from .session_factory import open_session
 
     # GPU memory of the run's processes, as the daemon records it (nothing without a GPU).
-    monitor = GpuMonitor(open_source()).start()
+    monitor = GpuMonitor(open_source(root=root)).start()
     try:
         session = open_session(
             root, None, limit, tag, owner="autoresearch run", emit=_printer(), gpu=monitor.latest

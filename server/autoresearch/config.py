@@ -20,6 +20,7 @@ CONFIG_FILE = "autoresearch.toml"
 Direction = Literal["lower", "higher"]
 AgentKind = Literal["sweep", "manual", "command", "editor"]
 MemoryUnit = Literal["GB", "GiB", "MB", "MiB"]
+Executor = Literal["local", "ray"]
 
 
 class ConfigError(ValueError):
@@ -52,6 +53,8 @@ class Run(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     # Run logs of the last this many experiments (and of every keep) stay plain; older ones
     # are gzip-compressed to <name>.log.gz.
     keep_logs: int = 20
+    # Where each run executes: "local" (a process here) or "ray" (a job on the [ray] cluster).
+    executor: Executor = "local"
 
 
 class Scope(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -148,6 +151,16 @@ class Parallel(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     gpus_per_worker: int = 1
 
 
+class Ray(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """The cluster runs go to with run.executor = "ray" (ray_runner.py)."""
+
+    # The cluster's Jobs API (its dashboard), e.g. "http://head:8265"; unset: $RAY_ADDRESS.
+    address: str | None = None
+    gpus_per_experiment: int = 1
+    # How long a job may wait for the cluster's resources before the loop stops saying so.
+    start_timeout: float = 300.0
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     metric: Metric
     run: Run
@@ -159,6 +172,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     stop: Stop = msgspec.field(default_factory=Stop)
     notify: Notify = msgspec.field(default_factory=Notify)
     parallel: Parallel = msgspec.field(default_factory=Parallel)
+    ray: Ray = msgspec.field(default_factory=Ray)
 
 
 def parse(text: str, source: str = CONFIG_FILE) -> Config:
@@ -214,6 +228,7 @@ _ENUM_CHOICES = {
     "type": '"int", "float", "log", "choice"',
     "memory_unit": '"GB", "GiB", "MB", "MiB"',
     "workers": '1, 2, ... (a number of workers) or "auto" (one per GPU)',
+    "executor": '"local", "ray"',
 }
 
 
@@ -278,6 +293,7 @@ def validate(config: Config, source: str = CONFIG_FILE) -> None:
     _validate_editor(config.agent, source)
     _validate_sweep(config.agent, source)
     _validate_parallel(config, source)
+    _validate_ray(config, source)
     if not config.scope.files:
         raise ConfigError(
             f"{source}: scope.files is empty. List the files the agent may edit, e.g."
@@ -310,6 +326,25 @@ def _validate_parallel(config: Config, source: str) -> None:
             f"{source}: parallel.workers is {p.workers!r}, but agent.kind {config.agent.kind!r}"
             " edits one experiment at a time. Set parallel.workers = 1, or use the sweep or a"
             " command agent for parallel experiments."
+        )
+
+
+def _validate_ray(config: Config, source: str) -> None:
+    ray = config.ray
+    if not (ray.gpus_per_experiment >= 0 and math.isfinite(ray.gpus_per_experiment)):
+        raise ConfigError(
+            f"{source}: ray.gpus_per_experiment is {ray.gpus_per_experiment:g}; it must be 0 or"
+            " more (0: the job runs on CPUs only)."
+        )
+    if not (ray.start_timeout > 0 and math.isfinite(ray.start_timeout)):
+        raise ConfigError(
+            f"{source}: ray.start_timeout is {ray.start_timeout:g}; it must be a positive number"
+            " of seconds (how long a job may wait for the cluster's GPUs)."
+        )
+    if ray.address is not None and not re.match(r"https?://[^/\s]+", ray.address):
+        raise ConfigError(
+            f"{source}: ray.address is {ray.address!r}; it must be the cluster's Jobs API URL,"
+            ' e.g. "http://head:8265" (the dashboard address), or left out to use $RAY_ADDRESS.'
         )
 
 

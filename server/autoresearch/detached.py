@@ -319,7 +319,7 @@ def main(root: Path, limit: int | None, tag: str | None) -> int:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     started = datetime.now(UTC).isoformat(timespec="seconds")
     hub = Hub(root, started)
-    monitor = GpuMonitor(open_source()).start()
+    monitor = GpuMonitor(open_source(root=root)).start()
     try:
         hub.session = open_session(
             root, None, limit, tag, owner=f"{OWNER}, since {started}", emit=hub.emit,

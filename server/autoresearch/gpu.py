@@ -11,6 +11,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any, Protocol
 
 import msgspec
@@ -175,10 +176,18 @@ class NvmlSource:
                 pass
 
 
-def open_source(environ: Mapping[str, str] | None = None) -> GpuSource:
-    """The fake source if `AUTORESEARCH_FAKE_GPU` names a file, else NVML."""
+def open_source(environ: Mapping[str, str] | None = None, root: Path | None = None) -> GpuSource:
+    """The fake source if `AUTORESEARCH_FAKE_GPU` names a file, else the Ray cluster's GPUs
+    when `root`'s config runs its experiments there, else NVML."""
     path = (os.environ if environ is None else environ).get(FAKE_ENV)
-    return FakeSource(path) if path else NvmlSource()
+    if path:
+        return FakeSource(path)
+    if root is not None:
+        from .ray_gpu import source_for
+
+        if (cluster := source_for(root)) is not None:
+            return cluster
+    return NvmlSource()
 
 
 class GpuMonitor:

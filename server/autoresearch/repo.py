@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable
@@ -630,6 +631,21 @@ def create(root: Path, user: str, email: str, message: str) -> None:
     g.config("user.email", email)
     g.add("-A")
     g.commit("-q", "-m", message)
+
+
+def snapshot(root: Path, dest: Path) -> str:
+    """The files of the commit checked out at `root` (HEAD), without .git, written into the
+    empty folder `dest` (a Ray job's working_dir); returns that commit."""
+    g = _git_in(root)
+    sha = g.rev_parse("HEAD", kill_after_timeout=30).strip()
+    archive = dest.parent / f"{dest.name}.tar"
+    g.archive("--format=tar", "-o", str(archive), sha, kill_after_timeout=300)
+    try:
+        with tarfile.open(archive) as tar:
+            tar.extractall(dest, filter="data")  # git's own paths: never outside dest
+    finally:
+        archive.unlink(missing_ok=True)
+    return sha
 
 
 def git_version(root: Path) -> tuple[tuple[int, int], str]:

@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, BinaryIO
 
 import msgspec
@@ -39,8 +40,9 @@ from pygls.protocol import JsonRPCNotification, JsonRPCRequestMessage, default_c
 
 from .agents.editor import EditorUnreachable
 from .detect import detect
-from .gpu import GpuMonitor, open_source
+from .gpu import FAKE_ENV, GpuMonitor, open_source
 from .protocol import REQUESTS, EditorEditParams, EditorEditResult, GpuStatus, Method, to_wire
+from .ray_gpu import source_for
 from .run_progress import RunProgress
 from .workspace import ParamError, Workspace, Workspaces
 
@@ -155,9 +157,15 @@ class AutoresearchServer(LanguageServer):
             return GpuStatus(available=False, message="GPU status not read yet")
         return monitor.latest()
 
-    def start_gpu_monitor(self) -> GpuStatus:
-        """One monitor per daemon, about 1 Hz; it notifies only on change."""
+    def start_gpu_monitor(self, root: str | None = None) -> GpuStatus:
+        """One monitor per daemon, about 1 Hz; it notifies only on change. A `root` whose
+        config runs experiments on a Ray cluster turns it to the cluster's GPUs."""
         with self._monitor_lock:
+            cluster = source_for(Path(root)) if root and not os.environ.get(FAKE_ENV) else None
+            if cluster is not None:
+                if self._monitor is not None:
+                    self._monitor.stop()
+                self._monitor = GpuMonitor(cluster, self._gpu_changed).start()
             if self._monitor is None:
                 self._monitor = GpuMonitor(open_source(), self._gpu_changed).start()
             return self._monitor.latest()
@@ -233,7 +241,7 @@ HANDLERS: dict[str, Handler] = {
     Method.CHANGES: lambda s, p: _ws(s, p).changes(p.commit, p.number, p.tag),
     Method.FILE_AT: lambda s, p: _ws(s, p).file_at(p.commit, p.path),
     Method.LOG: lambda s, p: _ws(s, p).run_log(p.number, p.tag, p.max_bytes),
-    Method.GPUS: lambda s, p: s.start_gpu_monitor(),
+    Method.GPUS: lambda s, p: s.start_gpu_monitor(p.root),
     Method.GUIDANCE: lambda s, p: _ws(s, p).guidance(p.text),
     Method.CHART_SERIES: lambda s, p: _ws(s, p).chart_series(p.tag, p.buckets),
     Method.CURVE: lambda s, p: _ws(s, p).curve(p.number, p.tag),

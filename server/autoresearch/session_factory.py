@@ -13,6 +13,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -25,8 +26,13 @@ from .lock import LockError, RepoLock
 from .loop import Event, Loop
 from .parallel import ParallelLoop, check_git, resumes_in_flight
 from .protocol import GpuStatus
-from .runner import LocalRunner
-from .slots import CUDA_ENV, plan
+from .runner import LocalRunner, Runner
+from .slots import CUDA_ENV, plan, plan_cluster
+
+if TYPE_CHECKING:
+    from .ray_runner import RayRunner
+
+log = logging.getLogger(__name__)
 
 
 class Session(msgspec.Struct):
@@ -60,7 +66,12 @@ def open_session(
     RepoLock(root).refuse_if_held()
     loaded = cfg.load(root) if config is None else config
     cfg.validate(loaded)
-    slots = plan(loaded.parallel, gpu(), os.environ.get(CUDA_ENV))
+    cluster = ray_runner(loaded, root)  # checked before anything is written
+    if cluster is None:
+        slots = plan(loaded.parallel, gpu(), os.environ.get(CUDA_ENV))
+    else:
+        gpus = cluster.check_resources().total
+        slots = plan_cluster(loaded.parallel, gpus, loaded.ray.gpus_per_experiment)
     parallel = len(slots) > 1 or resumes_in_flight(root, tag)
     if len(slots) > 1:
         check_git(root)
@@ -69,10 +80,12 @@ def open_session(
     try:
         if config is not None:  # saved only once every check passed, under the lock
             cfg.save(root, config)
+        if cluster is not None and (left := cluster.stop_left()):  # a killed loop's jobs
+            log.warning("stopped Ray jobs a killed loop left running: %s", ", ".join(left))
     except BaseException:
         lock.release()
         raise
-    runner = LocalRunner(gpu_sampler=lambda pids: gpu_memory_of(pids, gpu()))
+    runner: Runner = cluster or LocalRunner(gpu_sampler=lambda pids: gpu_memory_of(pids, gpu()))
     if parallel:
         loop: Loop = ParallelLoop(
             root, loaded, proposer, slots=slots, runner=runner, emit=emit, tag=tag, limit=limit
@@ -80,6 +93,15 @@ def open_session(
     else:
         loop = Loop(root, loaded, proposer, runner=runner, emit=emit, tag=tag, limit=limit)
     return Session(loop=loop, proposer=proposer, lock=lock)
+
+
+def ray_runner(config: cfg.Config, root: Path) -> RayRunner | None:
+    """With run.executor "ray": the runner, once the cluster answered (address and token)."""
+    if config.run.executor != "ray":
+        return None
+    from .ray_runner import RayRunner
+
+    return RayRunner(config, root)
 
 
 def acquire(lock: RepoLock, owner: str) -> RepoLock:

@@ -86,3 +86,23 @@ def plan(parallel: Parallel, status: GpuStatus, visible: str | None) -> list[Slo
 def _seen(gpus: list[int]) -> str:
     listed = ", ".join(str(g) for g in gpus)
     return f"the usable GPUs are {listed} ({len(gpus)})"
+
+
+def plan_cluster(parallel: Parallel, cluster_gpus: float, per: int) -> list[Slot]:
+    """The slots of a loop whose runs are Ray jobs: no local GPUs (Ray gives each job its own);
+    `workers = "auto"` is as many jobs at once as the cluster's GPUs hold."""
+    wanted = parallel.workers
+    if wanted != "auto":
+        return [Slot(worker=w) for w in range(1, wanted + 1)]
+    if per == 0:
+        raise SlotError(
+            'parallel.workers is "auto" and ray.gpus_per_experiment is 0: there is no GPU count'
+            " to follow. Set parallel.workers to a number of jobs at once."
+        )
+    fit = int(cluster_gpus // per)
+    if fit == 0:
+        raise SlotError(
+            f"ray.gpus_per_experiment is {per}, but the Ray cluster has {cluster_gpus:g} GPU(s)."
+            " Lower gpus_per_experiment, or add GPU nodes."
+        )
+    return [Slot(worker=w) for w in range(1, fit + 1)]

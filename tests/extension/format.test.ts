@@ -124,6 +124,15 @@ test("several GPUs are summarised, each in the tooltip", () => {
   assert.equal(text.tooltip.split("\n").length, 2);
 });
 
+test("a Ray cluster's GPUs read as busy / total, each in use or free in the tooltip", () => {
+  const cluster = (index: number, util: number) => ({ index, name: "Ray cluster", utilization: util, memory_used_mib: 0, memory_total_mib: 0 });
+  const message = "Ray cluster http://head:8265: 1/2 GPUs in use";
+  const text = gpuStatusText({ available: true, message, gpus: [cluster(0, 100), cluster(1, 0)] });
+  assert.equal(text.text, "$(cloud) Ray 1/2 GPUs busy");
+  assert.equal(text.tooltip, `${message}\nGPU 0: in use\nGPU 1: free`);
+  assert.equal(text.warning, false);
+});
+
 test("the loop item shows phase, experiment and progress; nothing without a loop", () => {
   assert.equal(loopStatusText(undefined), undefined);
   assert.equal(loopStatusText({ root: "/r", phase: "idle", mode: "none" }), undefined);
