@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+RAY_STAMP := $(VENV)/.ray-installed
 NODE_STAMP := node_modules/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
@@ -11,6 +12,12 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+# Ray (a large download, cached by pip outside the repository) only for the tests of the Ray
+# executor: `make demo` does not need it.
+$(RAY_STAMP): $(STAMP)
 	$(PY) -m pip install -q -e '.[test,ray]'
 	touch $@
 
@@ -30,7 +37,7 @@ lint: $(STAMP) $(NODE_STAMP)
 agents:
 	bash tests/agents/install.sh >/dev/null
 
-test-python: $(STAMP) agents
+test-python: $(STAMP) $(RAY_STAMP) agents
 	$(PY) -m pytest -q -p no:cacheprovider tests/server
 
 test-extension: $(STAMP) $(NODE_STAMP)
