@@ -60,7 +60,7 @@ def tracked_changes(repo: Repo) -> list[Change]:
     """Uncommitted changes of tracked files, the loop's own files (records, run.log) left out."""
     # No untracked scan, and no index refresh (Repo sets GIT_OPTIONAL_LOCKS=0): status writes
     # nothing, so it still answers on a full disk, before the decision is written.
-    return [c for c in repo.tracked_status() if not matches(c.path, list(LOOP_FILES))]
+    return _tracked(repo.tracked_status())
 
 
 def paths_of(changes: list[Change]) -> list[str]:
@@ -77,11 +77,14 @@ def stash(repo: Repo, paths: list[str], what: str) -> str:
     return f'{what}: stashed as "{message}" (git stash list; git stash pop brings it back)'
 
 
-def set_aside(repo: Repo, target: str, scope: list[str], n: int) -> tuple[list[str], list[str]]:
+def set_aside(
+    repo: Repo, target: str, scope: list[str], n: int, status: list[Change] | None = None
+) -> tuple[list[str], list[Change]]:
     """Before HEAD (checked to be the loop's) moves to `target` after experiment #n: in-scope
     edits are a person's (the edit step is over), and so is any edit of a file the move would
-    rewrite: stashed. Returns the events and the paths left in place (outside the scope)."""
-    changes = tracked_changes(repo)
+    rewrite: stashed. `status`: the repository's whole `git status`, when the caller has just
+    read it. Returns the events and the changes left in place (outside the scope)."""
+    changes = tracked_changes(repo) if status is None else _tracked(status)
     if not changes:
         return [], []
     own = set(_changed_between(repo, target))
@@ -90,23 +93,31 @@ def set_aside(repo: Repo, target: str, scope: list[str], n: int) -> tuple[list[s
     if mine:
         names = paths_of(mine)
         events.append(stash(repo, names, f"your edit of {', '.join(names)} during #{n}"))
-    return events, [c.path for c in changes if c not in mine]
+    return events, [c for c in changes if c not in mine]
 
 
 def _changed_between(repo: Repo, target: str) -> list[str]:
     return repo.changed_files(target, "HEAD")
 
 
-def snapshot(repo: Repo) -> tuple[dict[str, bytes | None], set[str]]:
+Snapshot = tuple[dict[str, bytes | None], set[str]]
+
+
+def snapshot(repo: Repo, status: list[Change] | None = None) -> Snapshot:
     """The tracked files a person has changed, with their content (None: deleted), so what an
     edit step changes on top can be told from what was there before it; and the untracked
-    files (ignored ones not). One `git status` for both: it runs before every edit."""
-    changes = repo.status()
-    tracked = [c for c in changes if not c.untracked and not matches(c.path, list(LOOP_FILES))]
+    files (ignored ones not). One `git status` for both (`status`, when the caller has just
+    read it): it runs before every edit."""
+    changes = repo.status() if status is None else status
     out: dict[str, bytes | None] = {}
-    for path in paths_of(tracked):
+    for path in paths_of(_tracked(changes)):
         out[path] = read_own(repo.root, path)
     return out, {c.path for c in changes if c.untracked}
+
+
+def _tracked(status: list[Change]) -> list[Change]:
+    """What tracked_changes() lists, out of a whole `git status`."""
+    return [c for c in status if not c.untracked and not matches(c.path, list(LOOP_FILES))]
 
 
 def discard_edit(repo: Repo, parent: str, before: dict[str, bytes | None]) -> None:

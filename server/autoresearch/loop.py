@@ -57,7 +57,7 @@ from .protocol import (
     Phase,
     SessionSummary,
 )
-from .repo import REF_PREFIX, Repo
+from .repo import REF_PREFIX, Change, Repo
 from .runner import LocalRunner, Runner
 from .session_records import Tally
 
@@ -67,6 +67,8 @@ MAX_CRASH_RETRIES = 2
 MAX_REWORKS = 2
 STUCK_AFTER = CHANGE_APPROACH_AFTER
 PROGRESS_EVERY = 5
+# git's automatic maintenance, every this many experiments and at the end (Repo.maintain).
+MAINTAIN_EVERY = 50
 # Failed agent calls (non-zero exit, timeout) in a row that stop the loop: a broken agent
 # (no API key, no network, no quota) must not spin. A pause comes before each repeat.
 MAX_AGENT_FAILURES = 3
@@ -143,6 +145,9 @@ class Loop:
         self._head = ""
         self._dirt: dict[str, bytes | None] = {}
         self._left: set[str] = set()
+        # The snapshot the next edit step starts from, when a decision has just read it: a
+        # discard's `git status` (before its reset) is also the next edit's. Cleared by a pause.
+        self._next_snapshot: guarded_reset.Snapshot | None = None
         self._pruned = 0  # run logs below this number are pruned (runlogs.prune)
         self.bench = Bench(root, config, self.runner, self.cancel, self._set, self._say)
         self.bench.on_curve = self._curve
@@ -206,6 +211,7 @@ class Loop:
             elif asked:
                 self._say(self.summary())
             self._refresh_notes()  # the recovery document ends with every experiment of the run
+            self._maintain()
             self._locks(locked=False)  # unlocked before "stopped" is announced: it must be true
             self._phase("stopped", current=None, message=f"stopped: {why}" if why else "stopped")
             if why or asked:  # stopped by itself; a person's own stop needs no notice
@@ -238,6 +244,7 @@ class Loop:
             # Manual mode pauses in its edit step (_hold_edit), after the person's earlier
             # edits are set aside: one made while paused is theirs for the next experiment.
             if not self._running.is_set() and not isinstance(self.proposer, ManualProposer):
+                self._next_snapshot = None  # a person may edit while paused: read it again
                 self._phase("paused", current=None)
                 self._running.wait()
                 continue
@@ -481,7 +488,8 @@ class Loop:
             self.root, self._agent_config, self.history, self._best(), failure, attempt
         )
         # A person's uncommitted edits (outside the scope) are theirs, not the edit step's.
-        dirt, untracked = guarded_reset.snapshot(self.repo)
+        carried, self._next_snapshot = self._next_snapshot, None
+        dirt, untracked = carried or guarded_reset.snapshot(self.repo)
         dirt = {path: data for path, data in dirt.items() if path not in kept_in_tree}
         # A person's in-scope edits since the last decision (a keep sets nothing aside: HEAD
         # stays) are stashed now, never taken into this experiment's commit.
@@ -547,7 +555,8 @@ class Loop:
         self, n: int, description: str, paths: list[str], parent: str, retired: str | None
     ) -> str:
         try:
-            sha = self.repo.commit(f"autoresearch #{n}: {description}", paths)
+            # scope.enforce emptied the staging area: the paths are the whole commit.
+            sha = self.repo.commit(f"autoresearch #{n}: {description}", paths, unstaged=True)
         except Exception as exc:
             guarded_reset.discard_edit(self.repo, parent, self._dirt)
             self.journal.write(Entry(tag=self.tag, branch=self.branch))
@@ -610,10 +619,16 @@ class Loop:
         # if the branch is as the loop left it; a person's edits meanwhile are set aside first.
         target = parent if exp.status != "keep" else exp.commit
         stopped = ""
+        left: list[Change] | None = None
         try:
             self._check_head(f"during experiment #{exp.number}")
             if target != self._head:  # a keep leaves HEAD: the next edit step sets aside
-                exp.events += self._set_aside(exp.number, target)
+                status = self.repo.status() if self._carries_snapshot() else None
+                said, kept = self._set_aside(exp.number, target, status)
+                exp.events += said
+                # What the reset leaves as it is: the untracked files and the edits outside
+                # the scope (it rewrites only the experiment's files; edits of those are stashed).
+                left = None if status is None else [c for c in status if c.untracked] + kept
         except LoopStopped as exc:
             stopped = str(exc)
             exp.events.append("the branch was not as the loop left it: stopped, nothing reset")
@@ -623,6 +638,8 @@ class Loop:
         if not stopped and target != self._head:  # a keep stays where it is: no reset to run
             self.repo.reset_keep(target)
             self._head = target
+            if left is not None:
+                self._next_snapshot = guarded_reset.snapshot(self.repo, left)
         self.journal.write(Entry(tag=self.tag, branch=self.branch))
         self.history.append(exp)
         self.proposer.observe(exp)
@@ -638,6 +655,8 @@ class Loop:
         if exp.number and exp.number % PROGRESS_EVERY == 0:
             self._say(describe.checkpoint(exp.number, self.config.metric.name, self._tally()))
             self._refresh_notes()
+            if exp.number % MAINTAIN_EVERY == 0:
+                self._maintain()
 
     def _retire_attempt(
         self, n: int, sha: str, label: str, parent: str, keep: bool, events: list[str]
@@ -649,7 +668,7 @@ class Loop:
         self._check_head(f"during experiment #{n}")
         self._head = parent
         if not keep:
-            events += self._set_aside(n, parent)
+            events += self._set_aside(n, parent)[0]
             self.repo.reset_keep(parent)
             return set()
         self.repo.reset_mixed(parent)
@@ -695,6 +714,13 @@ class Loop:
         except Exception as exc:
             self._say(f"could not commit {notes.NOTES_FILE}: {bootstrap._git_message(exc)}")
             self.repo.restore([notes.NOTES_FILE])
+
+    def _maintain(self) -> None:
+        """git's automatic maintenance, which the loop's commits leave to it (Repo.commit)."""
+        try:
+            self.repo.maintain()
+        except Exception as exc:  # a repository git cannot pack is still one to experiment in
+            self._say(f"git maintenance failed: {bootstrap._git_message(exc)}")
 
     def _notes_edited(self) -> bool:
         """Uncommitted changes of the notes; a file equal to HEAD's needs no `git status`."""
@@ -748,16 +774,27 @@ class Loop:
         self._say(f"#{n}: {event}")
         return [event]
 
-    def _set_aside(self, n: int, target: str) -> list[str]:
-        """Stash a person's in-scope edits before HEAD moves to `target`; say what is left."""
-        events, left = guarded_reset.set_aside(self.repo, target, self.config.scope.files, n)
-        new = sorted(set(left) - self._left)
-        self._left = set(left)
+    def _set_aside(
+        self, n: int, target: str, status: list[Change] | None = None
+    ) -> tuple[list[str], list[Change]]:
+        """Stash a person's in-scope edits before HEAD moves to `target`; say what is left.
+        Returns the events and the changes left in place."""
+        events, left = guarded_reset.set_aside(
+            self.repo, target, self.config.scope.files, n, status
+        )
+        paths = {c.path for c in left}
+        new = sorted(paths - self._left)
+        self._left = paths
         if new:
             events.append(f"your edit of {', '.join(new)} (outside the scope) is left in place")
         for event in events:
             self._say(f"#{n}: {event}")
-        return events
+        return events, left
+
+    def _carries_snapshot(self) -> bool:
+        """A discard's status serves the next edit step too, which follows at once; not when a
+        person is the edit step (manual mode: they may be editing already)."""
+        return not isinstance(self.proposer, ManualProposer)
 
     # ---- helpers -----------------------------------------------------------------------------
 

@@ -144,6 +144,9 @@ class ParallelLoop(Loop):
 
     # ---- resume --------------------------------------------------------------------------------
 
+    def _carries_snapshot(self) -> bool:
+        return False  # the edit steps are the workers', each in its own worktree
+
     def _before_start(self) -> None:
         """Experiments a killed loop left in flight: their processes are killed, their refs
         taken off (bootstrap would record them as lost), their commits kept to run again."""
@@ -595,7 +598,7 @@ class ParallelLoop(Loop):
             failures = 0
             description = outcome.description or describe.diff_summary(repo, parent, allowed)
             self._worker_state(slot.worker, phase="committing", description=description)
-            sha = repo.commit(f"autoresearch #{n}: {description}", allowed)
+            sha = repo.commit(f"autoresearch #{n}: {description}", allowed, unstaged=True)
             if last is not None and repo.same_tree(sha, last.sha):
                 events.append(f"attempt {retries + reworks + 1} is the same code: not run again")
                 break

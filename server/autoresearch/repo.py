@@ -80,6 +80,24 @@ class PatientGit:
                 time.sleep(0.1)
 
 
+def _config_env(key: str, value: str) -> dict[str, str]:
+    """One `-c key=value` for a single git call, through git's GIT_CONFIG_* variables (after
+    any the user's environment sets already)."""
+    try:
+        count = int(os.environ.get("GIT_CONFIG_COUNT") or 0)
+    except ValueError:  # git itself refuses such an environment, with its own message
+        count = 0
+    return {
+        "GIT_CONFIG_COUNT": str(count + 1),
+        f"GIT_CONFIG_KEY_{count}": key,
+        f"GIT_CONFIG_VALUE_{count}": value,
+    }
+
+
+# The loop's commits do not each start `git maintenance run --auto`: Repo.maintain() does it.
+_NO_AUTO_MAINTENANCE = _config_env("maintenance.auto", "false")
+
+
 class _DetachedGit(git.Git):
     """git commands in their own session (procs.DETACHED): a Ctrl-C at the terminal is the
     loop's to handle (it stops cleanly), and never kills a commit or a reset halfway."""
@@ -202,16 +220,21 @@ class Repo:
     def create_branch(self, name: str) -> None:
         self.git.checkout("-b", name)
 
-    def commit(self, message: str, paths: list[str] | None = None) -> str:
+    def commit(self, message: str, paths: list[str] | None = None, unstaged: bool = False) -> str:
         """Stage `paths` (all changes when None) and commit; hooks run, as for the user.
 
         Paths git already knows (edited or deleted files: the loop's usual case) are committed
         in one call, `git commit -- paths`; a new file among them needs `git add` first. The
-        summary git prints is kept: diff_stats of this commit then needs no `git diff`."""
+        summary git prints is kept: diff_stats of this commit then needs no `git diff`.
+        `unstaged`: the caller has just emptied the staging area (scope.enforce does), so the
+        paths are added to the index as it is (`--include`) rather than committed through a
+        temporary index of their own (`--only`), which writes the index three times.
+        git's automatic maintenance is left to maintain(), run every few experiments."""
         parent = self.head() if self.has_commits() else ""
         if paths:
             try:
-                out = self.git.commit("-m", message, "--", *paths)
+                mode = "--include" if unstaged else "--only"
+                out = self.git.commit(mode, "-m", message, "--", *paths, env=_NO_AUTO_MAINTENANCE)
                 return self._committed(parent, out)
             except git.GitCommandError as exc:
                 if "did not match any file" not in str(exc.stderr):
@@ -220,7 +243,13 @@ class Repo:
             self.git.add("-A")
         elif paths:
             self.git.add("-A", "--", *paths)
-        return self._committed(parent, self.git.commit("-m", message))
+        return self._committed(parent, self.git.commit("-m", message, env=_NO_AUTO_MAINTENANCE))
+
+    def maintain(self) -> None:
+        """git's automatic maintenance (`gc --auto`: packs loose objects past a threshold),
+        which every `git commit` would otherwise start as one more process; the loop runs it
+        every few experiments and when it stops."""
+        self.git.maintenance("run", "--auto", "--quiet")
 
     def _committed(self, parent: str, summary: str) -> str:
         sha = self.head()
@@ -436,11 +465,11 @@ class Repo:
         self.git.rm("-q", "--cached", "--ignore-unmatch", "--", *paths)
 
     def commit_staged(self, message: str) -> None:
-        self.git.commit("-q", "-m", message)
+        self.git.commit("-q", "-m", message, env=_NO_AUTO_MAINTENANCE)
 
     def commit_only(self, message: str, paths: list[str]) -> None:
         """Commit the changes of `paths` (tracked already), nothing else that is staged."""
-        self.git.commit("-q", "-m", message, "--", *paths)
+        self.git.commit("-q", "-m", message, "--", *paths, env=_NO_AUTO_MAINTENANCE)
 
     def unstage(self) -> None:
         """Empty the staging area (`git reset -q`); the files keep their changes."""
