@@ -107,20 +107,25 @@ def counting_git() -> Iterator[None]:
         git.cmd.Git.execute = original  # type: ignore[method-assign]
 
 
+# git processes started between two records of a round (its start and stop left out).
+STEADY_CALLS: list[int] = []
+
+
 def daemon_round(root: Path, n: int) -> list[float]:
-    stamps: list[tuple[float, Experiment]] = []
+    stamps: list[tuple[float, Experiment, int]] = []
 
     def emit(event: object) -> None:
         if isinstance(event, ExperimentRecorded):
-            stamps.append((time.perf_counter(), event.experiment))
+            stamps.append((time.perf_counter(), event.experiment, sum(GIT_CALLS.values())))
 
     with counting_git():
         Loop(root, cfg.from_builtins(CONFIG), InstantEdit(), emit=emit, limit=n).run()
     overhead = []
-    for (before, _), (after, exp) in itertools.pairwise(stamps):
+    for (before, _, calls_before), (after, exp, calls) in itertools.pairwise(stamps):
         if exp.number == 0:
             continue
         overhead.append(after - before - exp.runtime_s - exp.agent_s)
+        STEADY_CALLS.append(calls - calls_before)
     return overhead
 
 
@@ -141,6 +146,7 @@ def bash_round(root: Path, first: int, last: int) -> list[float]:
 def run(table: Table, experiments: int = 200, rounds: int = 10) -> dict[str, float]:
     print(f"loop overhead: {experiments} experiments each, 1,000-file repositories", flush=True)
     GIT_CALLS.clear()
+    STEADY_CALLS.clear()
     with tempfile.TemporaryDirectory(prefix="bench-overhead-") as tmp:
         extra = {"metric.txt": "score: 100000\n"}
         daemon_repo = make_repo(Path(tmp) / "daemon", extra=extra)
@@ -167,10 +173,24 @@ def run(table: Table, experiments: int = 200, rounds: int = 10) -> dict[str, flo
     table.add(bench, "git processes per experiment, daemon", f"{calls:.1f}", top)
     table.add(
         bench,
+        "git processes per experiment, daemon, between two records",
+        f"{statistics.mean(STEADY_CALLS):.2f}",
+        "a round's start and stop left out: a keep 2 (status, commit), a discard 4 (+ status,"
+        " reset), the status before the edit after a keep 1; notes every 5",
+    )
+    table.add(
+        bench,
         "git processes per experiment, bash",
         "3.5",
         "counted from its script, not measured: add 1, commit 1, rev-parse 1, reset on the"
         " half that are discards 0.5 (+ cat, grep, tail, cut)",
+    )
+    m_daemon, m_bash = statistics.mean(daemon), statistics.mean(bash)
+    table.add(
+        bench,
+        "ratio of the means",
+        f"{m_daemon / m_bash:.2f}",
+        f"{fmt(m_daemon * 1000)} / {fmt(m_bash * 1000, 'ms')}: keeps and discards together",
     )
     q_daemon, q_bash = statistics.quantiles(daemon, n=4)[0], statistics.quantiles(bash, n=4)[0]
     table.add(
