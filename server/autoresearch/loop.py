@@ -404,7 +404,7 @@ class Loop:
             self._phase("committing", current=n)
             description = outcome.description or describe.diff_summary(self.repo, parent, allowed)
             # A retry's commit takes over ref n from the attempt it retires (kept as n-<label>).
-            sha = self._commit(n, description, allowed, parent, last.sha if last else None)
+            sha = self._commit(n, description, edit.enforcement, parent, last.sha if last else None)
             if last is not None and self._same_tree(sha, last.sha):
                 events.append(f"attempt {retries + reworks + 1} is the same code: not run again")
                 self._say(f"#{n}: the retry left the code as it was: the previous run stands")
@@ -552,11 +552,17 @@ class Loop:
         self._stop.wait(self.agent_retry_wait_s)
 
     def _commit(
-        self, n: int, description: str, paths: list[str], parent: str, retired: str | None
+        self,
+        n: int,
+        description: str,
+        edit: scope.Enforcement,
+        parent: str,
+        retired: str | None,
     ) -> str:
         try:
-            # scope.enforce emptied the staging area: the paths are the whole commit.
-            sha = self.repo.commit(f"autoresearch #{n}: {description}", paths, unstaged=True)
+            # scope.enforce emptied the staging area: the allowed paths are the whole commit.
+            message, tracked = f"autoresearch #{n}: {description}", not edit.added
+            sha = self.repo.commit(message, edit.allowed, tracked=tracked)
         except Exception as exc:
             guarded_reset.discard_edit(self.repo, parent, self._dirt)
             self.journal.write(Entry(tag=self.tag, branch=self.branch))

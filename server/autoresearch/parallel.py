@@ -598,7 +598,9 @@ class ParallelLoop(Loop):
             failures = 0
             description = outcome.description or describe.diff_summary(repo, parent, allowed)
             self._worker_state(slot.worker, phase="committing", description=description)
-            sha = repo.commit(f"autoresearch #{n}: {description}", allowed, unstaged=True)
+            sha = repo.commit(
+                f"autoresearch #{n}: {description}", allowed, tracked=not edit.enforcement.added
+            )
             if last is not None and repo.same_tree(sha, last.sha):
                 events.append(f"attempt {retries + reworks + 1} is the same code: not run again")
                 break

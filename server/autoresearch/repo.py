@@ -220,20 +220,21 @@ class Repo:
     def create_branch(self, name: str) -> None:
         self.git.checkout("-b", name)
 
-    def commit(self, message: str, paths: list[str] | None = None, unstaged: bool = False) -> str:
+    def commit(self, message: str, paths: list[str] | None = None, tracked: bool = False) -> str:
         """Stage `paths` (all changes when None) and commit; hooks run, as for the user.
 
         Paths git already knows (edited or deleted files: the loop's usual case) are committed
         in one call, `git commit -- paths`; a new file among them needs `git add` first. The
         summary git prints is kept: diff_stats of this commit then needs no `git diff`.
-        `unstaged`: the caller has just emptied the staging area (scope.enforce does), so the
-        paths are added to the index as it is (`--include`) rather than committed through a
-        temporary index of their own (`--only`), which writes the index three times.
+        `tracked`: git knows every path and the caller has just emptied the staging area
+        (scope.enforce does): the paths are added to the index as it is (`--include`) rather
+        than committed through a temporary index of their own (`--only`), which writes the
+        index three times. (`--include` would leave a new file out without a word.)
         git's automatic maintenance is left to maintain(), run every few experiments."""
         parent = self.head() if self.has_commits() else ""
         if paths:
             try:
-                mode = "--include" if unstaged else "--only"
+                mode = "--include" if tracked else "--only"
                 out = self.git.commit(mode, "-m", message, "--", *paths, env=_NO_AUTO_MAINTENANCE)
                 return self._committed(parent, out)
             except git.GitCommandError as exc:

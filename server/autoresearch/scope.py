@@ -159,6 +159,8 @@ class Enforcement(msgspec.Struct):
     off_limits: list[str] = msgspec.field(default_factory=list)
     # Other paths outside scope whose changes were undone.
     reverted: list[str] = msgspec.field(default_factory=list)
+    # Allowed paths git does not track yet (new files): a commit must add them first.
+    added: list[str] = msgspec.field(default_factory=list)
 
     @property
     def off_limits_touched(self) -> bool:
@@ -234,6 +236,7 @@ def enforce(
         repo.unstage()
         changes = repo.status()
     allowed: list[str] = []
+    added: list[str] = []
     off: list[str] = []
     reverted: list[str] = []
     restore: list[str] = []
@@ -266,6 +269,8 @@ def enforce(
             size = _size(repo.root / path)
             if size <= MAX_FILE_BYTES:
                 allowed.append(path)
+                if change.untracked:
+                    added.append(path)
                 continue
             reverted.append(path)
             events.append(
@@ -306,7 +311,9 @@ def enforce(
             events.append(f"{path} lies under a link the edit made: not put back")
     _restore(repo, restore)
     repo.remove_untracked(remove)
-    return Enforcement(allowed=allowed, events=events, off_limits=off, reverted=reverted)
+    return Enforcement(
+        allowed=allowed, events=events, off_limits=off, reverted=reverted, added=added
+    )
 
 
 def _savable(root: Path, rel: str) -> bool:

@@ -68,6 +68,32 @@ def test_a_keep_costs_two_git_processes_and_a_discard_two_more(tmp_path: Path) -
     assert git(repo, "status", "--porcelain") == ""
 
 
+def test_a_new_file_is_committed_with_the_edited_ones(tmp_path: Path) -> None:
+    """The cheaper commit (--include) would leave a new file out without a word: an edit that
+    adds one is committed the other way, whole."""
+    files = {"train.py": TRAIN, "evaluate.py": EVAL, "lib/data.py": "BATCH = 8\n"}
+    repo = make_repo(tmp_path / "repo", files)
+
+    def edit_and_add(root: Path) -> str:
+        set_lr("0.35")(root)
+        (root / "lib" / "schedule.py").write_text("WARMUP = 10\n")
+        return "LR -> 0.35 with a schedule"
+
+    proposer = ScriptedProposer([edit_and_add, set_lr("0.31")])
+    loop = Loop(
+        repo,
+        make_config(scope__files=["train.py", "lib/*.py"]),
+        proposer,
+        emit=lambda _: None,
+        limit=2,
+    )
+    loop.run()
+    assert [e.status for e in proposer.observed] == ["keep", "keep", "keep"]
+    first = git(repo, "show", "--name-only", "--format=", f"refs/autoresearch/{loop.tag}/1")
+    assert first.split() == ["lib/schedule.py", "train.py"]
+    assert git(repo, "status", "--porcelain") == ""
+
+
 def test_a_persons_edit_while_paused_after_a_discard_is_theirs(tmp_path: Path) -> None:
     """The discard's status may not stand for the next edit step when the loop paused between:
     the edit made meanwhile would look like the agent's, outside the scope, and be reverted."""
