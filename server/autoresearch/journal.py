@@ -3,10 +3,10 @@
 Before each irreversible step the loop writes what is about to happen; resume reads it and
 completes or undoes that step. Writes are atomic (temp file, renames; `state.previous` holds the
 old entry for the moment between them): a killed daemon leaves the old entry or the new one,
-never half of one. They are not fsynced (four per experiment would be
-a tenth of the loop's own time): the page cache outlives a killed process, and against a power
-loss the journal could not restore more than git keeps, whose loose objects and refs are not
-fsynced by default either. The records themselves (ledger.py) are fsynced.
+never half of one. They are not fsynced (four per experiment would be a tenth of the loop's own
+time): the page cache outlives a killed process, and against a power loss the journal could not
+restore more than git keeps, whose loose objects and refs are not fsynced by default either. The
+records themselves (ledger.py) are fsynced.
 """
 
 from __future__ import annotations
