@@ -60,6 +60,10 @@ class Saved(msgspec.Struct, array_like=True):
     lineno: int
     warnings: list[str]
     sessions: list[SavedSession]
+    # Saved by the ledger: every line of the prefix decoded as a whole record, each session's
+    # numbers ascending in file order, so a later ledger may take the index for its own read
+    # (the daemon's read decodes only a few fields of each line: its index is not).
+    whole: bool = False
 
 
 _decoder = msgspec.msgpack.Decoder(Saved)
@@ -86,6 +90,7 @@ def save(
     lineno: int,
     warnings: list[str],
     sessions: list[SavedSession],
+    whole: bool = False,
 ) -> None:
     """Write the index of `prefix`, the first bytes of `jsonl` (open as `fd`), just read whole.
     Never fails the caller: without an index the next reader reads the whole file."""
@@ -105,6 +110,7 @@ def save(
             lineno=lineno,
             warnings=warnings,
             sessions=sessions,
+            whole=whole,
         )
         path = jsonl.with_name(INDEX_FILE)
         tmp = path.with_name(f".{INDEX_FILE}.{os.getpid()}.tmp")

@@ -20,6 +20,7 @@ from . import diskspace, jsonl_index, results_tsv
 from .experiment import Experiment
 from .journal import pause_point
 from .protocol import SessionSummary
+from .session_history import History, Prefix
 from .session_records import Tally, tally_of
 
 STATE_DIR = ".autoresearch"
@@ -50,19 +51,27 @@ class Ledger:
 
     def load(self, repair: bool = True) -> None:
         """Read experiments.jsonl once; a half-written last line is cut off (`repair`), or
-        only skipped by readers such as `status` that must not write under a running loop."""
+        only skipped by readers such as `status` that must not write under a running loop.
+        The lines a saved index of the ledger's covers are not decoded now (session_history)."""
         self.sessions, self.tallies = {}, {}
         if self.jsonl.exists():
-            data = self.jsonl.read_bytes()
+            with open(self.jsonl, "rb") as f:  # one file: the index checked is the one read
+                saved = jsonl_index.load(self.jsonl, f.fileno())
+                if saved is not None and not (saved.whole and not saved.warnings):
+                    saved = None  # the daemon's index: its lines were not decoded whole
+                base = saved.size if saved is not None else 0
+                f.seek(base)
+                data = f.read()
             end = data.rfind(b"\n") + 1
             if end < len(data) and repair:
                 with open(self.jsonl, "r+b") as f:
-                    f.truncate(end)
+                    f.truncate(base + end)
             offsets: dict[str, tuple[array[int], array[int]]] = {}
+            read: dict[str, list[Experiment]] = {}
             view, decode, find = memoryview(data), _decoder.decode, data.find
             tag, exps, starts, ends = None, [], array("q"), array("q")
             with results_tsv.gc_paused():
-                pos, lineno = 0, 0
+                pos, lineno = 0, saved.lineno if saved is not None else 0
                 while pos < end:  # once per experiment: kept lean
                     stop = find(b"\n", pos)
                     lineno += 1
@@ -78,16 +87,39 @@ class Ledger:
                     else:
                         if exp.tag != tag:
                             tag = exp.tag
-                            exps = self.sessions.setdefault(tag, [])
+                            exps = read.setdefault(tag, [])
                             starts, ends = offsets.setdefault(tag, (array("q"), array("q")))
                         exps.append(exp)
-                        starts.append(pos)
-                        ends.append(stop)
+                        starts.append(base + pos)
+                        ends.append(base + stop)
                     pos = stop + 1
-            self.tallies = {tag: tally_of(tag, exps) for tag, exps in self.sessions.items()}
-            if repair:  # the loop's own read: the daemon opening this session reads the index
-                self._save_index(memoryview(data)[:end], lineno, offsets)
+            if saved is not None:
+                self._restore(saved, read)
+            else:
+                self.sessions = dict(read)
+                self.tallies = {tag: tally_of(tag, exps) for tag, exps in read.items()}
+                if repair:  # the loop's own read: the daemon opening this session reads the index
+                    self._save_index(memoryview(data)[:end], lineno, offsets)
         self._loaded = True
+
+    def _restore(self, saved: jsonl_index.Saved, read: dict[str, list[Experiment]]) -> None:
+        """The indexed sessions, undecoded, then the records read after the index."""
+        for s in saved.sessions:
+            numbers = jsonl_index.ints(s.numbers)
+            prefix = Prefix(
+                self.jsonl, jsonl_index.ints(s.starts), jsonl_index.ints(s.ends), numbers
+            )
+            history = History(prefix)
+            tally = s.tally.copy()
+            if tally.best_number is not None:  # the index keeps the best's number, not its record
+                tally.best_record = history.by_number(tally.best_number)
+            self.sessions[s.tag], self.tallies[s.tag] = history, tally  # type: ignore[assignment]
+        for tag, exps in read.items():
+            if tag in self.sessions:
+                for exp in exps:
+                    self._add(exp)
+            else:
+                self.sessions[tag], self.tallies[tag] = exps, tally_of(tag, exps)
 
     def _save_index(
         self, prefix: memoryview, lines: int, offsets: dict[str, tuple[array[int], array[int]]]
@@ -104,7 +136,7 @@ class Ledger:
         except OSError:
             return
         try:
-            jsonl_index.save(self.jsonl, fd, prefix, lines, [], saved)
+            jsonl_index.save(self.jsonl, fd, prefix, lines, [], saved, whole=True)
         finally:
             os.close(fd)
 
@@ -148,7 +180,8 @@ class Ledger:
         for exp in records[count:]:
             self._write(self._append_row, self.results, exp)
         self._rows = len(records)
-        return list(records)  # the caller's own list: record() appends to ours
+        # The caller's own list: record() appends to ours.
+        return records.copy() if isinstance(records, History) else list(records)
 
     def record(self, exp: Experiment) -> None:
         """Append to both files unless already there (a resumed, half-recorded experiment)."""

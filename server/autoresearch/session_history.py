@@ -1,0 +1,177 @@
+"""A session's records as the ledger holds them after a load through the saved index.
+
+The lines the index covers stay in experiments.jsonl until they are needed: one experiment
+(the baseline, the best, the last) is decoded on its own, and the first use of the whole
+session (a loop iterating its history) decodes them all at once, in one read, for every copy
+of the history together. So a resume of 100,000 experiments reconciles the records without
+decoding them, and what needs them pays one bulk decode, not 100,000 single ones.
+
+The index is only trusted for this when every line it covers was a record of its session, in
+order (`jsonl_index.Saved.plain`) and its prefix still matches the file (its CRC): the lines
+decoded later are the lines the ledger would have read.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import threading
+from array import array
+from collections.abc import Iterable, Iterator, MutableSequence
+from pathlib import Path
+from typing import overload
+
+import msgspec
+
+from .experiment import Experiment
+from .results_tsv import gc_paused
+
+_decoder = msgspec.json.Decoder(Experiment)
+
+
+class HistoryError(RuntimeError):
+    """experiments.jsonl changed under the ledger after its load; the message says what to do."""
+
+
+class Prefix:
+    """The indexed lines of one session; decoded at most once as a whole, shared by copies."""
+
+    __slots__ = ("_items", "_lock", "ends", "numbers", "path", "starts")
+
+    def __init__(self, path: Path, starts: array[int], ends: array[int], numbers: array[int]):
+        self.path = path
+        self.starts, self.ends, self.numbers = starts, ends, numbers
+        self._items: list[Experiment] | None = None
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def position(self, number: int) -> int | None:
+        i = bisect.bisect_left(self.numbers, number)
+        return i if i < len(self.numbers) and self.numbers[i] == number else None
+
+    def one(self, i: int) -> Experiment:
+        items = self._items
+        if items is not None:
+            return items[i]
+        return self._decode_range(i, i + 1)[0]
+
+    def all(self) -> list[Experiment]:
+        with self._lock:
+            if self._items is None:
+                with gc_paused():
+                    self._items = self._decode_range(0, len(self.starts))
+            return self._items
+
+    def _decode_range(self, first: int, last: int) -> list[Experiment]:
+        if first >= last:
+            return []
+        base, stop = self.starts[first], self.ends[last - 1]
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError as exc:
+            raise self._changed(exc.strerror or str(exc)) from None
+        try:
+            data = os.pread(fd, stop - base, base)
+        finally:
+            os.close(fd)
+        if len(data) != stop - base:
+            raise self._changed("it is shorter than when it was read")
+        try:
+            # Other sessions' lines may sit between this one's: each line is cut out by offset.
+            view = memoryview(data)
+            decode = _decoder.decode
+            return [
+                decode(view[a - base : b - base])
+                for a, b in zip(self.starts[first:last], self.ends[first:last], strict=True)
+            ]
+        except msgspec.DecodeError as exc:
+            raise self._changed(str(exc)) from None
+
+    def _changed(self, why: str) -> HistoryError:
+        return HistoryError(
+            f"{self.path} changed after the loop read it ({why}): it was rewritten under a"
+            " running loop. Stop the loop and resume it: the records are read again."
+        )
+
+
+class History(MutableSequence[Experiment]):
+    """A session's experiments, oldest first: an indexed `Prefix` and the records after it.
+    Used as the list the ledger and the loop hold; whole-list uses decode the prefix once."""
+
+    def __init__(self, prefix: Prefix | None, tail: Iterable[Experiment] = ()) -> None:
+        self._prefix = prefix
+        self._tail: list[Experiment] = list(tail)
+
+    def _whole(self) -> list[Experiment]:
+        if self._prefix is not None:  # once: from now on the tail holds every experiment
+            self._tail = [*self._prefix.all(), *self._tail]
+            self._prefix = None
+        return self._tail
+
+    def by_number(self, number: int) -> Experiment | None:
+        """The experiment numbered `number` in the prefix, decoding only it."""
+        if self._prefix is None:
+            return None
+        i = self._prefix.position(number)
+        return None if i is None else self._prefix.one(i)
+
+    def __len__(self) -> int:
+        return (len(self._prefix) if self._prefix is not None else 0) + len(self._tail)
+
+    @overload
+    def __getitem__(self, index: int) -> Experiment: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Experiment]: ...
+    def __getitem__(self, index: int | slice) -> Experiment | list[Experiment]:
+        prefix = self._prefix
+        if isinstance(index, slice):
+            span = range(len(self))[index]
+            m = len(prefix) if prefix is not None else 0
+            if m and (not span or min(span[0], span[-1]) >= m):  # records read after the prefix
+                return [self._tail[i - m] for i in span]
+            return self._whole()[index]
+        if prefix is None:
+            return self._tail[index]
+        n, m = len(self), len(prefix)
+        i = index + n if index < 0 else index
+        if not 0 <= i < n:
+            raise IndexError(index)
+        return prefix.one(i) if i < m else self._tail[i - m]
+
+    @overload
+    def __setitem__(self, index: int, value: Experiment) -> None: ...
+    @overload
+    def __setitem__(self, index: slice, value: Iterable[Experiment]) -> None: ...
+    def __setitem__(self, index: int | slice, value: Experiment | Iterable[Experiment]) -> None:
+        self._whole()[index] = value  # type: ignore[index,assignment]
+
+    def __delitem__(self, index: int | slice) -> None:
+        del self._whole()[index]
+
+    def insert(self, index: int, value: Experiment) -> None:
+        self._whole().insert(index, value)
+
+    def append(self, value: Experiment) -> None:
+        self._tail.append(value)  # the prefix stays undecoded
+
+    def __iter__(self) -> Iterator[Experiment]:
+        return iter(self._whole())
+
+    def __reversed__(self) -> Iterator[Experiment]:
+        return reversed(self._whole())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, History | list):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"History({len(self)} experiments)"
+
+    def copy(self) -> History:
+        """Another list of the same experiments; the prefix (and its one decode) is shared."""
+        return History(self._prefix, self._tail)
