@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import mmap
 import os
 from array import array
 from collections.abc import Callable
@@ -19,6 +20,7 @@ import msgspec
 from . import diskspace, jsonl_index, results_tsv
 from .experiment import Experiment
 from .journal import pause_point
+from .jsonl_index import MIN_LINES
 from .protocol import SessionSummary
 from .session_history import History, Prefix
 from .session_records import Tally, tally_of
@@ -94,22 +96,45 @@ class Ledger:
                         ends.append(base + stop)
                     pos = stop + 1
             if saved is not None:
-                self._restore(saved, read)
+                indexed = self._restore(saved, read)
+                # Grown by half since (a long run): saved again, so the next resume reads less.
+                if repair and lineno - saved.lineno >= max(MIN_LINES, saved.lineno // 2):
+                    self._save_grown(base + end, lineno, read, offsets, indexed)
             else:
                 self.sessions = dict(read)
                 self.tallies = {tag: tally_of(tag, exps) for tag, exps in read.items()}
                 if repair:  # the loop's own read: the daemon opening this session reads the index
-                    self._save_index(memoryview(data)[:end], lineno, offsets)
+                    self._save_index(memoryview(data)[:end], lineno, read, offsets)
         self._loaded = True
 
-    def _restore(self, saved: jsonl_index.Saved, read: dict[str, list[Experiment]]) -> None:
+    def _save_grown(
+        self,
+        size: int,
+        lines: int,
+        read: dict[str, list[Experiment]],
+        offsets: dict[str, tuple[array[int], array[int]]],
+        indexed: dict[str, Prefix],
+    ) -> None:
+        try:
+            with (
+                open(self.jsonl, "rb") as f,
+                mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ) as prefix,
+            ):  # mapped, not read: only its CRC is taken
+                self._save_index(prefix, lines, read, offsets, indexed)
+        except (OSError, ValueError):
+            return  # a cache only: the next resume reads those lines again
+
+    def _restore(
+        self, saved: jsonl_index.Saved, read: dict[str, list[Experiment]]
+    ) -> dict[str, Prefix]:
         """The indexed sessions, undecoded, then the records read after the index."""
+        indexed = {}
         for s in saved.sessions:
             numbers = jsonl_index.ints(s.numbers)
             prefix = Prefix(
                 self.jsonl, jsonl_index.ints(s.starts), jsonl_index.ints(s.ends), numbers
             )
-            history = History(prefix)
+            history, indexed[s.tag] = History(prefix), prefix
             tally = s.tally.copy()
             if tally.best_number is not None:  # the index keeps the best's number, not its record
                 tally.best_record = history.by_number(tally.best_number)
@@ -120,16 +145,29 @@ class Ledger:
                     self._add(exp)
             else:
                 self.sessions[tag], self.tallies[tag] = exps, tally_of(tag, exps)
+        return indexed
 
     def _save_index(
-        self, prefix: memoryview, lines: int, offsets: dict[str, tuple[array[int], array[int]]]
+        self,
+        prefix: bytes | memoryview | mmap.mmap,
+        lines: int,
+        read: dict[str, list[Experiment]],
+        offsets: dict[str, tuple[array[int], array[int]]],
+        indexed: dict[str, Prefix] | None = None,
     ) -> None:
+        """Save the index of `prefix`, the file's first bytes: the lines `read` now, after the
+        lines of an index restored (`indexed`, known to be in order)."""
         saved = []
-        for tag, exps in self.sessions.items():
+        for tag in self.sessions:
+            earlier, exps = (indexed or {}).get(tag), read.get(tag, [])
             numbers = array("q", (exp.number for exp in exps))
-            if any(a >= b for a, b in pairwise(numbers)):
+            starts, ends = offsets.get(tag, (array("q"), array("q")))
+            if earlier is not None:
+                numbers = earlier.numbers + numbers
+                starts, ends = earlier.starts + starts, earlier.ends + ends
+            first = len(earlier) if earlier is not None else 0
+            if any(a >= b for a, b in pairwise(numbers[max(0, first - 1) :])):
                 return  # an experiment written twice: the daemon sorts that out on its own read
-            starts, ends = offsets[tag]
             saved.append(jsonl_index.session(tag, starts, ends, numbers, self.tallies[tag]))
         try:
             fd = os.open(self.jsonl, os.O_RDONLY)
