@@ -11,7 +11,7 @@ import errno
 import mmap
 import os
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, MutableSequence
 from itertools import pairwise
 from pathlib import Path
 
@@ -45,7 +45,8 @@ class Ledger:
         self.results = root / results_tsv.RESULTS_FILE
         self.jsonl = self.state_dir / JSONL_FILE
         self.metric_name = metric_name
-        self.sessions: dict[str, list[Experiment]] = {}
+        # Plain lists, or Histories whose indexed records are decoded on first whole use.
+        self.sessions: dict[str, MutableSequence[Experiment]] = {}
         # Each session's counts and best, kept as records are read and appended.
         self.tallies: dict[str, Tally] = {}
         self._loaded = False
@@ -138,7 +139,7 @@ class Ledger:
             tally = s.tally.copy()
             if tally.best_number is not None:  # the index keeps the best's number, not its record
                 tally.best_record = history.by_number(tally.best_number)
-            self.sessions[s.tag], self.tallies[s.tag] = history, tally  # type: ignore[assignment]
+            self.sessions[s.tag], self.tallies[s.tag] = history, tally
         for tag, exps in read.items():
             if tag in self.sessions:
                 for exp in exps:
@@ -178,7 +179,7 @@ class Ledger:
         finally:
             os.close(fd)
 
-    def experiments(self, tag: str) -> list[Experiment]:
+    def experiments(self, tag: str) -> MutableSequence[Experiment]:
         if not self._loaded:
             self.load()
         return self.sessions.setdefault(tag, [])
@@ -198,7 +199,7 @@ class Ledger:
         self.sessions.setdefault(exp.tag, []).append(exp)
         self.tallies.setdefault(exp.tag, Tally(tag=exp.tag)).add_experiment(exp)
 
-    def reconcile(self, tag: str, pending: Experiment | None = None) -> list[Experiment]:
+    def reconcile(self, tag: str, pending: Experiment | None = None) -> MutableSequence[Experiment]:
         """Make results.tsv and the jsonl agree after a kill (or a deleted table) and return
         this session's experiments. Each file is completed from the other; only a line cut short
         by a kill is removed. `pending` is the journal's decided record: when results.tsv has

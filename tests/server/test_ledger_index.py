@@ -5,11 +5,14 @@ each line) is never taken for the ledger's read."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import msgspec
 import pytest
+from conftest import git
 
 from autoresearch import jsonl_index, results_tsv
 from autoresearch.experiment import Experiment
@@ -183,3 +186,45 @@ def test_the_index_is_saved_again_once_the_session_has_grown(root: Path) -> None
     assert len(ledger.experiments("a")) == N + more
     assert ledger.tally("a").best_number == (N + more - 1) // 10 * 10
     assert ledger.experiments("a")[-1] == record(N + more - 1)
+
+
+def run(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "autoresearch", *args, "--dir", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_a_real_loop_resumes_through_the_index_and_runs_on(repo: Path) -> None:
+    """`autoresearch run` resumed twice on a repository whose records hold an older session of
+    thousands of experiments: the first resume reads every line and saves the index, the
+    second takes its session's records from the index and the loop runs on from them."""
+    assert run(repo, "init", "--direction", "lower", "--metric", "score").returncode == 0
+    git(repo, "add", "autoresearch.toml")
+    git(repo, "commit", "-qm", "config")
+    done = run(repo, "run", "--loop", "2")
+    assert done.returncode == 0, done.stderr
+    jsonl = jsonl_of(repo)
+    ours = jsonl.read_bytes()
+    tag = msgspec.json.decode(ours.splitlines()[0])["tag"]
+    jsonl.write_bytes(b"".join(line(n, "older") for n in range(N)) + ours)
+
+    first = run(repo, "run", "--loop", "1")
+    assert first.returncode == 0, first.stderr
+    assert "after 3 experiments" in first.stdout
+    with open(jsonl, "rb") as f:
+        saved = jsonl_index.load(jsonl, f.fileno())
+    assert saved is not None and saved.whole and saved.lineno == N + 3
+    second = run(repo, "run", "--loop", "1")  # through the index: its 3 records, then #3
+    assert second.returncode == 0, second.stderr
+    assert "after 4 experiments" in second.stdout
+
+    rows = results_tsv.read(repo / "results.tsv")
+    assert [r.number for r in rows] == [0, 1, 2, 3, 4]
+    ledger = Ledger(repo)
+    assert [e.number for e in ledger.experiments(tag)] == [0, 1, 2, 3, 4]
+    assert ledger.tally(tag).total == 5 and ledger.tally("older").total == N
+    assert [e.commit[:7] for e in ledger.experiments(tag)] == [r.commit for r in rows]
