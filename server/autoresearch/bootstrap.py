@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import shutil
+from collections.abc import MutableSequence
 from pathlib import Path
 
 import msgspec
@@ -21,6 +22,7 @@ from .journal import Entry, Journal
 from .ledger import Ledger
 from .repo import BRANCH_PREFIX, REF_PREFIX, Repo
 from .runner import kill_marked, processes_with_env, signal_all
+from .session_history import last_keep
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +42,8 @@ class Session(msgspec.Struct):
     tag: str
     branch: str
     resumed: bool
-    history: list[Experiment]
+    # A resume's is the ledger's History: its records decoded when first used whole.
+    history: MutableSequence[Experiment]
     # What recovery did, for the progress output.
     recovered: list[str] = msgspec.field(default_factory=list)
     # An experiment interrupted before its decision: its commit runs again (loop._rerun).
@@ -236,9 +239,9 @@ def resume(repo: Repo, config: Config, ledger: Ledger, journal: Journal, tag: st
         repo.stage([CONFIG_FILE])
         repo.commit_only("autoresearch: config changed", [CONFIG_FILE])
         recovered.append(f"committed the changed {CONFIG_FILE}")
-    keeps = [e for e in history if e.status == "keep"]
-    if keeps and repo.resolve(keeps[-1].commit) is None:
-        recovered.append(f"the last keep {keeps[-1].commit[:7]} is not in this repository")
+    keep = last_keep(history)
+    if keep is not None and repo.resolve(keep.commit) is None:
+        recovered.append(f"the last keep {keep.commit[:7]} is not in this repository")
     if rerun is None:  # a re-run's pending record stays journaled until it runs
         journal.write(Entry(tag=tag, branch=branch))
     return Session(
@@ -315,7 +318,7 @@ def recover(
 
 
 def _record_interrupted(
-    ledger: Ledger, history: list[Experiment] | None, exp: Experiment, why: str
+    ledger: Ledger, history: MutableSequence[Experiment] | None, exp: Experiment, why: str
 ) -> None:
     crashed = msgspec.structs.replace(
         exp,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import msgspec
@@ -108,7 +109,7 @@ class EditStep:
 def context(
     root: Path,
     config: Config,
-    history: list[Experiment],
+    history: Sequence[Experiment],
     best: Experiment | None,
     failure: tuple[str, FailureKind] | None,
     attempt: int,
@@ -129,8 +130,8 @@ def context(
     )
 
 
-def reverts_in_a_row(history: list[Experiment]) -> int:
-    """Discards and crashes since the last keep."""
+def reverts_in_a_row(history: Sequence[Experiment]) -> int:
+    """Discards and crashes since the last keep (a History decodes back only to it)."""
     count = 0
     for exp in reversed(history):
         if exp.status == "keep":

@@ -22,7 +22,7 @@ from .experiment import Experiment
 from .journal import pause_point
 from .jsonl_index import MIN_LINES
 from .protocol import SessionSummary
-from .session_history import History, Prefix
+from .session_history import History, Prefix, copy_of
 from .session_records import Tally, tally_of
 
 STATE_DIR = ".autoresearch"
@@ -219,8 +219,7 @@ class Ledger:
         for exp in records[count:]:
             self._write(self._append_row, self.results, exp)
         self._rows = len(records)
-        # The caller's own list: record() appends to ours.
-        return records.copy() if isinstance(records, History) else list(records)
+        return copy_of(records)  # the caller's own list: record() appends to ours
 
     def record(self, exp: Experiment) -> None:
         """Append to both files unless already there (a resumed, half-recorded experiment)."""

@@ -17,7 +17,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, MutableSequence
 from pathlib import Path
 
 import msgspec
@@ -121,7 +121,8 @@ class Loop:
         self.repo = Repo(root)
         self.ledger = Ledger(root, config.metric.name)
         self.journal = Journal(root / ".autoresearch")
-        self.history: list[Experiment] = []
+        # A resume's is the ledger's History: its records decoded when first used whole.
+        self.history: MutableSequence[Experiment] = []
         self.tag = ""
         self.branch = ""
         # The enforced off-limits globs (configured + guard and test files) and their checksums.
@@ -179,7 +180,7 @@ class Loop:
 
     # ---- the machine -------------------------------------------------------------------------
 
-    def run(self) -> list[Experiment]:
+    def run(self) -> MutableSequence[Experiment]:
         """Set up or resume, then iterate until stopped or `limit` iterations are done."""
         self._started = time.monotonic()
         try:

@@ -6,6 +6,8 @@ and what has been tried.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from .config import Config
 from .experiment import Experiment
 from .results_tsv import format_metric
@@ -29,7 +31,7 @@ SECTIONS = (
 )
 
 
-def render(config: Config, tag: str, history: list[Experiment]) -> str:
+def render(config: Config, tag: str, history: Sequence[Experiment]) -> str:
     m, r, p = config.metric, config.run, config.protocol
     extraction = (
         f"Regex `{m.pattern}` on run.log; the last match wins."
@@ -64,10 +66,10 @@ def render(config: Config, tag: str, history: list[Experiment]) -> str:
     return "\n".join([*lines, ""])
 
 
-def tried(history: list[Experiment]) -> list[str]:
+def tried(history: Sequence[Experiment]) -> list[str]:
     if not history:
         return ["(nothing yet: the baseline comes first)"]
-    shown = history[-TRIED_LIMIT:]
+    shown = history[-TRIED_LIMIT:]  # a History decodes only these
     out = []
     if len(history) > len(shown):
         out.append(f"({len(history) - len(shown)} earlier experiments in results.tsv)")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import msgspec
@@ -50,6 +50,7 @@ from .policy import Verdict
 from .protocol import WorkerState
 from .repo import BRANCH_PREFIX, REF_PREFIX, Repo, checked_out_branch, git_version
 from .runner import Runner
+from .session_history import copy_of
 from .slots import Slot
 
 # The loop's own commits on the branch that an experiment need not be measured again over.
@@ -63,7 +64,8 @@ class Job(msgspec.Struct):
     number: int
     parent: str
     best: Experiment | None
-    history: list[Experiment]
+    # The session as the job started: its own copy (a History's shares the undecoded records).
+    history: Sequence[Experiment]
     others: list[str] = msgspec.field(default_factory=list)
     sha: str = ""
     description: str = ""
@@ -189,7 +191,7 @@ class ParallelLoop(Loop):
                 number=n,
                 parent=entry.parent,
                 best=self._best(),
-                history=list(self.history),
+                history=copy_of(self.history),
                 sha=entry.commit,
                 description=pending.description,
                 events=events,
@@ -329,7 +331,7 @@ class ParallelLoop(Loop):
                     number=n,
                     parent=self._head,
                     best=self._best(),
-                    history=list(self.history),
+                    history=copy_of(self.history),
                     others=others,
                 )
                 self._flying[n] = job
@@ -406,7 +408,7 @@ class ParallelLoop(Loop):
             number=exp.number,
             parent=head,
             best=best,
-            history=list(self.history),
+            history=copy_of(self.history),
             sha=sha,
             description=exp.description,
             events=[*exp.events, event],
@@ -688,7 +690,7 @@ class ParallelLoop(Loop):
         """`job` started again from the session as it is now: the branch's tip, its best."""
         with self._cv:
             return msgspec.structs.replace(
-                job, parent=self._head, best=self._best(), history=list(self.history)
+                job, parent=self._head, best=self._best(), history=copy_of(self.history)
             )
 
     def _pending(self, job: Job) -> Experiment:

@@ -8,6 +8,7 @@ the history is; the history fills whatever the other sections leave, most inform
 from __future__ import annotations
 
 import heapq
+from collections.abc import Sequence
 
 from .agents.base import EditContext
 from .experiment import Experiment
@@ -228,7 +229,7 @@ def _history(ctx: EditContext, budget: int) -> str:
 
 
 def _ranked_keeps(
-    history: list[Experiment], lower: bool, best: Experiment | None
+    history: Sequence[Experiment], lower: bool, best: Experiment | None
 ) -> list[Experiment]:
     # By number, not identity: the loop may hand over `best` as a separate copy.
     skip = best.number if best is not None else None
@@ -237,7 +238,7 @@ def _ranked_keeps(
     return pick(_TOP_KEEPS, keeps, key=lambda e: e.metric)
 
 
-def _newest(history: list[Experiment], status: str, n: int) -> list[Experiment]:
+def _newest(history: Sequence[Experiment], status: str, n: int) -> list[Experiment]:
     found: list[Experiment] = []
     for e in reversed(history):
         if e.status == status:

@@ -10,6 +10,7 @@ message; a person's commits are never reset away: the start is refused, naming t
 from __future__ import annotations
 
 import re
+from collections.abc import MutableSequence, Sequence
 
 import msgspec
 
@@ -18,6 +19,7 @@ from .guarded_reset import BOOKKEEPING_SUBJECT, EXPERIMENT_SUBJECT, name_commits
 from .ledger import Ledger
 from .preflight import PreflightError
 from .repo import BRANCH_PREFIX, REF_PREFIX, Repo
+from .session_history import last_keep
 
 # Recorded with an experiment whose record was lost, when its commit runs again.
 LOST_EVENT = "its record was lost (results.tsv and experiments.jsonl): run again"
@@ -28,7 +30,11 @@ def description_of(repo: Repo, sha: str) -> str:
 
 
 def fill_from_refs(
-    repo: Repo, ledger: Ledger, tag: str, history: list[Experiment], rerun: Experiment | None
+    repo: Repo,
+    ledger: Ledger,
+    tag: str,
+    history: MutableSequence[Experiment],
+    rerun: Experiment | None,
 ) -> tuple[Experiment | None, list[str]]:
     """Numbers with a ref but no record: the last runs again (when nothing else does and its
     parent is the last keep), the others are recorded as crashes. `history` is appended to."""
@@ -42,7 +48,7 @@ def fill_from_refs(
             continue
         sha = refs.get(n, "")
         parent = (repo.parent(sha) or "") if sha else ""
-        keeps = [e.commit for e in history if e.status == "keep"]
+        keep = last_keep(history)
         base = Experiment(
             number=n,
             commit=sha,
@@ -51,7 +57,7 @@ def fill_from_refs(
             tag=tag,
             parent=parent,
         )
-        if n == top and rerun is None and sha and keeps and _on_keep(repo, keeps[-1], parent):
+        if n == top and rerun is None and sha and keep and _on_keep(repo, keep.commit, parent):
             rerun = msgspec.structs.replace(base, events=[LOST_EVENT])
             done.append(f"experiment #{n} ({sha[:7]}) has a ref but no record: it runs again")
             continue
@@ -77,15 +83,14 @@ def _on_keep(repo: Repo, keep: str, parent: str) -> bool:
 
 
 def put_head(
-    repo: Repo, tag: str, history: list[Experiment], rerun: Experiment | None
+    repo: Repo, tag: str, history: Sequence[Experiment], rerun: Experiment | None
 ) -> tuple[bool, list[str]]:
     """Put HEAD on the last keep (with the loop's own bookkeeping commits above it), or on the
     commit of the experiment to run again. Returns whether that re-run can go ahead (its parent
     is still the branch's tip) and what was done."""
-    keeps = [e for e in history if e.status == "keep"]
-    if not keeps or repo.resolve(keeps[-1].commit) is None:
+    keep = last_keep(history)
+    if keep is None or repo.resolve(keep.commit) is None:
         return rerun is not None, []
-    keep = keeps[-1]
     keep_sha = repo.resolve(keep.commit) or keep.commit  # another tool's table has short shas
     branch = BRANCH_PREFIX + tag
     head = repo.head()

@@ -1,14 +1,16 @@
 """A session's records as the ledger holds them after a load through the saved index.
 
 The lines the index covers stay in experiments.jsonl until they are needed: one experiment
-(the baseline, the best, the last) is decoded on its own, and the first use of the whole
-session (a loop iterating its history) decodes them all at once, in one read, for every copy
-of the history together. So a resume of 100,000 experiments reconciles the records without
-decoding them, and what needs them pays one bulk decode, not 100,000 single ones.
+(the baseline, the best) is decoded on its own, a slice or a look back from the newest (the
+notes' last records, the streak since the last keep) decodes only what it reaches, and the
+first use of the whole session (a loop iterating its history, an agent's prompt, a sweep's
+replay) decodes them all at once, in one read, for every copy of the history together. So a
+resume of 100,000 experiments reconciles the records without decoding them, and what needs
+them pays one bulk decode, not 100,000 single ones.
 
-The index is only trusted for this when every line it covers was a record of its session, in
-order (`jsonl_index.Saved.plain`) and its prefix still matches the file (its CRC): the lines
-decoded later are the lines the ledger would have read.
+The index is only trusted for this when every line it covers was decoded whole by the ledger,
+each session's records in order (`jsonl_index.Saved.whole`), and its prefix still matches the
+file (jsonl_index.load): the lines decoded later are the lines the ledger would have read.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ import bisect
 import os
 import threading
 from array import array
-from collections.abc import Iterable, Iterator, MutableSequence
+from collections.abc import Iterable, Iterator, MutableSequence, Sequence
 from pathlib import Path
-from typing import overload
+from typing import Any, overload
 
 import msgspec
 
@@ -27,6 +29,8 @@ from .experiment import Experiment
 from .results_tsv import gc_paused
 
 _decoder = msgspec.json.Decoder(Experiment)
+# The first chunk a look back decodes: the last keep is usually among the last few records.
+_CHUNK = 64
 
 
 class HistoryError(RuntimeError):
@@ -56,6 +60,28 @@ class Prefix:
         if items is not None:
             return items[i]
         return self._decode_range(i, i + 1)[0]
+
+    def span(self, first: int, last: int) -> list[Experiment]:
+        """Records `first` up to `last`: a few decoded on their own (the notes' last ones), most
+        of the session decoded whole and kept (runlogs' first pass)."""
+        items = self._items
+        if items is None and 2 * (last - first) < len(self.starts):
+            return self._decode_range(first, last)
+        return self.all()[first:last]
+
+    def backwards(self) -> Iterator[Experiment]:
+        """Newest first, decoded a chunk at a time: a look back to the last keep (stops, the
+        reverts in a row, resume's last keep) decodes what it reaches. A look that goes on past
+        a few chunks decodes the rest whole, once, as a forward pass would."""
+        stop, size = len(self.starts), _CHUNK
+        while stop > 0:
+            items = self._items
+            if items is not None or size > _CHUNK * 16:
+                yield from reversed((items or self.all())[:stop])
+                return
+            first = max(0, stop - size)
+            yield from reversed(self._decode_range(first, stop))
+            stop, size = first, size * 4
 
     def all(self) -> list[Experiment]:
         with self._lock:
@@ -127,11 +153,15 @@ class History(MutableSequence[Experiment]):
     def __getitem__(self, index: int | slice) -> Experiment | list[Experiment]:
         prefix = self._prefix
         if isinstance(index, slice):
-            span = range(len(self))[index]
-            m = len(prefix) if prefix is not None else 0
-            if m and (not span or min(span[0], span[-1]) >= m):  # records read after the prefix
-                return [self._tail[i - m] for i in span]
-            return self._whole()[index]
+            if prefix is None:
+                return self._tail[index]
+            span, m = range(len(self))[index], len(prefix)
+            if not span:
+                return []
+            first, last = min(span[0], span[-1]), max(span[0], span[-1]) + 1
+            # Only the part of the prefix the slice covers is decoded (notes' last records).
+            part = prefix.span(first, min(last, m)) if first < m else []
+            return [part[i - first] if i < m else self._tail[i - m] for i in span]
         if prefix is None:
             return self._tail[index]
         n, m = len(self), len(prefix)
@@ -160,7 +190,22 @@ class History(MutableSequence[Experiment]):
         return iter(self._whole())
 
     def __reversed__(self) -> Iterator[Experiment]:
-        return reversed(self._whole())
+        if self._prefix is None:
+            return reversed(self._tail)
+        return self._backwards(self._prefix, self._tail[:])
+
+    @staticmethod
+    def _backwards(prefix: Prefix, tail: list[Experiment]) -> Iterator[Experiment]:
+        yield from reversed(tail)
+        yield from prefix.backwards()
+
+    def index(self, value: Any, start: int = 0, stop: int | None = None) -> int:
+        # Sequence.index reads one item at a time: a single pass over the whole instead.
+        whole = self._whole()
+        return whole.index(value, start, len(whole) if stop is None else stop)
+
+    def count(self, value: Any) -> int:
+        return self._whole().count(value)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, History | list):
@@ -175,3 +220,15 @@ class History(MutableSequence[Experiment]):
     def copy(self) -> History:
         """Another list of the same experiments; the prefix (and its one decode) is shared."""
         return History(self._prefix, self._tail)
+
+
+def last_keep(records: Sequence[Experiment]) -> Experiment | None:
+    """The newest keep, looked for from the newest record back (a History decodes only what
+    that look reaches)."""
+    return next((e for e in reversed(records) if e.status == "keep"), None)
+
+
+def copy_of(records: Sequence[Experiment]) -> MutableSequence[Experiment]:
+    """A list of `records` of one's own (a job's, the loop's): a History's copy shares its
+    undecoded prefix, where `list(...)` would decode it."""
+    return records.copy() if isinstance(records, History) else list(records)

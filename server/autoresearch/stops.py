@@ -7,6 +7,7 @@ on the reason returned. With no `[stop]` setting the loop never stops by itself.
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import re
 from collections.abc import Sequence
@@ -103,8 +104,9 @@ def stop_reason(
         return f"{runs} experiments were run (stop.max_experiments {stop.max_experiments})"
     if stop.plateau is not None:
         without = 0
-        for i in range(len(history) - 1, 0, -1):  # the baseline (#0) is no experiment
-            if history[i].status == "keep":
+        # Newest first, the baseline (#0, the first record) no experiment.
+        for e in itertools.islice(reversed(history), max(len(history) - 1, 0)):
+            if e.status == "keep":
                 break
             without += 1
         if without >= stop.plateau:

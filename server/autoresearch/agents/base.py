@@ -8,6 +8,7 @@ language model asked through the client) and must return promptly once `cancel` 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -29,8 +30,9 @@ class EditContext(msgspec.Struct):
     # The number the experiment will get.
     number: int
     config: Config
-    # This session's experiments so far, oldest first (the baseline is number 0).
-    history: list[Experiment]
+    # This session's experiments so far, oldest first (the baseline is number 0); a resumed
+    # session's is a History (session_history), decoded on first whole use.
+    history: Sequence[Experiment]
     best: Experiment | None
     # Set when this call must fix something: guard output, a crash's log tail, ...
     failure: str | None = None

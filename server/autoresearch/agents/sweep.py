@@ -17,6 +17,7 @@ import re
 import threading
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import msgspec
@@ -320,7 +321,7 @@ class SweepProposer:
     def _pick(self) -> str:
         return self.rng.choice(sorted(self.constants))
 
-    def _sync(self, history: list[Experiment]) -> None:
+    def _sync(self, history: Sequence[Experiment]) -> None:
         """On the first call, teach the study what this session already tried (resume)."""
         for exp in history:
             params = exp.params or (self._values_at(exp.commit) if exp.number == 0 else {})
