@@ -127,48 +127,51 @@ class History(MutableSequence[Experiment]):
     Used as the list the ledger and the loop hold; whole-list uses decode the prefix once."""
 
     def __init__(self, prefix: Prefix | None, tail: Iterable[Experiment] = ()) -> None:
-        self._prefix = prefix
-        self._tail: list[Experiment] = list(tail)
+        # One attribute, replaced at once: a parallel worker copying the coordinator's history
+        # never sees the prefix beside a tail that already holds it.
+        self._parts: tuple[Prefix | None, list[Experiment]] = (prefix, list(tail))
 
     def _whole(self) -> list[Experiment]:
-        if self._prefix is not None:  # once: from now on the tail holds every experiment
-            self._tail = [*self._prefix.all(), *self._tail]
-            self._prefix = None
-        return self._tail
+        prefix, tail = self._parts
+        if prefix is not None:  # once: from now on the tail holds every experiment
+            tail = [*prefix.all(), *tail]
+            self._parts = (None, tail)
+        return tail
 
     def by_number(self, number: int) -> Experiment | None:
         """The experiment numbered `number` in the prefix, decoding only it."""
-        if self._prefix is None:
+        prefix = self._parts[0]
+        if prefix is None:
             return None
-        i = self._prefix.position(number)
-        return None if i is None else self._prefix.one(i)
+        i = prefix.position(number)
+        return None if i is None else prefix.one(i)
 
     def __len__(self) -> int:
-        return (len(self._prefix) if self._prefix is not None else 0) + len(self._tail)
+        prefix, tail = self._parts
+        return (len(prefix) if prefix is not None else 0) + len(tail)
 
     @overload
     def __getitem__(self, index: int) -> Experiment: ...
     @overload
     def __getitem__(self, index: slice) -> list[Experiment]: ...
     def __getitem__(self, index: int | slice) -> Experiment | list[Experiment]:
-        prefix = self._prefix
+        prefix, tail = self._parts
+        if prefix is None:
+            return tail[index]
+        m = len(prefix)
+        n = m + len(tail)
         if isinstance(index, slice):
-            if prefix is None:
-                return self._tail[index]
-            span, m = range(len(self))[index], len(prefix)
+            span = range(n)[index]
             if not span:
                 return []
             first, last = min(span[0], span[-1]), max(span[0], span[-1]) + 1
             # Only the part of the prefix the slice covers is decoded (notes' last records).
             part = prefix.span(first, min(last, m)) if first < m else []
-            return [part[i - first] if i < m else self._tail[i - m] for i in span]
-        if prefix is None:
-            return self._tail[index]
-        n, m = len(self), len(prefix)
+            return [part[i - first] if i < m else tail[i - m] for i in span]
         i = index + n if index < 0 else index
         if not 0 <= i < n:
             raise IndexError(index)
-        return prefix.one(i) if i < m else self._tail[i - m]
+        return prefix.one(i) if i < m else tail[i - m]
 
     @overload
     def __setitem__(self, index: int, value: Experiment) -> None: ...
@@ -184,15 +187,16 @@ class History(MutableSequence[Experiment]):
         self._whole().insert(index, value)
 
     def append(self, value: Experiment) -> None:
-        self._tail.append(value)  # the prefix stays undecoded
+        self._parts[1].append(value)  # the prefix stays undecoded
 
     def __iter__(self) -> Iterator[Experiment]:
         return iter(self._whole())
 
     def __reversed__(self) -> Iterator[Experiment]:
-        if self._prefix is None:
-            return reversed(self._tail)
-        return self._backwards(self._prefix, self._tail[:])
+        prefix, tail = self._parts
+        if prefix is None:
+            return reversed(tail)
+        return self._backwards(prefix, tail[:])
 
     @staticmethod
     def _backwards(prefix: Prefix, tail: list[Experiment]) -> Iterator[Experiment]:
@@ -219,7 +223,7 @@ class History(MutableSequence[Experiment]):
 
     def copy(self) -> History:
         """Another list of the same experiments; the prefix (and its one decode) is shared."""
-        return History(self._prefix, self._tail)
+        return History(*self._parts)
 
 
 def last_keep(records: Sequence[Experiment]) -> Experiment | None:
