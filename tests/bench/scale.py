@@ -248,48 +248,25 @@ def run(
             chart_first, chart_warm, chart_bytes = chart_series_time(root, n)
             cold = first_page_unindexed(root, n)
             label = f"{n:,} experiments"
-            table.add(
-                "scale",
-                f"{label}: load results.tsv + jsonl",
-                fmt(load * 1000, "ms"),
-                f"jsonl {size:.0f} MB, saved index",
-            )
-            table.add(
-                "scale",
-                f"{label}: load, no saved index",
-                fmt(cold_load * 1000, "ms"),
-                "decodes every line",
-            )
-            table.add(
-                "scale",
-                f"{label}: resumed history, first whole use",
-                fmt(decode * 1000, "ms"),
-                "decodes the records the load left",
-            )
-            table.add(
-                "scale",
-                f"{label}: first experiments page (RPC)",
-                fmt(first * 1000, "ms"),
-                "reads the session",
-            )
-            table.add(
-                "scale",
-                f"{label}: first page, no saved index (RPC)",
-                fmt(cold * 1000, "ms"),
-                "reads every line",
-            )
-            table.add(
-                "scale",
-                f"{label}: next pages (RPC), median",
-                fmt(warm * 1000, "ms"),
-                "200 rows, top and middle",
-            )
-            table.add(
-                "scale",
-                f"{label}: chart series, 1,000 columns (RPC)",
-                fmt(chart_first * 1000, "ms"),
-                f"then {fmt(chart_warm * 1000, 'ms')}; {chart_bytes / MB:.1f} MB of JSON",
-            )
+            rows = [
+                ("load results.tsv + jsonl", load * 1000, f"jsonl {size:.0f} MB, saved index"),
+                ("load, no saved index", cold_load * 1000, "decodes every line"),
+                (
+                    "resumed history, first whole use",
+                    decode * 1000,
+                    "decodes the records the load left",
+                ),
+                ("first experiments page (RPC)", first * 1000, "reads the session"),
+                ("first page, no saved index (RPC)", cold * 1000, "reads every line"),
+                ("next pages (RPC), median", warm * 1000, "200 rows, top and middle"),
+                (
+                    "chart series, 1,000 columns (RPC)",
+                    chart_first * 1000,
+                    f"then {fmt(chart_warm * 1000, 'ms')}; {chart_bytes / MB:.1f} MB of JSON",
+                ),
+            ]
+            for what, ms, note in rows:
+                table.add("scale", f"{label}: {what}", fmt(ms, "ms"), note)
             table.add("scale", f"{label}: daemon RSS", fmt(rss, "MB"), f"{fmt(idle, 'MB')} before")
             out[f"load_{n}"], out[f"page_{n}"], out[f"rss_{n}"] = load, warm, rss
             subprocess.run(["rm", "-rf", str(root)], check=True)
