@@ -715,6 +715,8 @@ class Loop:
             # be a person's: set aside, never overwritten.
             what = f"your uncommitted edit of {notes.NOTES_FILE}"
             self._say(guarded_reset.stash(self.repo, [notes.NOTES_FILE], what))
+            # The snapshot a discard carried holds that edit: read the tree again instead.
+            self._next_snapshot = None
         path.write_text(text, encoding="utf-8")
         try:
             self._head = self.repo.commit("autoresearch: refresh notes", [notes.NOTES_FILE])

@@ -128,6 +128,41 @@ def test_a_persons_edit_while_paused_after_a_discard_is_theirs(tmp_path: Path) -
     assert "notes.md" not in git(repo, "show", "--name-only", "--format=", "HEAD~0", "HEAD~1")
 
 
+def test_a_persons_notes_edit_stashed_at_a_checkpoint_is_not_put_back(tmp_path: Path) -> None:
+    """#5 is a discard and a checkpoint: the person's uncommitted edit of the notes, made during
+    its run, is in the status the discard carries, and the notes refresh stashes it. When #6's
+    agent then scribbles on the notes (outside the scope), they go back to the refreshed notes,
+    never to the stashed edit as if it were still the person's file."""
+    repo = make_repo(tmp_path / "repo")
+    mine = "my notes, written during #5's run\n"
+    scribbled = False
+
+    def scribble(root: Path) -> str:
+        nonlocal scribbled
+        scribbled = True
+        (root / "autoresearch.md").write_text("the agent's scribble\n")
+        return set_lr("0.31")(root)
+
+    edits = [set_lr("0.35"), set_lr("0.9"), set_lr("0.9"), set_lr("0.9"), set_lr("0.9"), scribble]
+    proposer = ScriptedProposer(edits)
+
+    after_6: list[str] = []
+
+    def emit(event: object) -> None:
+        if isinstance(event, LoopState) and event.phase == "running" and event.current == 5:
+            (repo / "autoresearch.md").write_text(mine)
+        if isinstance(event, ExperimentRecorded) and event.experiment.number == 6:
+            after_6.append((repo / "autoresearch.md").read_text())  # before the stop's refresh
+
+    Loop(repo, make_config(), proposer, emit=emit, limit=6).run()
+    assert scribbled and [e.status for e in proposer.observed][5:] == ["discard", "keep"]
+    assert not [e for e in proposer.observed[6].events if "put back" in e]
+    assert after_6 == [git(repo, "show", "HEAD~1:autoresearch.md") + "\n"]  # #5's refresh
+    stashed = git(repo, "stash", "list").splitlines()
+    assert len(stashed) == 1 and "your uncommitted edit of autoresearch.md" in stashed[0]
+    assert git(repo, "show", "stash@{0}:autoresearch.md") == mine.strip()
+
+
 def test_git_maintenance_runs_when_the_loop_stops_not_after_each_commit(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo")
     trace = tmp_path / "trace.json"
