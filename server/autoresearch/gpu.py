@@ -182,12 +182,18 @@ def open_source(environ: Mapping[str, str] | None = None, root: Path | None = No
     path = (os.environ if environ is None else environ).get(FAKE_ENV)
     if path:
         return FakeSource(path)
-    if root is not None:
-        from .ray_gpu import source_for
+    cluster = cluster_source(root, environ) if root is not None else None
+    return cluster if cluster is not None else NvmlSource()
 
-        if (cluster := source_for(root)) is not None:
-            return cluster
-    return NvmlSource()
+
+def cluster_source(root: Path, environ: Mapping[str, str] | None = None) -> GpuSource | None:
+    """The Ray cluster's GPUs when `root`'s config runs its experiments there, unless the fake
+    source is set (it stands for every GPU, the cluster's too)."""
+    if (os.environ if environ is None else environ).get(FAKE_ENV):
+        return None
+    from .ray_gpu import source_for  # the Ray client and git only when a root is asked about
+
+    return source_for(root)
 
 
 class GpuMonitor:

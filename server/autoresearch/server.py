@@ -40,9 +40,8 @@ from pygls.protocol import JsonRPCNotification, JsonRPCRequestMessage, default_c
 
 from .agents.editor import EditorUnreachable
 from .detect import detect
-from .gpu import FAKE_ENV, GpuMonitor, open_source
+from .gpu import GpuMonitor, cluster_source, open_source
 from .protocol import REQUESTS, EditorEditParams, EditorEditResult, GpuStatus, Method, to_wire
-from .ray_gpu import source_for
 from .run_progress import RunProgress
 from .workspace import ParamError, Workspace, Workspaces
 
@@ -161,7 +160,7 @@ class AutoresearchServer(LanguageServer):
         """One monitor per daemon, about 1 Hz; it notifies only on change. A `root` whose
         config runs experiments on a Ray cluster turns it to the cluster's GPUs."""
         with self._monitor_lock:
-            cluster = source_for(Path(root)) if root and not os.environ.get(FAKE_ENV) else None
+            cluster = cluster_source(Path(root)) if root else None
             if cluster is not None:
                 if self._monitor is not None:
                     self._monitor.stop()
