@@ -1,12 +1,14 @@
 """`make bench`: the daemon's figures, printed as a table and kept in tests/bench/RESULTS.md.
 
-    python tests/bench/run.py                  # everything (about 5 minutes on 2 cores)
+    python tests/bench/run.py                  # everything (about 8 minutes on 2 cores)
     python tests/bench/run.py overhead soak    # some of them
     python tests/bench/run.py --no-write       # print only
 
 Figures, not pass/fail: each line says what it is compared with. The quality bars (DESIGN.md
 section 7) are: loop overhead within 1.5x of a bare shell loop; memory flat over 1,000
 experiments; pages instant at 10,000 experiments; extraction cost independent of run.log size.
+`vscode` runs the end-to-end suite's large-session scenario (issue #21's targets in the real
+VS Code): it needs `bash tests/e2e/setup.sh` and `make vsix`, which `make bench` runs.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import parallel  # noqa: E402
 import pruning  # noqa: E402
 import scale  # noqa: E402
 import soak  # noqa: E402
+import vscode  # noqa: E402
 from common import Table, machine  # noqa: E402
 
 BENCHES = {
@@ -36,6 +39,7 @@ BENCHES = {
     "footprint": footprint.run,
     "pruning": pruning.run,
     "parallel": parallel.run,
+    "vscode": vscode.run,
 }
 RESULTS = HERE / "RESULTS.md"
 
@@ -76,7 +80,8 @@ shared machine; ratios measured in one run are the figures to compare).
 
 {table.markdown()}
 How each figure is measured: see the docstrings of `tests/bench/overhead.py`, `scale.py`,
-`soak.py`, `footprint.py`, `pruning.py` and `parallel.py`.
+`soak.py`, `footprint.py`, `pruning.py`, `parallel.py` and `vscode.py`; for the VS Code figures,
+also tests/bench/VSCODE_RESULTS.md (where the time goes).
 """
 
 

@@ -24,6 +24,8 @@ export interface E2EState {
   lastMessage: { severity: "info" | "warning" | "error"; text: string; at: string } | null;
   updated: string;
   writes: number;
+  /** The extension host's pid: a reloaded window's dump is told from the old window's last one. */
+  host: number;
 }
 
 export function emptyState(): E2EState {
@@ -40,6 +42,7 @@ export function emptyState(): E2EState {
     lastMessage: null,
     updated: "",
     writes: 0,
+    host: process.pid,
   };
 }
 
