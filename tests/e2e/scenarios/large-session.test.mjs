@@ -23,7 +23,8 @@
 // to the frame after the plot was drawn, on the browser's clock: ...ClickToPaintedMs), with the
 // steps between.
 // AUTORESEARCH_E2E_BASELINE=1: VS Code's own share, an empty webview panel opened the same way
-// (fixtures/baseline-webview) as a new window's first webview, before the new window's chart.
+// (fixtures/baseline-webview): where the chart was reopened (beside the diff editor), and as a
+// new window's first webview, before the new window's chart.
 // AUTORESEARCH_E2E_FIGURES=file.json: the figures written there too (`make bench`:
 // tests/bench/vscode.py).
 import { test } from 'node:test';
@@ -132,7 +133,7 @@ function baselineVsix() {
 }
 
 /** Click the baseline's button (beside Show Chart), measure its empty panel, close it. */
-async function measureBaseline(page, figures) {
+async function measureBaseline(page, figures, prefix = 'baseline', label = 'baseline (an empty webview, opened as the chart is)') {
   await markBeat(page, true);
   const button = page.locator('.part.sidebar a.action-label[aria-label^="Baseline Webview"]').first();
   await button.waitFor({ timeout: 10_000 });
@@ -140,10 +141,10 @@ async function measureBaseline(page, figures) {
   const frame = webviewFrame(page);
   await frame.locator('body[data-timing*="painted"]').waitFor({ timeout: 60_000 });
   await page.waitForTimeout(1000);
-  figures.baselineMaxFrameGapMs = await maxGap(page);
+  figures[`${prefix}MaxFrameGapMs`] = await maxGap(page);
   const { steps, gaps } = await webviewSteps(page, frame);
-  figures.baselineClickToPaintedMs = steps.painted;
-  console.log(`# baseline (an empty webview, opened as the chart is) steps after the click (ms): ${JSON.stringify(steps)}; frame gaps [after the click, ms]: ${JSON.stringify(gaps)}`);
+  figures[`${prefix}ClickToPaintedMs`] = steps.painted;
+  console.log(`# ${label}, steps after the click (ms): ${JSON.stringify(steps)}; frame gaps [after the click, ms]: ${JSON.stringify(gaps)}`);
   await page.locator('.tabs-container .tab', { hasText: 'Baseline' }).click({ button: 'middle' });
   await page.locator('iframe.webview').first().waitFor({ state: 'detached', timeout: 30_000 });
   await page.waitForTimeout(1000);
@@ -251,6 +252,8 @@ test('100,000 experiments: activated before the click, tree, a reduced chart wit
     await closeChart(page);
     await openChart(page, figures, 'reopen', 'chart reopened');
     await closeChart(page);
+    // VS Code's empty webview where the chart was reopened: beside the diff editor just opened.
+    if (BASELINE) await measureBaseline(page, figures, 'baselineBesideDiff', 'baseline beside the diff');
     // The daemon's share of the first render, as the extension logged it.
     console.log(`# ${logs('Autoresearch').split('\n').filter((l) => / chart: /.test(l)).join('\n# ')}`);
 
