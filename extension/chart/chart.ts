@@ -113,7 +113,7 @@ export class ChartPanel implements vscode.Disposable {
     // Nothing is loaded from disk by the page (its script and style are inline).
     const panel = vscode.window.createWebviewPanel(
       "autoresearch.chart",
-      "Autoresearch Chart",
+      this.title(), // its final title at once: a later one relabels the tab while the plot draws
       { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true },
       { enableScripts: true, retainContextWhenHidden: true, localResourceRoots: [] },
     );
@@ -293,9 +293,13 @@ export class ChartPanel implements vscode.Disposable {
     this.epoch = epoch;
     this.charted = contents.charted;
     this.reducedTotal = contents.reducedTotal;
-    const metric = this.model.state?.metric;
-    if (this.panel) this.panel.title = `Autoresearch Chart${metric ? `: ${metric}` : ""}`;
+    if (this.panel && this.panel.title !== this.title()) this.panel.title = this.title();
     this.changed.fire();
+  }
+
+  private title(): string {
+    const metric = this.model.state?.metric;
+    return `Autoresearch Chart${metric ? `: ${metric}` : ""}`;
   }
 
   /** The daemon's counts and best for the charted session (the tree's numbers). */
