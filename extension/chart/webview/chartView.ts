@@ -361,12 +361,18 @@ new ResizeObserver(() => plot?.setSize({ width: Math.max(200, root.clientWidth),
 new MutationObserver(() => build()).observe(document.body, { attributes: true, attributeFilter: ["class"] });
 
 // The session embedded in the page (chartHtml.ts): drawn without asking for it, in a task of its
-// own (the page's parsing and this script's compiling are one task of VS Code's frame already,
-// and the webview shares the window's main thread: one long task would be a visible freeze).
-setTimeout(() => {
+// own after the next frame. The page's parsing and this script's compiling are one task already,
+// and the webview may share the window's main thread: run back to back, the two tasks made one
+// frame gap of both (#21). A hidden page gets no frames: the timer starts it then.
+let started = false;
+function start(): void {
+  if (started) return;
+  started = true;
   const embedded = document.getElementById("first")?.textContent;
   const first = embedded ? (JSON.parse(embedded) as { id: number; message: ToWebview }) : undefined;
   if (first) receive(first.message);
   // About one bucket per pixel of the plot (its width less the y axis).
   vscode.postMessage({ type: "ready", columns: Math.max(50, root.clientWidth - 80), first: first?.id });
-});
+}
+requestAnimationFrame(() => setTimeout(start));
+setTimeout(start, 100);
