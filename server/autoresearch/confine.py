@@ -10,8 +10,10 @@ made there is replaced, never followed (it may point out of the repository, or a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 
@@ -65,13 +67,29 @@ def why_not(root: Path, rel: str, setting: str = "scope.files") -> str | None:
 
 
 def write_inside(root: Path, rel: str, text: str) -> None:
-    """Write `rel` under `root`, refusing a link anywhere on its path."""
+    """Write `rel` under `root`, refusing a link anywhere on its path. The text replaces the file
+    whole (a temporary file beside it, renamed over it, with its mode): a loop killed meanwhile
+    leaves the old text or the new one, never a truncated file for the next start to read."""
     reason = why_not(root, rel)
     if reason:
         raise ConfinementError(f"Refused to edit {rel}: {reason}")
-    fd = os.open(root / rel, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
+    path = root / rel
+    # Opened as before the rename was used (no link, a writable file), for its mode.
+    fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
+    try:
+        mode = stat.S_IMODE(os.fstat(fd).st_mode)
+    finally:
+        os.close(fd)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".autoresearch")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            os.fchmod(f.fileno(), mode)
+            f.write(text)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
 
 
 # How read_own gives a symbolic link (its target after this), so that a person's own link is
