@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import stat
-import tempfile
 from pathlib import Path
 
 
@@ -67,24 +67,35 @@ def why_not(root: Path, rel: str, setting: str = "scope.files") -> str | None:
 
 
 def write_inside(root: Path, rel: str, text: str) -> None:
-    """Write `rel` under `root`, refusing a link anywhere on its path. The text replaces the file
-    whole (a temporary file beside it, renamed over it, with its mode): a loop killed meanwhile
-    leaves the old text or the new one, never a truncated file for the next start to read."""
+    """Write `rel` under `root`, refusing a link anywhere on its path; the text replaces the file
+    whole, with its mode (write_whole)."""
     reason = why_not(root, rel)
     if reason:
         raise ConfinementError(f"Refused to edit {rel}: {reason}")
     path = root / rel
-    # Opened as before the rename was used (no link, a writable file), for its mode.
+    data = text.encode("utf-8")
+    # Opened as an in-place write would be (no link, a writable file), for the mode it keeps.
     fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
     try:
         mode = stat.S_IMODE(os.fstat(fd).st_mode)
     finally:
         os.close(fd)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".autoresearch")
+    write_whole(path, data, mode)
+
+
+def write_whole(path: Path, data: bytes, mode: int | None) -> None:
+    """`data` as the file at `path`: written beside it, then renamed over it. A loop killed
+    meanwhile leaves the old file or the new one, never a truncated one (the next start read an
+    empty train.py; a person's edit being put back would be lost), and a hard link to a file
+    elsewhere is replaced, not written through. `mode`: the replaced file's; None for a new file
+    (0o666 less the umask)."""
+    temp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.autoresearch")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            os.fchmod(f.fileno(), mode)
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            if mode is not None:
+                os.fchmod(f.fileno(), mode)
+            f.write(data)
         os.replace(temp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -134,7 +145,5 @@ def put_back(root: Path, rel: str, data: bytes | None) -> bool:
     if data.startswith(LINK):
         os.symlink(os.fsdecode(data[len(LINK) :]), path)
         return True
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
+    write_whole(path, data, stat.S_IMODE(mode) if mode is not None and stat.S_ISREG(mode) else None)
     return True
