@@ -293,7 +293,8 @@ export class ChartPanel implements vscode.Disposable {
     this.epoch = epoch;
     this.charted = contents.charted;
     this.reducedTotal = contents.reducedTotal;
-    if (this.panel && this.panel.title !== this.title()) this.panel.title = this.title();
+    const title = this.title();
+    if (this.panel && this.panel.title !== title) this.panel.title = title;
     this.changed.fire();
   }
 
