@@ -301,9 +301,7 @@ def test_a_job_killed_mid_run_is_a_crash_and_the_loop_goes_on(head: Head, repo: 
 
     def sleeper() -> list[psutil.Process]:
         found = alive_with_env(HEAD_ENV, head.marker)
-        return [
-            p for p in found if "train.py" in " ".join(p.cmdline()) and _env(p, "1")
-        ]  # the job's own process, experiment #1
+        return [p for p in found if _job_process(p, "1")]  # experiment #1's train.py
 
     try:
         victims = until(sleeper, what="experiment #1's job process")
@@ -324,6 +322,15 @@ def test_a_job_killed_mid_run_is_a_crash_and_the_loop_goes_on(head: Head, repo: 
 def _env(p: psutil.Process, run: str) -> bool:
     try:
         return p.environ().get("AUTORESEARCH_RUN") == run
+    except psutil.Error:
+        return False
+
+
+def _job_process(p: psutil.Process, run: str) -> bool:
+    """Experiment `run`'s train.py. A process found alive may have exited (a zombie) by now:
+    read on a busy machine, its command line raised ZombieProcess."""
+    try:
+        return "train.py" in " ".join(p.cmdline()) and _env(p, run)
     except psutil.Error:
         return False
 

@@ -24,12 +24,16 @@ def running(client: Client, number: int) -> bool:
 
 
 def experiment_processes(server_pid: int) -> list[psutil.Process]:
-    """The runner's shell and the training script under it."""
-    return [
-        p
-        for p in psutil.Process(server_pid).children(recursive=True)
-        if "train.py" in " ".join(p.cmdline())
-    ]
+    """The runner's shell and the training script under it (a child that exits while they are
+    listed is left out: reading its command line raises then)."""
+    return [p for p in psutil.Process(server_pid).children(recursive=True) if _runs_train(p)]
+
+
+def _runs_train(p: psutil.Process) -> bool:
+    try:
+        return "train.py" in " ".join(p.cmdline())
+    except psutil.Error:
+        return False
 
 
 def gone(proc: psutil.Process) -> bool:
